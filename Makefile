@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both install what they need first (virtualenv, the package, Debian tools).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup tools test lint unit demo crd clean
+
+help:
+	@echo "make demo   - run the local autoscaling demo (installs what it needs)"
+	@echo "make test   - lint + type-check + every test (installs what it needs)"
+	@echo "make crd    - regenerate crds/queueworker.yaml from the API models"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,peers]'
+	@touch $@
+
+tools:
+	@bash scripts/ensure-tools.sh
+
+setup: $(STAMP) tools
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy -p queueworker
+
+unit: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: setup lint unit
+
+demo: setup
+	$(BIN)/queueworker demo
+
+crd: $(STAMP)
+	$(BIN)/queueworker crd > crds/queueworker.yaml
+	$(BIN)/queueworker crd --reference > crds/REFERENCE.md
+	@mkdir -p charts/queueworker-operator/crds
+	@cp crds/queueworker.yaml charts/queueworker-operator/crds/queueworker.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

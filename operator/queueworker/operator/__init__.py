@@ -1,0 +1,1 @@
+"""queueworker.operator: API, scaling engine, GPU capacity, kopf handlers."""

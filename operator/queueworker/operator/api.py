@@ -1,0 +1,512 @@
+"""The QueueWorker API (queueworker.dev/v1alpha1) as pydantic v2 models.
+
+These models are the one source of truth: `queueworker crd` generates
+crds/queueworker.yaml from them (see crd.py), and the operator, the local mode
+and the simulator all read specs through them. Rules that span several fields
+are written once, in ``CEL_RULES`` on each model: the CRD carries them as
+``x-kubernetes-validations`` and the model's validator evaluates the same
+predicate in Python, so a spec is rejected with the same message whether it
+goes through the API server or through ``queueworker validate``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+GROUP = "queueworker.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "QueueWorker"
+PLURAL = "queueworkers"
+SINGULAR = "queueworker"
+SHORT_NAMES = ["qw"]
+
+# Kubernetes names for condition types, reported on every QueueWorker.
+CONDITION_TYPES = ("Ready", "SpecValid", "RedisReachable", "GPULimited", "Scaling")
+
+
+class CelRule:
+    """A cross-field rule: the CEL text for the CRD and the same check in Python.
+
+    ``check`` receives the model instance and returns True when the rule holds.
+    ``field`` names the field the message is about (for error reporting).
+    """
+
+    def __init__(
+        self, rule: str, message: str, field: str, check: Callable[[Any], bool]
+    ) -> None:
+        self.rule = rule
+        self.message = message
+        self.field = field
+        self.check = check
+
+    def as_crd(self) -> dict[str, str]:
+        return {"rule": self.rule, "message": self.message, "fieldPath": f".{self.field}"}
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+        validate_default=True,
+    )
+    CEL_RULES: ClassVar[tuple[CelRule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cel_rules(self) -> Model:
+        for cel in type(self).CEL_RULES:
+            if not cel.check(self):
+                raise PydanticCustomError(
+                    "cel_rule",
+                    "{field}: {message} (rule: {rule})",
+                    {"field": cel.field, "message": cel.message, "rule": cel.rule},
+                )
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as it appears in the Kubernetes API (camelCase, no unset optionals)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --------------------------------------------------------------------------- redis
+
+
+class SecretKeyRef(Model):
+    """A key in a Secret in the QueueWorker's own namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, description="Secret name.")]
+    key: Annotated[str, Field(min_length=1, max_length=253, description="Key in the Secret.")]
+
+
+class RedisTLS(Model):
+    enabled: Annotated[bool, Field(description="Connect with TLS (rediss://).")] = False
+    ca_secret_ref: Annotated[
+        SecretKeyRef | None,
+        Field(description="PEM CA bundle to verify the server; the system CAs when absent."),
+    ] = None
+    insecure_skip_verify: Annotated[
+        bool, Field(description="Do not verify the server certificate (testing only).")
+    ] = False
+
+    CEL_RULES = (
+        CelRule(
+            "!self.insecureSkipVerify || !has(self.caSecretRef)",
+            "caSecretRef and insecureSkipVerify exclude each other",
+            "insecureSkipVerify",
+            lambda s: not (s.insecure_skip_verify and s.ca_secret_ref is not None),
+        ),
+    )
+
+
+class RedisSpec(Model):
+    """Where the queues live. Give `url`, or `urlSecretRef` to keep it out of the spec."""
+
+    url: Annotated[
+        str | None,
+        Field(
+            max_length=2048,
+            pattern=r"^(redis|rediss|unix)://",
+            description="redis://host:6379/0 (or rediss:// for TLS). Put passwords in "
+            "passwordSecretRef, not here.",
+        ),
+    ] = None
+    url_secret_ref: Annotated[
+        SecretKeyRef | None, Field(description="Secret key that holds the Redis URL.")
+    ] = None
+    username: Annotated[
+        str | None, Field(max_length=256, description="ACL user name (Redis 6+).")
+    ] = None
+    password_secret_ref: Annotated[
+        SecretKeyRef | None, Field(description="Secret key that holds the Redis password.")
+    ] = None
+    db: Annotated[
+        int | None,
+        Field(ge=0, le=1023, description="Database index; overrides the one in the URL."),
+    ] = None
+    tls: Annotated[RedisTLS, Field(description="TLS settings.")] = RedisTLS()
+
+    CEL_RULES = (
+        CelRule(
+            "has(self.url) != has(self.urlSecretRef)",
+            "set exactly one of url and urlSecretRef",
+            "url",
+            lambda s: (s.url is None) != (s.url_secret_ref is None),
+        ),
+    )
+
+
+# -------------------------------------------------------------------------- queues
+
+
+class QueueLayout(enum.StrEnum):
+    """How a queue is stored in Redis: decides which keys are summed for depth."""
+
+    native = "native"
+    list = "list"
+    stream = "stream"
+    celery = "celery"
+    rq = "rq"
+    laravel = "laravel"
+    bullmq = "bullmq"
+    sidekiq = "sidekiq"
+
+
+class QueueSpec(Model):
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=512,
+            description="Queue name as the worker library knows it (for `list`, the key).",
+        ),
+    ]
+    layout: Annotated[QueueLayout, Field(description="Redis key layout of the queue.")] = (
+        QueueLayout.native
+    )
+    weight: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1000,
+            description="Relative weight when GPU capacity or replicas are shared; "
+            "the list order is the priority order for native workers.",
+        ),
+    ] = 1
+    key_prefix: Annotated[
+        str | None,
+        Field(
+            max_length=256,
+            description="Key prefix override: Laravel's Redis prefix, BullMQ's prefix "
+            "(default 'bull'), Celery's global_keyprefix, Sidekiq's namespace.",
+        ),
+    ] = None
+    consumer_group: Annotated[
+        str | None,
+        Field(max_length=256, description="Consumer group (layout `stream` only)."),
+    ] = None
+
+    CEL_RULES = (
+        CelRule(
+            "self.layout != 'stream' || has(self.consumerGroup)",
+            "layout 'stream' needs consumerGroup",
+            "consumerGroup",
+            lambda s: s.layout != QueueLayout.stream or s.consumer_group is not None,
+        ),
+        CelRule(
+            "self.layout == 'stream' || !has(self.consumerGroup)",
+            "consumerGroup is only for layout 'stream'",
+            "consumerGroup",
+            lambda s: s.layout == QueueLayout.stream or s.consumer_group is None,
+        ),
+    )
+
+
+# ------------------------------------------------------------------------- scaling
+
+
+class ScalingPolicy(enum.StrEnum):
+    backlog = "backlog"
+    wait_time = "waitTime"
+
+
+class RateLimit(Model):
+    """At most `pods` (or `percent` of current replicas, whichever allows more) per period."""
+
+    pods: Annotated[int | None, Field(ge=1, le=10000, description="Pods per period.")] = None
+    percent: Annotated[
+        int | None, Field(ge=1, le=1000, description="Percent of current replicas per period.")
+    ] = None
+    period_seconds: Annotated[
+        int, Field(ge=1, le=3600, description="Length of the rate-limit period.")
+    ] = 15
+
+
+class ScaleUp(Model):
+    stabilization_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=3600,
+            description="Scale up to the lowest recommendation of this window (0: at once).",
+        ),
+    ] = 0
+    rate_limit: Annotated[
+        RateLimit | None, Field(description="Largest increase per period; none when absent.")
+    ] = None
+
+
+class ScaleDown(Model):
+    stabilization_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=3600,
+            description="Scale down only to the highest recommendation of this window.",
+        ),
+    ] = 60
+    rate_limit: Annotated[
+        RateLimit | None, Field(description="Largest decrease per period; none when absent.")
+    ] = None
+
+
+class ScalingSpec(Model):
+    min_replicas: Annotated[int, Field(ge=0, le=10000, description="Lower bound (0 allowed).")] = 0
+    max_replicas: Annotated[int, Field(ge=1, le=10000, description="Upper bound.")] = 10
+    policy: Annotated[
+        ScalingPolicy,
+        Field(
+            description="backlog: keep jobs per replica near targetBacklogPerReplica. "
+            "waitTime: size for targetWaitSeconds from measured arrival and service "
+            "rates (Little's law), falling back to backlog without rates."
+        ),
+    ] = ScalingPolicy.backlog
+    target_backlog_per_replica: Annotated[
+        int, Field(ge=1, le=1_000_000, description="Jobs (waiting + in flight) per replica.")
+    ] = 1
+    target_wait_seconds: Annotated[
+        float, Field(gt=0, le=86400, description="Target queue wait (policy waitTime).")
+    ] = 30.0
+    activation_backlog: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1_000_000,
+            description="Scale from zero only when jobs waiting exceed this (0: the first job).",
+        ),
+    ] = 0
+    poll_interval_seconds: Annotated[
+        float, Field(ge=0.5, le=300, description="How often queue depth is read.")
+    ] = 5.0
+    scale_up: Annotated[ScaleUp, Field(description="Scale-up behaviour.")] = ScaleUp()
+    scale_down: Annotated[ScaleDown, Field(description="Scale-down behaviour.")] = ScaleDown()
+    idle_seconds_before_zero: Annotated[
+        int,
+        Field(ge=0, le=86400, description="Seconds with no jobs at all before scaling to 0."),
+    ] = 60
+    fallback_replicas: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=10000,
+            description="Replicas while the queues cannot be read; keep current when absent.",
+        ),
+    ] = None
+    paused: Annotated[
+        bool,
+        Field(
+            description="Stop autoscaling; spec.replicas (kubectl scale) decides replicas."
+        ),
+    ] = False
+
+    CEL_RULES = (
+        CelRule(
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must be <= maxReplicas",
+            "minReplicas",
+            lambda s: s.min_replicas <= s.max_replicas,
+        ),
+        CelRule(
+            "!has(self.fallbackReplicas) || self.fallbackReplicas <= self.maxReplicas",
+            "fallbackReplicas must be <= maxReplicas",
+            "fallbackReplicas",
+            lambda s: s.fallback_replicas is None or s.fallback_replicas <= s.max_replicas,
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------- gpu
+
+
+class GPUSpec(Model):
+    resource_name: Annotated[
+        str | None,
+        Field(
+            max_length=253,
+            pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9._-]+$",
+            description="Extended resource, e.g. nvidia.com/gpu or nvidia.com/mig-1g.5gb; "
+            "found in the template's container limits when absent.",
+        ),
+    ] = None
+    cap_to_free_capacity: Annotated[
+        bool,
+        Field(description="Never ask for more replicas than free GPUs can hold."),
+    ] = True
+    priority: Annotated[
+        int,
+        Field(
+            ge=-1000,
+            le=1000,
+            description="Higher wins when QueueWorkers compete for the same free GPUs.",
+        ),
+    ] = 0
+
+
+# --------------------------------------------------------------------------- drain
+
+
+class DrainSpec(Model):
+    grace_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=86400,
+            description="Time a worker has to finish in-flight jobs on stop; becomes "
+            "terminationGracePeriodSeconds.",
+        ),
+    ] = 120
+    deadline_margin_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=3600,
+            description="The worker hands unfinished jobs back this long before the grace "
+            "period ends (its drain deadline).",
+        ),
+    ] = 10
+
+    CEL_RULES = (
+        CelRule(
+            "self.deadlineMarginSeconds < self.graceSeconds",
+            "deadlineMarginSeconds must be < graceSeconds",
+            "deadlineMarginSeconds",
+            lambda s: s.deadline_margin_seconds < s.grace_seconds,
+        ),
+    )
+
+    @property
+    def worker_deadline_seconds(self) -> int:
+        return self.grace_seconds - self.deadline_margin_seconds
+
+
+# ------------------------------------------------------------------------ template
+
+
+class Container(Model):
+    """A container of the worker pod. Only name and image are checked here; every
+    other field of a Kubernetes Container is accepted as is."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(min_length=1, max_length=63, description="Container name.")]
+    image: Annotated[str, Field(min_length=1, description="Image to run.")]
+
+
+class PodSpecPart(Model):
+    model_config = ConfigDict(extra="allow")
+    containers: Annotated[
+        list[Container], Field(min_length=1, description="At least one container.")
+    ]
+
+
+class ObjectMetaPart(Model):
+    model_config = ConfigDict(extra="allow")
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class PodTemplate(Model):
+    """A Kubernetes PodTemplateSpec: your worker image in any language, env,
+    resources, nodeSelector, tolerations, affinity, volumes."""
+
+    metadata: Annotated[ObjectMetaPart | None, Field(description="Labels and annotations.")] = (
+        None
+    )
+    spec: Annotated[PodSpecPart, Field(description="Pod spec.")]
+
+
+# ---------------------------------------------------------------------------- spec
+
+
+class QueueWorkerSpec(Model):
+    redis: Annotated[RedisSpec, Field(description="The Redis the queues live in.")]
+    queues: Annotated[
+        list[QueueSpec],
+        Field(
+            min_length=1,
+            max_length=64,
+            description="Queues to watch; the order is the priority order for native workers.",
+        ),
+    ]
+    template: Annotated[PodTemplate, Field(description="Pod template of the workers.")]
+    replicas: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=10000,
+            description="Replicas while scaling.paused (set by kubectl scale); ignored otherwise.",
+        ),
+    ] = None
+    scaling: Annotated[ScalingSpec, Field(description="Autoscaling.")] = ScalingSpec()
+    gpu: Annotated[GPUSpec, Field(description="GPU awareness.")] = GPUSpec()
+    drain: Annotated[DrainSpec, Field(description="Graceful drain.")] = DrainSpec()
+
+    @model_validator(mode="after")
+    def _unique_queues(self) -> QueueWorkerSpec:
+        # In the CRD this is x-kubernetes-list-type: map keyed by (name, layout).
+        seen: set[tuple[str, QueueLayout]] = set()
+        for q in self.queues:
+            if (q.name, q.layout) in seen:
+                raise PydanticCustomError(
+                    "unique_queue",
+                    "queues: queue {name!r} with layout {layout!r} is listed twice "
+                    "(rule: list-map keys name, layout are unique)",
+                    {"name": q.name, "layout": q.layout.value},
+                )
+            seen.add((q.name, q.layout))
+        return self
+
+
+# -------------------------------------------------------------------------- status
+
+
+class Condition(Model):
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class QueueStatus(Model):
+    name: str
+    layout: QueueLayout
+    waiting: int = 0
+    in_flight: int = 0
+    delayed: int = 0
+    oldest_age_seconds: float | None = None
+
+
+class GPUStatus(Model):
+    resource_name: str | None = None
+    per_replica: int = 0
+    free: int = 0
+    needed: int = 0
+    limited_by: int = 0
+
+
+class QueueWorkerStatus(Model):
+    model_config = ConfigDict(extra="allow")
+    observed_generation: int | None = None
+    replicas: int = 0
+    desired_replicas: int = 0
+    ready_replicas: int = 0
+    selector: str | None = None
+    backlog: int = 0
+    queues: list[QueueStatus] = []
+    oldest_job_age_seconds: float | None = None
+    gpu: GPUStatus | None = None
+    gpu_limited: bool = False
+    last_scale_time: str | None = None
+    last_scale_reason: str | None = None
+    conditions: list[Condition] = []
+    engine_memory: dict[str, Any] | None = None

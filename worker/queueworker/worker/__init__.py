@@ -1,0 +1,1 @@
+"""queueworker.worker: the Python worker runtime (jobs, broker, consumer, drain)."""
