@@ -14,6 +14,7 @@ import yaml
 
 from queueworker.operator import api
 from queueworker.operator.validation import SpecError, parse_manifest
+
 from support.apiserver import admit, load_crd
 
 ROOT = Path(__file__).resolve().parents[1]
