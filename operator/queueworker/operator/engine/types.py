@@ -1,0 +1,70 @@
+"""Data the scaling engine takes and returns. Plain, immutable, no I/O.
+
+This is the contract between the readers (Redis, heartbeats, Kubernetes
+Nodes/Pods), the pure decision function and the things that act on a decision
+(the operator's Deployment pool, the local process pool, the simulator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """One queue at one instant, as a layout reader saw it."""
+
+    name: str
+    layout: str
+    waiting: int  # ready to run now
+    in_flight: int  # taken by a worker, not finished
+    delayed: int = 0  # scheduled for later (not demand yet)
+    oldest_age_seconds: float | None = None  # oldest waiting job, where the layout says
+    enqueued_total: int | None = None  # monotonic counters, where the layout keeps them
+    completed_total: int | None = None
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One worker replica (pod or local process) as heartbeats and the pool see it."""
+
+    name: str
+    busy: bool  # running at least one job
+    in_flight: int = 0
+    ready: bool = True
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class GPUCapacity:
+    """What free GPUs allow this QueueWorker, in whole replicas."""
+
+    resource_name: str
+    per_replica: int
+    max_replicas: int  # replicas the free (or allotted) GPUs can hold, counting current ones
+    free: int = 0  # free units of the resource on eligible nodes
+    pending: int = 0  # this QueueWorker's pods waiting to be scheduled
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float  # seconds (monotonic or epoch: only differences are used)
+    queues: tuple[QueueDepth, ...] | None  # None: the queues could not be read
+    current_replicas: int
+    ready_replicas: int
+    pods: tuple[PodState, ...] = ()
+    gpu: GPUCapacity | None = None
+    error: str | None = None  # why queues is None
+    manual_replicas: int | None = None  # spec.replicas, used while paused
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired: int
+    reason: str  # one line a person can read: why this number
+    remove_first: tuple[str, ...] = ()  # pod names, idle first, when scaling down
+    gpu_limited: bool = False
+    gpu_shortfall: int = 0  # replicas wanted but not allowed by GPUs
+    memory: dict[str, Any] = field(default_factory=dict)  # JSON-safe; pass back next call
+    direction: str = "none"  # "up" | "down" | "none"

@@ -1,0 +1,77 @@
+"""Redis key layout of the native queueworker runtime: the contract between the
+worker (which writes these keys) and the operator's `native` depth reader and
+heartbeat reader (which only read them).
+
+All keys share a prefix (default ``qw``; ``QUEUEWORKER_PREFIX`` / ``--prefix``)
+and use a ``{queue}`` hash tag so every key of one queue lands in the same
+Redis Cluster slot (Lua scripts touch several of them at once).
+
+Per queue ``Q``:
+
+- ``{p}:{Q}:waiting``   LIST of job ids. Producers LPUSH; workers take from the
+  right (FIFO); a job handed back on drain is RPUSHed so it runs next.
+- ``{p}:{Q}:delayed``   ZSET job id -> due time (epoch seconds, float).
+  Delayed jobs and retries waiting out their backoff.
+- ``{p}:{Q}:inflight``  ZSET job id -> lease expiry (epoch seconds, float).
+  A job is here while a worker runs it; an expired lease means its worker is
+  gone and the job is put back in ``waiting`` with its delivery count + 1.
+- ``{p}:{Q}:stats``     HASH of monotonically increasing counters:
+  ``enqueued``, ``completed``, ``failed``, ``retried``. Readers derive arrival
+  and completion rates from deltas between two reads.
+
+Per job: ``{p}:job:{id}`` HASH with at least ``queue``, ``payload`` (JSON
+text), ``enqueued_at`` (epoch seconds), ``deliveries``, ``tries``, ``state``.
+
+Job ids start with the enqueue time in milliseconds, zero-padded to 13 digits
+(``0001732400000000-<hex>``): the age of the oldest waiting job is then
+``now - int(LINDEX waiting -1 [:13]) / 1000`` with no second round trip.
+
+Workers: ``{p}:workers`` ZSET worker id -> last heartbeat (epoch seconds) and
+``{p}:worker:{id}`` STRING (JSON, with a TTL of a few heartbeat intervals):
+``{"id", "pod", "host", "pid", "queues", "state": "idle"|"busy"|"draining",
+"in_flight": [{"id", "queue", "started_at"}], "processed", "failed",
+"started_at", "beat_at"}``. The operator reads them to remove idle pods first;
+workers read them to recover the jobs of dead workers.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PREFIX = "qw"
+ID_TIME_DIGITS = 13
+
+
+def waiting(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:waiting"
+
+
+def delayed(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:delayed"
+
+
+def inflight(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:inflight"
+
+
+def stats(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:stats"
+
+
+def job(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:job:{job_id}"
+
+
+def workers(prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:workers"
+
+
+def worker(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:worker:{worker_id}"
+
+
+def enqueued_at_from_id(job_id: str | bytes) -> float | None:
+    """Enqueue time (epoch seconds) encoded at the start of a job id, if any."""
+    text = job_id.decode() if isinstance(job_id, bytes) else job_id
+    head = text[:ID_TIME_DIGITS]
+    if len(head) == ID_TIME_DIGITS and head.isdigit():
+        return int(head) / 1000.0
+    return None
