@@ -118,7 +118,7 @@ BAD_SPECS: list[tuple[str, list[Callable[[dict[str, Any]], None]], str, str]] = 
      "spec.template.spec.containers[0].image", "required"),
     ("no-template", [_set("spec.template", _DELETE)], "spec.template", "required"),
     ("string-replicas", [_set("spec.scaling.maxReplicas", "ten")],
-     "spec.scaling.maxReplicas", "int_parsing"),
+     "spec.scaling.maxReplicas", "int_type"),
     ("bad-gpu-resource", [_set("spec.gpu.resourceName", "nvidia.com/gpu count")],
      "spec.gpu.resourceName", "string_pattern_mismatch"),
     ("typo-field", [_set("spec.scaling.maxReplica", 3)], "spec.scaling.maxReplica",

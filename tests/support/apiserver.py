@@ -30,6 +30,16 @@ def object_schema(crd: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def prune_nulls(obj: Any) -> Any:
+    """The API server drops null values of non-nullable fields before defaulting
+    (CRD docs, "Defaulting and Nullable"); none of our fields is nullable."""
+    if isinstance(obj, dict):
+        return {k: prune_nulls(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [prune_nulls(v) for v in obj]
+    return obj
+
+
 def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
     if isinstance(obj, dict) and schema.get("type") == "object":
         for name, sub in (schema.get("properties") or {}).items():
@@ -95,7 +105,7 @@ def _list_map_errors(schema: dict[str, Any], obj: Any, path: str) -> list[str]:
 def admit(crd: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Default and validate `obj`; returns the defaulted object and the errors."""
     schema = object_schema(crd)
-    obj = apply_defaults(schema, copy.deepcopy(obj))
+    obj = apply_defaults(schema, prune_nulls(copy.deepcopy(obj)))
     validator = jsonschema.Draft4Validator(_strict(schema))
     errors = [
         f"{'.'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"

@@ -7,6 +7,7 @@ No traceback ever reaches the user for a bad spec.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +76,15 @@ def parse_spec(spec: Any) -> api.QueueWorkerSpec:
     if not isinstance(spec, dict):
         raise SpecError([SpecProblem("spec", f"must be an object, got {type(spec).__name__}",
                                      "type object")])
+    # Strict JSON-mode validation types values the way the API server does:
+    # `false` is not an integer and "5" is not a number (lax mode would coerce).
     try:
-        return api.QueueWorkerSpec.model_validate(spec)
+        text = json.dumps(spec, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SpecError([SpecProblem("spec", f"not representable as JSON: {exc}",
+                                     "JSON values (finite numbers)")]) from None
+    try:
+        return api.QueueWorkerSpec.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise SpecError(problems_from(exc)) from None
 
