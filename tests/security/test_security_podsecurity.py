@@ -1,0 +1,53 @@
+"""The --refuse-privileged guard names every field that asks for the host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from queueworker.operator.podsecurity import privileged_reasons
+
+
+def _template(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"containers": [{"name": "w", "image": "i"}]}
+    base.update(spec)
+    return {"spec": base}
+
+
+@pytest.mark.parametrize(("template", "field"), [
+    (_template(hostNetwork=True), "spec.template.spec.hostNetwork"),
+    (_template(hostPID=True), "spec.template.spec.hostPID"),
+    (_template(hostIPC=True), "spec.template.spec.hostIPC"),
+    (_template(volumes=[{"name": "v", "hostPath": {"path": "/var/run/docker.sock"}}]),
+     "spec.template.spec.volumes[0].hostPath"),
+    (_template(containers=[{"name": "w", "image": "i",
+                            "securityContext": {"privileged": True}}]),
+     "spec.template.spec.containers[0].securityContext.privileged"),
+    (_template(initContainers=[{"name": "i", "image": "i",
+                                "securityContext": {"privileged": True}}]),
+     "spec.template.spec.initContainers[0].securityContext.privileged"),
+    (_template(containers=[{"name": "w", "image": "i",
+                            "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]),
+     "spec.template.spec.containers[0].securityContext.capabilities.add"),
+])
+def test_refused_fields_are_named(template: dict[str, Any], field: str) -> None:
+    reasons = privileged_reasons(template)
+    assert len(reasons) == 1 and reasons[0].startswith(field + ":"), reasons
+
+
+def test_ordinary_gpu_template_passes() -> None:
+    template = _template(
+        hostNetwork=False,
+        volumes=[{"name": "cache", "emptyDir": {}}],
+        containers=[{"name": "w", "image": "i",
+                     "resources": {"limits": {"nvidia.com/gpu": 1}},
+                     "securityContext": {"runAsNonRoot": True, "privileged": False}}],
+    )
+    assert privileged_reasons(template) == []
+
+
+def test_several_problems_all_reported() -> None:
+    template = _template(hostNetwork=True, hostPID=True,
+                         volumes=[{"name": "h", "hostPath": {"path": "/"}}])
+    assert len(privileged_reasons(template)) == 3
