@@ -2,3 +2,14 @@
 
 The operator, the local mode and the simulator all call `decide` (see
 types.py for the data it takes and returns)."""
+
+from queueworker.operator.engine.decide import decide
+from queueworker.operator.engine.types import (
+    Decision,
+    GPUCapacity,
+    Observation,
+    PodState,
+    QueueDepth,
+)
+
+__all__ = ["Decision", "GPUCapacity", "Observation", "PodState", "QueueDepth", "decide"]

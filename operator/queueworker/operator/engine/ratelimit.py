@@ -1,0 +1,62 @@
+"""Largest change allowed per period, the way the HPA's behavior policies work.
+
+The limit is taken from the replica count at the start of the period: the
+current count minus the changes made in the last `periodSeconds`. `pods` and
+`percent` both given: the one allowing more wins (HPA selectPolicy Max).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from queueworker.operator.api import RateLimit
+
+Events = list[list[float]]  # [time, signed change]
+
+
+def load(raw: Any) -> Events:
+    out: Events = []
+    if not isinstance(raw, list):
+        return out
+    for item in raw:
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in item)
+        ):
+            out.append([float(item[0]), float(item[1])])
+    return out
+
+
+def prune(events: Events, now: float, keep_seconds: float) -> Events:
+    return [e for e in events if now - keep_seconds < e[0] <= now]
+
+
+def up_limit(limit: RateLimit | None, current: int, events: Events, now: float) -> int | None:
+    """Highest count allowed now, or None for no limit."""
+    if limit is None:
+        return None
+    added = sum(d for t, d in events if d > 0 and t > now - limit.period_seconds)
+    start = max(0, current - int(added))
+    allowed: list[int] = []
+    if limit.pods is not None:
+        allowed.append(start + limit.pods)
+    if limit.percent is not None:
+        # A percent of zero replicas is zero: allow one pod so 0 -> N can start.
+        allowed.append(max(start + 1, math.ceil(start * (1 + limit.percent / 100))))
+    return max(allowed) if allowed else None
+
+
+def down_limit(limit: RateLimit | None, current: int, events: Events, now: float) -> int | None:
+    """Lowest count allowed now, or None for no limit."""
+    if limit is None:
+        return None
+    removed = -sum(d for t, d in events if d < 0 and t > now - limit.period_seconds)
+    start = current + int(removed)
+    allowed: list[int] = []
+    if limit.pods is not None:
+        allowed.append(start - limit.pods)
+    if limit.percent is not None:
+        allowed.append(math.floor(start * (1 - limit.percent / 100)))
+    return max(0, min(allowed)) if allowed else None
