@@ -1,0 +1,11 @@
+"""Queue depth readers, one per Redis key layout, all read in one round trip.
+
+Call `read_depths` (asyncio) or `read_depths_sync`; see base.py for the
+reader interface and each layout's module for the keys it reads and where
+the layout is documented.
+"""
+
+from queueworker.operator.layouts.base import DepthError
+from queueworker.operator.layouts.read import READERS, read_depths, read_depths_sync
+
+__all__ = ["READERS", "DepthError", "read_depths", "read_depths_sync"]

@@ -1,0 +1,61 @@
+"""Laravel's Redis queue driver, which Horizon uses too.
+
+Keys, from laravel/framework src/Illuminate/Queue/RedisQueue.php and
+LuaScripts.php: `queues:Q` LIST of JSON payloads (`push`: RPUSH; `pop`: LPOP,
+so the oldest is at 0), `queues:Q:delayed` ZSET (score: available_at; due
+ones are migrated to the list before every pop, so they are ready now),
+`queues:Q:reserved` ZSET (score: reservation expiry; jobs running now), and
+`queues:Q:notify`. The connection's `options.prefix` prefixes every key
+(queue spec keyPrefix). The payload carries `createdAt` (epoch seconds) in
+recent versions (Illuminate/Queue/Queue.php createPayloadArray); older
+payloads have no timestamp, and the age is then unknown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from queueworker.operator.api import QueueLayout, QueueSpec
+from queueworker.operator.engine.types import QueueDepth
+from queueworker.operator.layouts.base import Command, Reader, age, integer, text
+
+
+def created_at(payload: str | None) -> float | None:
+    if not payload:
+        return None
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    value = doc.get("createdAt") if isinstance(doc, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+class LaravelReader(Reader):
+    layout = QueueLayout.laravel
+
+    def commands(self, q: QueueSpec, now: float) -> list[Command]:
+        base = f"{q.key_prefix or ''}queues:{q.name}"
+        delayed, reserved = f"{base}:delayed", f"{base}:reserved"
+        return [
+            Command(("LLEN", base), base),
+            Command(("ZCOUNT", delayed, "-inf", repr(now)), delayed),
+            Command(("ZCARD", delayed), delayed),
+            Command(("ZCARD", reserved), reserved),
+            Command(("LINDEX", base, 0), base),
+        ]
+
+    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
+        cmds = self.commands(q, now)
+        waiting, due, delayed, reserved = (
+            integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
+        )
+        return self.depth(
+            q,
+            waiting + due,
+            reserved,
+            delayed=delayed - due,
+            oldest_age_seconds=age(now, created_at(text(replies[4]))),
+        )

@@ -1,0 +1,33 @@
+"""Helpers for the depth-reader tests: queue specs and the BullMQ node peer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from queueworker.operator.api import QueueSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = ROOT / "tests" / "peers" / "node"
+
+
+def qspec(name: str, layout: str, **kw: Any) -> QueueSpec:
+    return QueueSpec.model_validate({"name": name, "layout": layout, **kw})
+
+
+def ensure_node() -> None:
+    """Install the npm peers (idempotent); fails loudly, never skips."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-node.sh")], check=True, timeout=300)
+
+
+def bullmq_fill(redis_url: str, queue: str, waiting: int, prioritized: int, delayed: int,
+                active: int) -> dict[str, Any]:
+    out = subprocess.run(
+        ["node", "bullmq_fill.mjs", redis_url, queue, str(waiting), str(prioritized),
+         str(delayed), str(active)],
+        cwd=NODE_DIR, check=True, capture_output=True, text=True, timeout=60,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
