@@ -13,8 +13,9 @@ import logging
 
 import redis
 
-from queueworker.operator import api, local_adapters
+from queueworker.operator import api
 from queueworker.operator.engine.types import PodState, QueueDepth
+from queueworker.operator.layouts import DepthError, read_depths_sync
 from queueworker.worker import keys
 from queueworker.worker.heartbeat import Heartbeat, read_heartbeats
 
@@ -23,12 +24,20 @@ log = logging.getLogger("queueworker.local.observe")
 
 def read_queues(client: redis.Redis, spec: api.QueueWorkerSpec,
                 now: float) -> tuple[tuple[QueueDepth, ...] | None, str | None]:
-    """Depths of every queue of the spec in one round trip; (None, why) when Redis fails."""
+    """Depths of every queue of the spec in one round trip; (None, why) when any fails.
+
+    One unreadable queue makes the whole observation unreadable, as in the
+    operator: the engine then keeps the current replicas (or fallbackReplicas)
+    instead of scaling on a partial picture.
+    """
     try:
-        depths = local_adapters.read_depths(client, spec.queues, now)
+        results = read_depths_sync(client, spec.queues, now)
     except (redis.RedisError, OSError) as exc:
         return None, f"redis: {type(exc).__name__}: {exc}"
-    return tuple(depths), None
+    errors = [str(r) for r in results if isinstance(r, DepthError)]
+    if errors:
+        return None, "; ".join(errors)
+    return tuple(r for r in results if isinstance(r, QueueDepth)), None
 
 
 def read_beats(client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX) -> dict[str, Heartbeat]:

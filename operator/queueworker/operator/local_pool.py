@@ -78,6 +78,11 @@ def template_env(spec: api.QueueWorkerSpec) -> dict[str, str]:
     return out
 
 
+CRASH_BACKOFF_START = 0.5  # seconds before restarting after a first crash
+CRASH_BACKOFF_MAX = 30.0
+HEALTHY_AFTER = 10.0  # a replica that lived this long resets the crash streak
+
+
 class ProcessPool:
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str],
                  grace_seconds: float, log_file: IO[bytes] | None = None) -> None:
@@ -89,6 +94,10 @@ class ProcessPool:
         self.replicas: dict[str, Replica] = {}
         self.stats = PoolStats()
         self._serial = 0
+        # Like CrashLoopBackOff: replicas that keep exiting unasked are started
+        # again after a growing delay, not in a tight loop.
+        self._crash_streak = 0
+        self.backoff_until = 0.0  # monotonic
 
     # ------------------------------------------------------------------ views
 
@@ -145,6 +154,8 @@ class ProcessPool:
         """
         active = self.active()
         if desired > len(active):
+            if time.monotonic() < self.backoff_until:
+                return 0, []
             for _ in range(desired - len(active)):
                 self.start_one()
             return desired - len(active), []
@@ -181,6 +192,12 @@ class ProcessPool:
                 self.stats.exited_ok += 1
             else:
                 self.stats.exited_failed += 1
+            if replica.stopping_since is None:
+                lived = now - replica.started_at
+                self._crash_streak = 1 if lived >= HEALTHY_AFTER else self._crash_streak + 1
+                delay = min(CRASH_BACKOFF_MAX,
+                            CRASH_BACKOFF_START * 2 ** (self._crash_streak - 1))
+                self.backoff_until = max(self.backoff_until, now + delay)
             level = logging.INFO if replica.stopping_since is not None else logging.WARNING
             log.log(level, "replica exited name=%s code=%s asked=%s", replica.name, code,
                     replica.stopping_since is not None)

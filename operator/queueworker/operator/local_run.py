@@ -50,8 +50,11 @@ class LocalRunner:
         self.memory: dict[str, Any] = {}
         self.stop_event = threading.Event()
         self.snap = Snapshot(name=name, redis=redis_display, started_at=time.time())
-        self.replaced = 0  # replicas restarted after exiting unasked
+        self.target = 0  # the replica count last decided (what a ReplicaSet keeps)
+        self.crashed = 0  # replicas that exited without being asked
         self.max_running = 0  # most replicas active at once (the demo reports it)
+        self.scale_ups = 0
+        self.scale_downs = 0
         self._baseline: tuple[int, int] | None = None
         self._completions: deque[tuple[float, int]] = deque()
         self._last_decision: Decision | None = None
@@ -77,12 +80,20 @@ class LocalRunner:
         self.memory = dict(decision.memory)
         if decision.desired != len(active):
             self.pool.scale_to(decision.desired, decision.remove_first)
-            direction = "up" if decision.desired > len(active) else "down"
-            self.snap.decisions.append(ScaleRecord(now, len(active), decision.desired,
+        if decision.desired != self.target:
+            # A change of the count is a scale event; restoring a crashed
+            # replica to the same count is not.
+            direction = "up" if decision.desired > self.target else "down"
+            self.snap.decisions.append(ScaleRecord(now, self.target, decision.desired,
                                                    direction, decision.reason))
             self.metrics.scale_event(direction, decision.reason)
-            log.info("scale direction=%s from=%d to=%d reason=%r", direction, len(active),
+            if direction == "up":
+                self.scale_ups += 1
+            else:
+                self.scale_downs += 1
+            log.info("scale direction=%s from=%d to=%d reason=%r", direction, self.target,
                      decision.desired, decision.reason)
+            self.target = decision.desired
         self._last_decision = decision
         self._update(obs, decision, counters)
         return decision
@@ -117,12 +128,16 @@ class LocalRunner:
         self.view.update(snap)
 
     def reap(self) -> None:
+        """Collect exited replicas and, like a ReplicaSet, replace crashed ones
+        (after the pool's crash backoff)."""
         for replica in self.pool.reap():
-            if replica.stopping_since is None and not self.stop_event.is_set():
-                self.replaced += 1
-                log.warning("replica exited unasked, replacing name=%s code=%s",
-                            replica.name, replica.exit_code)
-                self.pool.start_one()
+            if replica.stopping_since is None:
+                self.crashed += 1
+                self.snap.crashed = self.crashed
+                log.warning("replica exited unasked name=%s code=%s", replica.name,
+                            replica.exit_code)
+        if not self.stop_event.is_set() and len(self.pool.active()) < self.target:
+            self.pool.scale_to(self.target)
 
     # ------------------------------------------------------------------ loop
 
@@ -146,6 +161,8 @@ class LocalRunner:
     def drain(self) -> None:
         """Stop scaling, SIGTERM every worker, wait for all (SIGKILL after grace)."""
         self.stop_event.set()
+        if self.snap.draining:
+            return  # drained already (the demo drains before its summary)
         self.snap.draining = True
         self.snap.stopping = len(self.pool.running())
         self.snap.running = 0

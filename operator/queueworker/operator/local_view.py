@@ -47,6 +47,7 @@ class Snapshot:
     failed: int = 0  # failed attempts since local mode started
     rate: float = 0.0  # completions per second, recent
     worker_seconds: float = 0.0
+    crashed: int = 0  # replicas that exited without being asked (replaced)
     decisions: deque[ScaleRecord] = field(default_factory=lambda: deque(maxlen=8))
     last_reason: str = ""
     draining: bool = False
@@ -96,6 +97,7 @@ def render(snap: Snapshot) -> Group:
         "    jobs done ", (str(snap.done), "bold"), f"  ({snap.rate:.1f}/s)",
         "  failed ", (str(snap.failed), "bold red" if snap.failed else ""),
         f"  worker-seconds {snap.worker_seconds:.0f}",
+        (f"  crashed {snap.crashed}" if snap.crashed else "", "bold red"),
     )
     decisions = Table(expand=True, box=None, show_header=True)
     decisions.add_column("time", width=8)
@@ -178,4 +180,4 @@ def status_line(snap: Snapshot) -> str:
     return (f"status desired={snap.desired} running={snap.running} ready={snap.ready} "
             f"busy={snap.busy} stopping={snap.stopping} backlog={snap.backlog} "
             f"oldest={_age(snap.oldest)} done={snap.done} failed={snap.failed} "
-            f"rate={snap.rate:.1f}/s {queues}")
+            f"rate={snap.rate:.1f}/s crashed={snap.crashed} {queues}")

@@ -1,0 +1,32 @@
+"""Job handler for local-mode tests: sleep, then count the job as done in Redis.
+
+``t:done`` is a set of job numbers; ``t:runs`` counts completions per number
+(more than 1: a duplicate, e.g. a job redelivered after its worker was killed).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["QUEUEWORKER_REDIS_URL"])
+    return _client
+
+
+def handle(payload: dict[str, Any]) -> None:
+    time.sleep(float(payload.get("seconds", 0.1)))
+    client = _redis()
+    n = str(payload["n"])
+    pipe = client.pipeline(transaction=False)
+    pipe.sadd("t:done", n)
+    pipe.hincrby("t:runs", n, 1)
+    pipe.execute()
