@@ -1,0 +1,353 @@
+"""`helm template` of the chart, default and with every option on, checked against
+the Kubernetes schemas (kubernetes_validate, strict), the prometheus-operator
+schemas, the CRDs (custom resources), and what the operator needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from support.apiserver import admit
+from support.chart_tools import (
+    CHART,
+    DASHBOARDS,
+    KUBE_VERSION,
+    NAMESPACE,
+    RELEASE,
+    alert_rules,
+    by_kind,
+    load_rules,
+    one,
+    render,
+    validate_monitoring,
+)
+
+HERE = Path(__file__).resolve().parent
+VALUES_ALL = HERE / "values-all.yaml"
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+PEERING_KINDS = {"KopfPeering", "ClusterKopfPeering"}
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict[str, Any]]:
+    return render(include_crds=True)
+
+
+@pytest.fixture(scope="module")
+def all_docs() -> list[dict[str, Any]]:
+    return render(VALUES_ALL, include_crds=True)
+
+
+def _values_all() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load(VALUES_ALL.read_text(encoding="utf-8"))
+    return values
+
+
+def _crds(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["spec"]["names"]["kind"]: d for d in by_kind(docs, "CustomResourceDefinition")}
+
+
+def _validate_all(docs: list[dict[str, Any]]) -> set[str]:
+    """Validate every manifest with the right schema; the kinds seen."""
+    crds = _crds(docs)
+    monitoring = [d for d in docs if d["kind"] in MONITORING_KINDS]
+    for doc in docs:
+        if doc["kind"] in crds:
+            _, problems = admit(crds[doc["kind"]], doc)
+            assert not problems, f"{doc['kind']}/{doc['metadata']['name']}: {problems}"
+        elif doc["kind"] not in MONITORING_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    results = validate_monitoring(monitoring)
+    assert len(results) == len(monitoring)
+    assert [r for r in results if r["errors"]] == []
+    return {d["kind"] for d in docs}
+
+
+def test_default_render_is_valid(default_docs: list[dict[str, Any]]) -> None:
+    kinds = _validate_all(default_docs)
+    assert kinds == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole",
+                     "ClusterRoleBinding", "Deployment", "Service", "ConfigMap", "Pod"}
+    # Off by default: the monitoring CRDs may not be installed; one replica needs
+    # neither peering nor a PodDisruptionBudget.
+    assert not kinds & (MONITORING_KINDS | PEERING_KINDS | {"PodDisruptionBudget"})
+
+
+def test_all_options_render_is_valid(all_docs: list[dict[str, Any]]) -> None:
+    kinds = _validate_all(all_docs)
+    assert kinds >= MONITORING_KINDS | {"KopfPeering", "PodDisruptionBudget", "Role",
+                                        "RoleBinding", "ClusterRole", "ConfigMap"}
+
+
+def test_validation_catches_a_broken_manifest(default_docs: list[dict[str, Any]]) -> None:
+    # The checks above must be able to fail: a typo in a Deployment and a
+    # ServiceMonitor without its selector are rejected.
+    deployment = json.loads(json.dumps(one(default_docs, "Deployment")))
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
+    broken = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+              "metadata": {"name": "x"}, "spec": {"endpoints": [{"port": 9090}]}}
+    (result,) = validate_monitoring([broken])
+    assert "selector" in result["errors"] and "port" in result["errors"]
+
+
+def test_crds_match_the_repo_and_include_kopf_peering(default_docs: list[dict[str, Any]]) -> None:
+    crds = _crds(default_docs)
+    assert set(crds) == {"QueueWorker", "KopfPeering", "ClusterKopfPeering"}
+    repo_crd = yaml.safe_load((CHART.parents[1] / "crds" / "queueworker.yaml").read_text())
+    assert crds["QueueWorker"] == repo_crd
+    for kind, scope in (("KopfPeering", "Namespaced"), ("ClusterKopfPeering", "Cluster")):
+        spec = crds[kind]["spec"]
+        assert spec["group"] == "kopf.dev" and spec["scope"] == scope
+        version = spec["versions"][0]
+        assert version["name"] == "v1" and version["served"] and version["storage"]
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_examples_are_admitted_by_the_charts_crd(default_docs: list[dict[str, Any]]) -> None:
+    crd = _crds(default_docs)["QueueWorker"]
+    examples = sorted((CHART.parents[1] / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc and doc.get("kind") == "QueueWorker":
+                assert admit(crd, doc)[1] == [], path.name
+
+
+def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = one(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    c: dict[str, Any] = container
+    return c
+
+
+def test_operator_deployment_defaults(default_docs: list[dict[str, Any]]) -> None:
+    deployment = one(default_docs, "Deployment")
+    assert deployment["metadata"]["namespace"] == NAMESPACE
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    container = _container(default_docs)
+    assert container["image"] == "ghcr.io/queueworker/queueworker:0.1.0"
+    assert container["args"] == ["operator", "--all-namespaces", "--standalone",
+                                 "--liveness=http://0.0.0.0:8080/healthz",
+                                 "--metrics-port=9090", "--log-level=info"]
+    assert "command" not in container  # the image's ENTRYPOINT is `queueworker`
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9090, "health": 8080}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    # Selector labels never include the version or chart (the selector is immutable).
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert not {"app.kubernetes.io/version", "helm.sh/chart"} & set(selector)
+
+
+def test_security_context_is_locked_down(all_docs: list[dict[str, Any]]) -> None:
+    for docs in (render(), all_docs):
+        container = _container(docs)
+        sc = container["securityContext"]
+        assert sc["runAsNonRoot"] is True
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_all_options_reach_the_deployment(all_docs: list[dict[str, Any]]) -> None:
+    values = _values_all()
+    deployment = one(all_docs, "Deployment")
+    assert deployment["metadata"]["name"] == "queueworker-operator"
+    assert deployment["spec"]["replicas"] == 3
+    assert "strategy" not in deployment["spec"]  # peers roll one by one
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(all_docs)
+    assert container["image"] == (f"registry.example.com/queueworker@"
+                                  f"{values['image']['digest']}")
+    assert container["args"] == ["operator", "--namespace=jobs", "--namespace=ml",
+                                 "--peering=queueworker-ha",
+                                 "--liveness=http://0.0.0.0:8081/healthz",
+                                 "--metrics-port=9091", "--log-level=debug", "--verbose"]
+    assert {"name": "TZ", "value": "UTC"} in container["env"]
+    assert pod["serviceAccountName"] == "queueworker-operator-sa"
+    assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    for key in ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints"):
+        assert pod[key] == values[key], key
+    assert deployment["spec"]["template"]["metadata"]["labels"]["team"] == "platform"
+    service = one(all_docs, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9191,
+                                         "targetPort": "metrics", "protocol": "TCP"}]
+    pdb = one(all_docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_peering_objects_follow_the_scope() -> None:
+    cluster = render(sets=["replicaCount=2"])
+    (peering,) = [d for d in cluster if d["kind"] in PEERING_KINDS]
+    assert peering["kind"] == "ClusterKopfPeering"
+    assert peering["metadata"]["name"] == "queueworker-operator"
+    assert "--peering=queueworker-operator" in _container(cluster)["args"]
+    assert one(cluster, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    namespaced = render(VALUES_ALL)
+    peerings = by_kind(namespaced, "KopfPeering")
+    assert {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings} == {
+        ("jobs", "queueworker-ha"), ("ml", "queueworker-ha")}
+    assert not by_kind(namespaced, "ClusterKopfPeering")
+
+
+# The exact permissions, as (apiGroup, resource) -> verbs. A later check against
+# what the operator calls keeps this honest; here it keeps the template honest.
+NAMESPACED_RULES = {
+    ("queueworker.dev", "queueworkers"): {"get", "list", "watch", "patch"},
+    ("queueworker.dev", "queueworkers/status"): {"patch"},
+    ("queueworker.dev", "queueworkers/finalizers"): {"update"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "pods"): {"get", "list", "watch", "patch"},
+    ("", "events"): {"create", "patch"},
+    ("", "secrets"): {"get"},
+}
+CLUSTER_RULES = {
+    ("", "nodes"): {"get", "list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+}
+PEERING_RULE = {"get", "list", "watch", "patch"}
+
+
+def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                key = (group, resource)
+                assert key not in out, f"{key} granted twice"
+                assert "*" not in rule["verbs"] and "*" != resource and "*" != group
+                out[key] = set(rule["verbs"])
+    return out
+
+
+def test_rbac_all_namespaces_is_one_cluster_role(default_docs: list[dict[str, Any]]) -> None:
+    role = one(default_docs, "ClusterRole")
+    assert _rules(role) == {**NAMESPACED_RULES, **CLUSTER_RULES,
+                            ("kopf.dev", "clusterkopfpeerings"): PEERING_RULE}
+    assert not by_kind(default_docs, "Role")
+    binding = one(default_docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    sa = one(default_docs, "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": NAMESPACE}]
+
+
+def test_rbac_watch_namespaces_uses_roles(all_docs: list[dict[str, Any]]) -> None:
+    roles = by_kind(all_docs, "Role")
+    assert {r["metadata"]["namespace"] for r in roles} == {"jobs", "ml"}
+    for role in roles:
+        assert _rules(role) == {**NAMESPACED_RULES, ("kopf.dev", "kopfpeerings"): PEERING_RULE}
+    bindings = by_kind(all_docs, "RoleBinding")
+    assert {b["metadata"]["namespace"] for b in bindings} == {"jobs", "ml"}
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": "queueworker-operator"}
+        assert binding["subjects"][0]["name"] == "queueworker-operator-sa"
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
+    # Only cluster-scoped bits (plus pod reads to count GPUs on nodes) stay cluster-wide.
+    cluster_role = one(all_docs, "ClusterRole")
+    assert _rules(cluster_role) == {**CLUSTER_RULES, ("", "pods"): {"get", "list", "watch"}}
+    without_pods = render(VALUES_ALL, sets=["rbac.clusterWidePodRead=false"])
+    assert _rules(one(without_pods, "ClusterRole")) == CLUSTER_RULES
+
+
+def test_rbac_and_service_account_can_be_turned_off() -> None:
+    docs = render(sets=["rbac.create=false", "serviceAccount.create=false",
+                        "serviceAccount.name=existing"])
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                        "ServiceAccount"}
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
+
+
+def test_monitors_select_the_right_targets(all_docs: list[dict[str, Any]]) -> None:
+    sm = one(all_docs, "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    service = one(all_docs, "Service")
+    assert sm["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert endpoint["relabelings"][0] == {"action": "replace", "targetLabel": "job",
+                                          "replacement": "queueworker-operator"}
+    assert endpoint["relabelings"][1]["targetLabel"] == "cluster"
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+    pm = one(all_docs, "PodMonitor")
+    assert pm["metadata"]["labels"]["release"] == "kps"
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": ["jobs", "ml", "batch"]}
+    (pod_endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    assert pod_endpoint["relabelings"][0]["replacement"] == "queueworker-worker"
+    # The worker pods the operator creates carry these labels.
+    from queueworker.operator import deployment as worker_deployment
+
+    default_pm = one(render(sets=["metrics.workerPodMonitor.enabled=true"]), "PodMonitor")
+    selector = default_pm["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= worker_deployment.object_labels("emails").items()
+    assert default_pm["spec"]["namespaceSelector"] == {"any": True}
+
+
+def test_prometheus_rule_wraps_the_rules_file(all_docs: list[dict[str, Any]]) -> None:
+    rule = one(all_docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    shipped = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    source = {r["alert"]: r for r in alert_rules()}
+    assert set(shipped) == set(source) - {"QueueWorkerSpecInvalid"}
+    for name, r in shipped.items():
+        assert r["expr"] == source[name]["expr"]
+        assert r["annotations"] == source[name]["annotations"]
+        assert r["labels"] == {**source[name]["labels"], "team": "platform"}
+    # With default options the PrometheusRule is the file, unchanged.
+    default = one(render(sets=["prometheusRule.enabled=true"]), "PrometheusRule")
+    assert default["spec"] == load_rules()
+
+
+def test_dashboards_ship_as_labelled_config_maps(all_docs: list[dict[str, Any]]) -> None:
+    maps = by_kind(all_docs, "ConfigMap")
+    assert len(maps) == len(DASHBOARDS) == 2
+    for cm in maps:
+        assert cm["metadata"]["namespace"] == "monitoring"
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert cm["metadata"]["annotations"] == {"grafana_folder": "Queues"}
+        ((key, text),) = cm["data"].items()
+        assert text == (CHART / "dashboards" / key).read_text(encoding="utf-8").rstrip("\n")
+        json.loads(text)
+    relabelled = render(sets=["dashboards.label=my_dashboards", "dashboards.labelValue=yes"])
+    for cm in by_kind(relabelled, "ConfigMap"):
+        assert cm["metadata"]["labels"]["my_dashboards"] == "yes"
+        assert "grafana_dashboard" not in cm["metadata"]["labels"]
+        assert cm["metadata"]["namespace"] == NAMESPACE
+    assert not by_kind(render(sets=["dashboards.enabled=false"]), "ConfigMap")
+
+
+def test_helm_test_pod_curls_the_metrics_service(default_docs: list[dict[str, Any]]) -> None:
+    pod = one(default_docs, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = one(default_docs, "Service")
+    script = " ".join(pod["spec"]["containers"][0]["args"])
+    assert f"http://{service['metadata']['name']}.{NAMESPACE}.svc:9090/metrics" in script
+    assert "--fail" in script and "queueworker_" in script
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_labels_follow_the_recommended_set(default_docs: list[dict[str, Any]]) -> None:
+    for doc in default_docs:
+        if doc["kind"] == "CustomResourceDefinition":
+            continue
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE, doc["kind"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["helm.sh/chart"] == "queueworker-operator-0.1.0"
