@@ -1,0 +1,96 @@
+"""`queueworker operator`: run the Kubernetes operator (kopf with our settings).
+
+High availability: run several replicas with peering (the default uses the
+KopfPeering/ClusterKopfPeering named by --peering, "queueworker" by default).
+Each replica gets a distinct priority; the highest one acts, the others keep
+their watches and caches warm and take over within a peering lifetime (60 s
+keep-alives) when it goes away. --standalone turns peering off (one replica
+only, e.g. with a Recreate strategy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sys
+
+DEFAULT_PEERING = "queueworker-operator"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="queueworker operator",
+                                description="Run the QueueWorker Kubernetes operator.")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
+                       help="watch this namespace (repeat for several; globs allowed)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true",
+                       help="watch every namespace (the default when no --namespace)")
+    p.add_argument("--metrics-port", type=int, default=8080, metavar="P",
+                   help="Prometheus metrics on this port (0: off; default 8080)")
+    peer = p.add_mutually_exclusive_group()
+    peer.add_argument("--peering", metavar="NAME", default=None,
+                      help=f"peering object for HA (default {DEFAULT_PEERING!r})")
+    peer.add_argument("--standalone", action="store_true", help="no peering (one replica)")
+    p.add_argument("--priority", type=int, default=None,
+                   help="peering priority (default: random, distinct per replica)")
+    p.add_argument("--liveness", metavar="URL", default=None,
+                   help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument("--status-refresh", type=float, default=10.0, metavar="S",
+                   help="refresh backlog numbers in status at most this often (default 10)")
+    p.add_argument("--log-format", choices=("json", "plain"), default="json")
+    p.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
+    p.add_argument("--verbose", "-v", action="store_true", help="same as --log-level=debug")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not 0 <= args.metrics_port <= 65535:
+        print("queueworker operator: --metrics-port must be 0..65535", file=sys.stderr)
+        return 2
+    if args.status_refresh <= 0:
+        print("queueworker operator: --status-refresh must be > 0", file=sys.stderr)
+        return 2
+
+    import kopf
+
+    from queueworker.operator import handlers, metrics
+
+    kopf.configure(verbose=args.verbose or args.log_level == "debug",
+                   quiet=args.log_level == "warning",
+                   log_format=kopf.LogFormat.JSON if args.log_format == "json"
+                   else kopf.LogFormat.PLAIN)
+    handlers.CONFIG.status_refresh_seconds = args.status_refresh
+    priority = args.priority if args.priority is not None else random.randint(1, 2**30)
+    handlers.SETTINGS["peering_priority"] = priority
+    if args.metrics_port:
+        try:
+            metrics.serve(args.metrics_port)
+        except OSError as exc:
+            print(f"queueworker operator: metrics port {args.metrics_port}: {exc.strerror}",
+                  file=sys.stderr)
+            return 1
+    namespaces = list(args.namespace)
+    standalone = bool(args.standalone)
+    peering = None if standalone else (args.peering or DEFAULT_PEERING)
+    logging.getLogger(__name__).info(
+        "starting", extra={"namespaces": namespaces or "*", "peering": peering,
+                           "priority": priority, "pid": os.getpid()})
+    try:
+        asyncio.run(kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=standalone,
+            peering_name=peering,
+            priority=priority,
+            liveness_endpoint=args.liveness,
+        ))
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,606 @@
+"""The per-QueueWorker loop: reconcile the Deployment, observe, decide, act, report.
+
+Why one asyncio task per QueueWorker (a kopf daemon) and not one shared poller
+per Redis: every QueueWorker has its own poll interval, its own engine memory
+and its own failure state, and a daemon gives each of them a lifetime that
+kopf ties to the object (started on create/resume, stopped on delete, paused
+with peering). What a shared poller would save is connections and round
+trips; connections are already shared (one client per distinct Redis target,
+``Shared.redis_client``) and each poll is a single pipelined round trip for all
+of the QueueWorker's queues. The benchmark (benchmarks/operator/RESULTS.md)
+measured 1,000 QueueWorkers at a 2 s poll in one process within the CPU and
+memory targets, so the simpler design stays.
+
+A poll never LISTs anything: the Deployment, the pods and the nodes come from
+kopf indexes (kube_index.py). Writes are few: the Deployment's replicas only
+when they change, pod-deletion-cost once before a scale-down, and the status
+only when something a person acts on changes (conditions, replicas, scale
+reason), otherwise at most every ``status_refresh_seconds`` for the volatile
+numbers (backlog, ages, engine memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import redis.asyncio
+
+from queueworker.operator import api, autoscale, kube, kube_index, metrics
+from queueworker.operator import deployment as dep
+from queueworker.operator import status as st
+from queueworker.operator.engine.types import Decision, GPUCapacity, Observation, QueueDepth
+from queueworker.operator.validation import SpecError, parse_spec
+
+logger = logging.getLogger(__name__)
+
+IDLE_COST = "-100"  # pod-deletion-cost of idle pods chosen to go first (default is 0)
+
+
+@dataclass
+class OperatorConfig:
+    """Operator-wide knobs; the CLI and the tests set them."""
+
+    status_refresh_seconds: float = 10.0
+    deletion_cost_delay_seconds: float = 1.0
+    secret_cache_seconds: float = 30.0
+    redis_timeout_seconds: float = 3.0
+    retry_seconds: float = 5.0  # next try after a bad spec, a missing Secret, an API error
+
+
+class SecretMissing(Exception):
+    pass
+
+
+@dataclass
+class Indexes:
+    """The kopf indexes a loop reads (live mappings of key -> store of values)."""
+
+    pods: Mapping[Any, Any]
+    nodes: Mapping[Any, Any]
+    deployments: Mapping[Any, Any]
+
+
+class Shared:
+    """Per operator process: the API client, Redis clients and caches."""
+
+    def __init__(self, config: OperatorConfig, kube_client: kube.KubeClient) -> None:
+        self.config = config
+        self.kube = kube_client
+        self._redis: dict[tuple[Any, ...], redis.asyncio.Redis] = {}
+        self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
+        self._usage: tuple[float, dict[str, dict[str, int]]] | None = None
+        self.loops: dict[tuple[str, str], QueueWorkerLoop] = {}
+
+    async def close(self) -> None:
+        for client in self._redis.values():
+            try:
+                await client.aclose()
+            except Exception:  # closing a dead connection must not stop the shutdown
+                pass
+        self._redis.clear()
+        await self.kube.close()
+
+    def redis_client(self, url: str, username: str | None, password: str | None,
+                     db: int | None) -> redis.asyncio.Redis:
+        key = (url, username, password, db)
+        client = self._redis.get(key)
+        if client is None:
+            timeout = self.config.redis_timeout_seconds
+            kwargs: dict[str, Any] = {"socket_timeout": timeout,
+                                      "socket_connect_timeout": timeout}
+            if username:
+                kwargs["username"] = username
+            if password:
+                kwargs["password"] = password
+            if db is not None:
+                kwargs["db"] = db
+            client = redis.asyncio.Redis.from_url(url, **kwargs)
+            self._redis[key] = client
+        return client
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str:
+        now = time.monotonic()
+        cached = self._secrets.get((namespace, name))
+        if cached is None or now - cached[0] > self.config.secret_cache_seconds:
+            doc = await self.kube.get(kube.secret_path(namespace, name), operation="get_secret")
+            data = None if doc is None else {
+                k: base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()
+            }
+            if doc is not None:
+                data = {**data, **(doc.get("stringData") or {})} if data is not None else None
+            cached = (now, data)
+            self._secrets[(namespace, name)] = cached
+        data = cached[1]
+        if data is None:
+            raise SecretMissing(f"Secret {namespace}/{name} not found")
+        if key not in data:
+            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+    def node_usage(self, pods_index: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
+        # Shared by every GPU QueueWorker and recomputed at most once a second.
+        now = time.monotonic()
+        if self._usage is None or now - self._usage[0] > 1.0:
+            self._usage = (now, kube_index.node_usage(pods_index))
+        return self._usage[1]
+
+
+def _store_values(index: Mapping[Any, Any], key: Any) -> list[Any]:
+    store = index.get(key)
+    return list(store) if store is not None else []
+
+
+def scale_reason(decision: Decision, obs: Observation, paused: bool) -> str:
+    """Short CamelCase reason for metrics and Events."""
+    if paused:
+        return "Manual"
+    if obs.queues is None:
+        return "Fallback"
+    if decision.gpu_limited and decision.direction == "down":
+        return "GPULimited"
+    return "Backlog" if decision.direction == "up" else "Idle"
+
+
+class QueueWorkerLoop:
+    def __init__(self, shared: Shared, body: Any, indexes: Indexes) -> None:
+        self.shared = shared
+        self.body = body  # kopf's live view: always the latest object
+        meta = body["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta.get("uid") or ""
+        self.indexes = indexes
+        self.kick = asyncio.Event()
+        status = dict(body.get("status") or {})
+        memory = status.get("engineMemory")
+        self.memory: dict[str, Any] = dict(memory) if isinstance(memory, dict) else {}
+        self.conditions: list[dict[str, Any]] = st.with_all_types(status.get("conditions") or [])
+        self.last_scale_time: str | None = status.get("lastScaleTime")
+        self.last_scale_reason: str | None = status.get("lastScaleReason")
+        self.last_written: dict[str, Any] | None = None
+        self.last_written_at = 0.0
+        self.last_backlog = 0
+        self.last_problem: str | None = None
+        self.pending_replicas: tuple[int, float] | None = None
+        self.created: dict[str, Any] | None = None
+        self.labels = {"namespace": self.namespace, "queueworker": self.name}
+
+    # ----------------------------------------------------------------------- running
+
+    async def run(self, stopped: Any) -> None:
+        self.shared.loops[(self.namespace, self.name)] = self
+        try:
+            while not stopped:
+                started = time.monotonic()
+                interval = await self.tick_safely()
+                delay = max(0.0, interval - (time.monotonic() - started))
+                await self.sleep(stopped, delay)
+        finally:
+            if self.shared.loops.get((self.namespace, self.name)) is self:
+                del self.shared.loops[(self.namespace, self.name)]
+
+    async def sleep(self, stopped: Any, delay: float) -> None:
+        """Until the next poll, an early kick (spec changed) or the daemon's stop."""
+        self.kick.clear()
+
+        async def until_stopped() -> None:
+            await stopped.wait(delay)
+
+        waiters = [asyncio.ensure_future(self.kick.wait()), asyncio.ensure_future(until_stopped())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def tick_safely(self) -> float:
+        retry = self.shared.config.retry_seconds * random.uniform(0.8, 1.2)
+        try:
+            return await self.tick()
+        except kube.ApiError as exc:
+            logger.warning("API error, retrying", extra={"qw": self.name, "error": str(exc)})
+            return retry
+        except Exception:
+            # One QueueWorker's bug must not end its loop for good (kopf would not
+            # restart the daemon) nor touch the others.
+            logger.exception("poll failed", extra={"qw": self.name})
+            return retry
+
+    # -------------------------------------------------------------------------- tick
+
+    async def tick(self) -> float:
+        config = self.shared.config
+        meta = self.body["metadata"]
+        if meta.get("deletionTimestamp"):
+            return config.retry_seconds
+        generation = meta.get("generation")
+        annotations = meta.get("annotations") or {}
+        now = time.time()
+        metrics.last_poll.labels(**self.labels).set(now)
+        try:
+            spec = parse_spec(dict(self.body.get("spec") or {}))
+        except SpecError as exc:
+            await self.invalid("InvalidSpec", str(exc), generation)
+            return config.retry_seconds
+        if annotations.get(dep.PAUSED_ANNOTATION) == "true" and not spec.scaling.paused:
+            spec = spec.model_copy(update={
+                "scaling": spec.scaling.model_copy(update={"paused": True})})
+        paused = spec.scaling.paused
+        metrics.max_replicas.labels(**self.labels).set(spec.scaling.max_replicas)
+
+        try:
+            client, secrets = await self.redis_for(spec)
+        except SecretMissing as exc:
+            await self.invalid("SecretNotFound", str(exc), generation)
+            return config.retry_seconds
+
+        live = await self.reconcile(spec)
+        if live is None:
+            return config.retry_seconds
+        metrics.spec_valid.labels(**self.labels).set(1)
+        self.last_problem = None
+
+        started = time.perf_counter()
+        queues, error = await self.read_queues(client, spec, now, secrets)
+        pods = _store_values(self.indexes.pods, (self.namespace, self.name))
+        beats: dict[str, autoscale.Heartbeat] = {}
+        if queues is not None and any(q.layout == api.QueueLayout.native for q in spec.queues):
+            try:
+                beats = await asyncio.wait_for(
+                    autoscale.read_heartbeats(client, self.native_prefix(spec), now),
+                    timeout=config.redis_timeout_seconds)
+            except (redis.RedisError, OSError, TimeoutError):
+                beats = {}
+        current = self.current_replicas(live)
+        ready = int((live.get("status") or {}).get("readyReplicas") or 0)
+        gpu = self.gpu_capacity(spec, pods)
+        obs = Observation(
+            now=now, queues=queues, current_replicas=current, ready_replicas=ready,
+            pods=autoscale.pod_states(pods, beats), gpu=gpu, error=error,
+            manual_replicas=spec.replicas,
+        )
+        decision = autoscale.decide(spec, obs, self.memory)
+        metrics.decision_duration.labels(**self.labels).observe(time.perf_counter() - started)
+        self.memory = dict(decision.memory)
+
+        if decision.desired != current:
+            await self.scale(decision, obs, pods, paused)
+            current = decision.desired
+        await self.report(spec, obs, decision, live, current, generation, paused, gpu)
+        return spec.scaling.poll_interval_seconds
+
+    # ---------------------------------------------------------------------- pieces
+
+    def native_prefix(self, spec: api.QueueWorkerSpec) -> str:
+        for q in spec.queues:
+            if q.layout == api.QueueLayout.native:
+                return q.key_prefix or "qw"
+        return "qw"
+
+    async def redis_for(self, spec: api.QueueWorkerSpec
+                        ) -> tuple[redis.asyncio.Redis, list[str]]:
+        r = spec.redis
+        url = r.url
+        if r.url_secret_ref is not None:
+            url = await self.shared.secret_value(self.namespace, r.url_secret_ref.name,
+                                                 r.url_secret_ref.key)
+        password = None
+        if r.password_secret_ref is not None:
+            password = await self.shared.secret_value(
+                self.namespace, r.password_secret_ref.name, r.password_secret_ref.key)
+        assert url is not None  # the spec's CEL rule: url or urlSecretRef
+        secrets = [s for s in (password, url if r.url_secret_ref else None) if s]
+        return self.shared.redis_client(url.strip(), r.username, password, r.db), secrets
+
+    async def read_queues(self, client: redis.asyncio.Redis, spec: api.QueueWorkerSpec,
+                          now: float, secrets: list[str]
+                          ) -> tuple[tuple[QueueDepth, ...] | None, str | None]:
+        try:
+            queues = await asyncio.wait_for(autoscale.read_depths(client, spec.queues, now),
+                                            timeout=self.shared.config.redis_timeout_seconds)
+        except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
+            metrics.redis_errors.labels(**self.labels).inc()
+            metrics.redis_up.labels(**self.labels).set(0)
+            text = st.redact(f"{type(exc).__name__}: {exc}", secrets)
+            return None, text
+        metrics.redis_up.labels(**self.labels).set(1)
+        return queues, None
+
+    def gpu_capacity(self, spec: api.QueueWorkerSpec, pods: list[dict[str, Any]]
+                     ) -> GPUCapacity | None:
+        request = dep.gpu_request(spec)
+        if request is None:
+            return None
+        resource, per_replica = request
+        nodes = [v for store in self.indexes.nodes.values() for v in store]
+        usage = self.shared.node_usage(self.indexes.pods)
+        used = {node: per.get(resource, 0) for node, per in usage.items()}
+        selector = (spec.template.spec.model_extra or {}).get("nodeSelector") or None
+        return autoscale.gpu_capacity(resource, per_replica, nodes, used, pods, selector)
+
+    def current_replicas(self, live: Mapping[str, Any]) -> int:
+        value = int((live.get("spec") or {}).get("replicas") or 0)
+        if self.pending_replicas is not None:
+            wanted, at = self.pending_replicas
+            # The index lags our own patch by a watch event; trust the patch for a while.
+            if value == wanted or time.monotonic() - at > 30:
+                self.pending_replicas = None
+            else:
+                return wanted
+        return value
+
+    async def reconcile(self, spec: api.QueueWorkerSpec) -> dict[str, Any] | None:
+        """Make the Deployment match the spec; the live Deployment (or None: do not scale)."""
+        started = time.perf_counter()
+        try:
+            return await self._reconcile(spec)
+        finally:
+            metrics.reconcile_duration.labels(**self.labels).observe(
+                time.perf_counter() - started)
+
+    async def _reconcile(self, spec: api.QueueWorkerSpec) -> dict[str, Any] | None:
+        kc = self.shared.kube
+        live = next(iter(_store_values(self.indexes.deployments,
+                                       (self.namespace, self.name))), None)
+        if live is None and self.created is not None:
+            live = self.created  # our own create, not yet seen through the watch
+        gpu_surge = True
+        gpu = self.gpu_capacity(spec, [])
+        if gpu is not None:
+            gpu_surge = gpu.free >= gpu.per_replica
+        if live is None:
+            initial = self.initial_replicas(spec)
+            desired = dep.build_deployment(self.name, self.namespace, self.uid, spec,
+                                           replicas=initial, gpu_surge=gpu_surge)
+            try:
+                created = await kc.create(kube.deployments_path(self.namespace), desired,
+                                          operation="create_deployment")
+            except kube.ApiError as exc:
+                if exc.status != 409:
+                    raise
+                created = await kc.get(kube.deployments_path(self.namespace, self.name),
+                                       operation="get_deployment") or {}
+            self.created = kube_index.deployment_entry(
+                created.get("metadata") or {}, created.get("spec") or {},
+                created.get("status") or {})
+            self.pending_replicas = (initial, time.monotonic())
+            logger.info("created Deployment", extra={"qw": self.name, "replicas": initial})
+            live = self.created
+        if not dep.owned_by(live, self.uid):
+            await self.invalid("DeploymentConflict",
+                               f"Deployment {self.namespace}/{self.name} exists and is not "
+                               "owned by this QueueWorker", self.body["metadata"].get("generation"))
+            return None
+        # Keep the current strategy while GPUs are short, so a busy cluster does
+        # not flip it at every poll; a template change recomputes it.
+        desired = dep.build_deployment(self.name, self.namespace, self.uid, spec,
+                                       gpu_surge=gpu_surge)
+        differs = dep.drift(desired, live)
+        if differs == ["spec.strategy"] and gpu is not None:
+            differs = []
+        if differs:
+            patch = {
+                "metadata": {"labels": desired["metadata"]["labels"],
+                             "annotations": desired["metadata"]["annotations"]},
+                "spec": {"template": desired["spec"]["template"],
+                         "strategy": desired["spec"]["strategy"]},
+            }
+            hand_edit = "metadata.annotations" not in differs and (
+                (live.get("metadata") or {}).get("annotations", {}).get(dep.SPEC_HASH_ANNOTATION)
+                == desired["metadata"]["annotations"][dep.SPEC_HASH_ANNOTATION])
+            await kc.patch(kube.deployments_path(self.namespace, self.name), patch,
+                           operation="patch_deployment")
+            if hand_edit:
+                kopf.event(self.body, type="Warning", reason="DriftCorrected",
+                           message=f"Deployment edited outside the QueueWorker "
+                           f"({', '.join(differs)}); restored")
+            logger.info("updated Deployment", extra={"qw": self.name, "parts": differs})
+            self.created = None
+        if self.created is not None and live is not self.created:
+            self.created = None
+        return live
+
+    def initial_replicas(self, spec: api.QueueWorkerSpec) -> int:
+        status = self.body.get("status") or {}
+        if spec.scaling.paused and spec.replicas is not None:
+            return spec.replicas
+        previous = status.get("desiredReplicas")
+        if isinstance(previous, int) and previous >= 0:
+            return min(max(previous, spec.scaling.min_replicas), spec.scaling.max_replicas)
+        return spec.scaling.min_replicas
+
+    async def scale(self, decision: Decision, obs: Observation, pods: list[dict[str, Any]],
+                    paused: bool) -> None:
+        kc = self.shared.kube
+        current = obs.current_replicas
+        if decision.desired < current:
+            await self.mark_victims(decision, obs, pods)
+        await kc.patch(kube.deployments_path(self.namespace, self.name),
+                       {"spec": {"replicas": decision.desired}}, operation="scale_deployment")
+        self.pending_replicas = (decision.desired, time.monotonic())
+        reason = scale_reason(decision, obs, paused)
+        direction = "up" if decision.desired > current else "down"
+        self.last_scale_time = st.now_iso()
+        self.last_scale_reason = f"{reason}: {decision.reason}"[:300]
+        metrics.scale_events.labels(**self.labels, direction=direction, reason=reason).inc()
+        kopf.event(self.body, type="Normal",
+                   reason="ScaledUp" if direction == "up" else "ScaledDown",
+                   message=f"{current} -> {decision.desired} ({reason}): {decision.reason}"[:1000])
+        logger.info("scaled", extra={"qw": self.name, "from": current,
+                                     "to": decision.desired, "reason": decision.reason})
+
+    async def mark_victims(self, decision: Decision, obs: Observation,
+                           pods: list[dict[str, Any]]) -> None:
+        """Lowest pod-deletion-cost on the pods to go; reset it on busy pods that kept it."""
+        kc = self.shared.kube
+        victims = set(decision.remove_first)
+        busy = {p.name for p in obs.pods if p.busy}
+        changed = 0
+        for pod in pods:
+            name = str(pod["name"])
+            want: str | None
+            if name in victims:
+                want = IDLE_COST
+            elif pod.get("cost") == IDLE_COST and name in busy:
+                want = None
+            else:
+                continue
+            if pod.get("cost") == want:
+                continue
+            annotations = {dep.DELETION_COST_ANNOTATION: want}
+            try:
+                await kc.patch(kube.pod_path(self.namespace, name),
+                               {"metadata": {"annotations": annotations}},
+                               operation="annotate_pod")
+                changed += 1
+            except kube.ApiError as exc:  # best effort: the scale-down still happens
+                logger.warning("could not annotate pod", extra={"pod": name, "error": str(exc)})
+        if changed:
+            # The ReplicaSet controller picks victims from its informer cache.
+            await asyncio.sleep(self.shared.config.deletion_cost_delay_seconds)
+
+    # -------------------------------------------------------------------- reporting
+
+    async def invalid(self, reason: str, message: str, generation: int | None) -> None:
+        metrics.spec_valid.labels(**self.labels).set(0)
+        now = st.now_iso()
+        conds = st.set_condition(self.conditions, "SpecValid", "False", reason, message,
+                                 generation=generation, now=now)
+        conds = st.set_condition(conds, "Ready", "False", reason, message,
+                                 generation=generation, now=now)
+        self.conditions = conds
+        if message != self.last_problem:
+            self.last_problem = message
+            kopf.event(self.body, type="Warning", reason=reason, message=message[:1000])
+            logger.warning("unusable QueueWorker", extra={"qw": self.name, "reason": reason,
+                                                          "problem": message})
+        await self.write_status({"observedGeneration": generation, "conditions": conds},
+                                force=False)
+
+    async def report(self, spec: api.QueueWorkerSpec, obs: Observation, decision: Decision,
+                     live: Mapping[str, Any], current: int, generation: int | None,
+                     paused: bool, gpu: GPUCapacity | None) -> None:
+        now = st.now_iso()
+        live_status = live.get("status") or {}
+        ready = int(live_status.get("readyReplicas") or 0)
+        pods_now = int(live_status.get("replicas") or 0)
+        conds = st.set_condition(self.conditions, "SpecValid", "True", "Valid",
+                                 "spec accepted", generation=generation, now=now)
+        if obs.queues is None:
+            conds = st.set_condition(conds, "RedisReachable", "False", "ConnectionFailed",
+                                     obs.error or "queues not readable",
+                                     generation=generation, now=now)
+        else:
+            conds = st.set_condition(conds, "RedisReachable", "True", "Connected",
+                                     "queues read", generation=generation, now=now)
+        if gpu is None:
+            conds = st.set_condition(conds, "GPULimited", "False", "NoGPU",
+                                     "workers request no GPU", generation=generation, now=now)
+        elif decision.gpu_limited:
+            conds = st.set_condition(
+                conds, "GPULimited", "True", "InsufficientGPUs",
+                f"free {gpu.resource_name}: {gpu.free}, {gpu.per_replica} per replica; "
+                f"short by {decision.gpu_shortfall} replicas", generation=generation, now=now)
+        else:
+            conds = st.set_condition(conds, "GPULimited", "False", "Sufficient",
+                                     f"free {gpu.resource_name}: {gpu.free}",
+                                     generation=generation, now=now)
+        if paused:
+            conds = st.set_condition(conds, "Scaling", "False", "Paused",
+                                     "autoscaling paused; spec.replicas decides",
+                                     generation=generation, now=now)
+        elif current != ready or pods_now != current:
+            conds = st.set_condition(
+                conds, "Scaling", "True", "ScalingUp" if current > ready else "ScalingDown",
+                f"{ready} ready of {current}", generation=generation, now=now)
+        else:
+            conds = st.set_condition(conds, "Scaling", "False", "Stable",
+                                     f"{ready} ready of {current}",
+                                     generation=generation, now=now)
+        if obs.queues is None:
+            conds = st.set_condition(conds, "Ready", "False", "RedisUnreachable",
+                                     obs.error or "", generation=generation, now=now)
+        else:
+            conds = st.set_condition(conds, "Ready", "True", "Reconciled",
+                                     "Deployment reconciled and queues read",
+                                     generation=generation, now=now)
+        self.conditions = conds
+
+        queues = obs.queues or ()
+        backlog = sum(q.waiting + q.in_flight for q in queues)
+        ages = [q.oldest_age_seconds for q in queues if q.oldest_age_seconds is not None]
+        oldest = round(max(ages), 3) if ages else None
+        body: dict[str, Any] = {
+            "observedGeneration": generation,
+            "replicas": pods_now,
+            "desiredReplicas": decision.desired,
+            "readyReplicas": ready,
+            "selector": dep.selector_string(self.name),
+            "gpuLimited": decision.gpu_limited,
+            "lastScaleTime": self.last_scale_time,
+            "lastScaleReason": self.last_scale_reason,
+            "conditions": conds,
+        }
+        volatile: dict[str, Any] = {
+            "engineMemory": self.memory,
+        }
+        if obs.queues is not None:
+            volatile.update({
+                "backlog": backlog,
+                "oldestJobAgeSeconds": oldest,
+                "queues": [{"name": q.name, "layout": q.layout, "waiting": q.waiting,
+                            "inFlight": q.in_flight, "delayed": q.delayed,
+                            "oldestAgeSeconds": q.oldest_age_seconds} for q in queues],
+            })
+        if gpu is not None:
+            volatile["gpu"] = {
+                "resourceName": gpu.resource_name, "perReplica": gpu.per_replica,
+                "free": gpu.free, "needed": decision.desired * gpu.per_replica,
+                "limitedBy": decision.gpu_shortfall,
+            }
+        self.export_metrics(obs, decision, pods_now, ready, gpu)
+        await self.write_status(body, volatile=volatile,
+                                force=bool(backlog) != bool(self.last_backlog))
+
+    def export_metrics(self, obs: Observation, decision: Decision, pods_now: int, ready: int,
+                       gpu: GPUCapacity | None) -> None:
+        m, labels = metrics, self.labels
+        m.desired_replicas.labels(**labels).set(decision.desired)
+        m.current_replicas.labels(**labels).set(pods_now)
+        m.ready_replicas.labels(**labels).set(ready)
+        m.gpu_limited.labels(**labels).set(1 if decision.gpu_limited else 0)
+        for q in obs.queues or ():
+            for state, value in (("waiting", q.waiting), ("in_flight", q.in_flight),
+                                 ("delayed", q.delayed)):
+                m.queue_jobs.labels(**labels, queue=q.name, state=state).set(value)
+            if q.oldest_age_seconds is not None:
+                m.queue_oldest_age.labels(**labels, queue=q.name).set(q.oldest_age_seconds)
+            else:
+                m.queue_oldest_age.labels(**labels, queue=q.name).set(0)
+        if gpu is not None:
+            m.gpu_free.labels(**labels, resource=gpu.resource_name).set(gpu.free)
+            m.gpu_needed.labels(**labels, resource=gpu.resource_name).set(
+                decision.desired * gpu.per_replica)
+
+    async def write_status(self, important: dict[str, Any], *,
+                           volatile: dict[str, Any] | None = None, force: bool = False) -> None:
+        comparable = {**important, "conditions": st.comparable(important.get("conditions", []))}
+        previous = self.last_written
+        due = time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds
+        if previous == comparable and not force and not due:
+            return
+        payload = {**important, **(volatile or {})}
+        await self.shared.kube.patch(kube.queueworker_status_path(self.namespace, self.name),
+                                     {"status": payload}, operation="patch_status")
+        self.last_written = comparable
+        self.last_backlog = int((volatile or {}).get("backlog") or 0)
+        self.last_written_at = time.monotonic()
+
