@@ -230,7 +230,7 @@ def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
             for resource in rule["resources"]:
                 key = (group, resource)
                 assert key not in out, f"{key} granted twice"
-                assert "*" not in rule["verbs"] and "*" != resource and "*" != group
+                assert "*" not in rule["verbs"] and resource != "*" and group != "*"
                 out[key] = set(rule["verbs"])
     return out
 

@@ -1,0 +1,84 @@
+"""`helm lint --strict` and the values schema, with the real helm 4 binary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.chart_tools import CHART, ROOT, helm, template_args, tool
+
+HERE = Path(__file__).resolve().parent
+VALUES_ALL = HERE / "values-all.yaml"
+
+
+def test_helm_is_helm_4() -> None:
+    version = helm("version", "--short").stdout.strip()
+    assert version.startswith("v4."), version
+
+
+@pytest.mark.parametrize("values", [None, VALUES_ALL], ids=["defaults", "all-options"])
+def test_lint_strict(values: Path | None) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    if values:
+        args += ["-f", str(values)]
+    out = helm(*args).stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["apiVersion"] == "v2" and chart["name"] == "queueworker-operator"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    # The image tag defaults to appVersion: keep it the package's version.
+    assert f'version = "{chart["appVersion"]}"' in pyproject
+    for required in ("values.yaml", "values.schema.json", "templates/NOTES.txt",
+                     "templates/tests/test-metrics.yaml", "crds/queueworker.yaml",
+                     "crds/kopf-peering.yaml", "README.md"):
+        assert (CHART / required).is_file(), required
+
+
+def test_schema_accepts_the_defaults_and_every_option() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    assert schema["additionalProperties"] is False
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    everything = yaml.safe_load(VALUES_ALL.read_text(encoding="utf-8"))
+    # Every key of values.yaml is described by the schema, and the all-options
+    # file sets every top-level key.
+    assert set(defaults) <= set(schema["properties"])
+    assert set(defaults) <= set(everything)
+
+
+BAD_VALUES = [
+    # (values, words the error must name)
+    ({"replicaCount": "two"}, ["replicaCount", "integer"]),
+    ({"replicaCount": -1}, ["replicaCount"]),
+    ({"metrics": {"serviceMonitor": {"enabeld": True}}}, ["serviceMonitor", "enabeld"]),
+    ({"metrics": {"port": 70000}}, ["metrics/port"]),
+    ({"watchNamespaces": ["Not_A_Namespace"]}, ["watchNamespaces"]),
+    ({"image": {"pullPolicy": "Sometimes"}}, ["pullPolicy"]),
+    ({"image": {"digest": "latest"}}, ["digest"]),
+    ({"dashboards": {"labelValue": 1}}, ["labelValue", "string"]),
+    ({"unknownTopLevel": True}, ["unknownTopLevel"]),
+    ({"health": {"path": "healthz"}}, ["health/path"]),
+    ({"metrics": {"serviceMonitor": {"interval": "thirty seconds"}}}, ["interval"]),
+]
+
+
+@pytest.mark.parametrize(("values", "words"), BAD_VALUES,
+                         ids=[str(v) for v, _ in BAD_VALUES])
+def test_schema_rejects_bad_values(tmp_path: Path, values: dict[str, object],
+                                   words: list[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    proc = helm(*template_args(path), check=False)
+    assert proc.returncode != 0, f"accepted {values}"
+    for word in words:
+        assert word in proc.stderr, (word, proc.stderr)
+
+
+def test_kubectl_is_there() -> None:
+    # The kubectl test needs the binary from scripts/ensure-helm.sh.
+    assert Path(tool("kubectl")).is_file()
