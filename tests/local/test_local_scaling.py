@@ -1,0 +1,64 @@
+"""Local mode scales real worker processes up on backlog and back to zero."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from queueworker.operator.embedded_redis import free_port
+from queueworker.worker.producer import Producer
+
+from support.local_proc import LocalProc, local_cmd, write_manifest
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _metric(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    match = re.search(rf'^{name}\{{namespace="local",queueworker="t"\}} (\S+)$', body, re.M)
+    assert match, f"{name} not exported:\n{body[:2000]}"
+    return float(match.group(1))
+
+
+def test_scales_up_on_backlog_and_back_to_zero(tmp_path: Path, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    manifest = write_manifest(tmp_path, redis_url, max_replicas=3, target=2, idle=2)
+    port = free_port()
+    local = LocalProc([*local_cmd(manifest), "--metrics-port", str(port)])
+    try:
+        local.wait_for("status ")  # first poll: nothing to do, no workers
+        assert "scale up" not in local.output
+        producer = Producer(client)
+        for n in range(12):
+            producer.enqueue("work", {"n": n, "seconds": 0.3})
+        up = local.wait_for("scale up 0 -> ", timeout=20)
+        assert re.search(r"scale up 0 -> [23]:", up), up
+        _wait(lambda: _metric(port, "queueworker_current_replicas") >= 2, 20, "2 replicas")
+        assert _metric(port, "queueworker_desired_replicas") >= 2
+        _wait(lambda: client.scard("t:done") == 12, 60, "all 12 jobs done")
+        local.wait_for("-> 0:", timeout=30)  # idle for idleSecondsBeforeZero: back to zero
+        _wait(lambda: _metric(port, "queueworker_current_replicas") == 0, 10, "0 replicas")
+        assert "queueworker_scale_events_total" in urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        # The workers' processes are gone: their heartbeats stop.
+        _wait(lambda: not client.keys("qw:worker:*"), 20, "worker heartbeats to expire")
+        code = local.interrupt()
+    finally:
+        local.kill()
+    assert code == 0, local.output
+    runs = {k.decode(): int(v) for k, v in client.hgetall("t:runs").items()}
+    assert sorted(runs) == sorted(str(n) for n in range(12))
+    assert set(runs.values()) == {1}, "no job ran twice"
+    assert "replica exited unasked" not in local.output
