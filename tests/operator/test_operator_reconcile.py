@@ -32,7 +32,8 @@ async def test_queueworker_creates_a_correct_deployment(redis_url: str) -> None:
         # Status: selector for the scale subresource, conditions from the first visit.
         st = await wait_for(lambda: c.qw("mail").get("status", {}).get("selector") and
                             c.qw("mail")["status"], 10, "status")
-        assert st["selector"] == "app.kubernetes.io/instance=mail,app.kubernetes.io/name=queueworker"
+        assert st["selector"] == (
+            "app.kubernetes.io/instance=mail,app.kubernetes.io/name=queueworker")
         types = {cond["type"]: cond["status"] for cond in st["conditions"]}
         assert types["SpecValid"] == "True" and types["RedisReachable"] == "True"
         assert set(types) >= {"Ready", "SpecValid", "RedisReachable", "GPULimited", "Scaling"}

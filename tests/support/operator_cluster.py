@@ -455,10 +455,10 @@ class Cluster:
                 for v in self.k.objects[key].history]
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+async def wait_for(predicate: Callable[[], Any], within: float, what: str,
                    interval: float = 0.1) -> Any:
     """Poll until predicate() is truthy; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         try:
@@ -468,4 +468,4 @@ async def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {within}s waiting for {what}")

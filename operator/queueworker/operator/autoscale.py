@@ -1,8 +1,8 @@
 """The operator's seams to the engine, the depth readers and GPU accounting.
 
-The poller (poller.py) calls only these functions, so the operator's loop does
-not depend on how the engine, the layout readers or the GPU capacity code are
-organised. Heartbeat reading lives here too: it is operator-side, reading the
+The poller (poller.py) calls only these functions: the engine's ``decide``, the
+layout readers (queueworker.operator.layouts) and GPU capacity from the
+indexed Nodes and Pods. Heartbeat reading lives here too: it is operator-side, reading the
 native worker's keys (queueworker.worker.keys).
 """
 
@@ -16,94 +16,33 @@ from typing import Any
 
 import redis.asyncio
 
-from queueworker.operator import api
-from queueworker.operator.engine.types import (
-    Decision,
-    GPUCapacity,
-    Observation,
-    PodState,
-    QueueDepth,
-)
+from queueworker.operator import api, engine, layouts
+from queueworker.operator.engine.types import GPUCapacity, PodState, QueueDepth
 
 HEARTBEAT_STALE_SECONDS = 30.0
 
 
-# ------------------------------------------------------------------------- decide
+# ------------------------------------------------------------------ decide, depth
+
+decide = engine.decide
 
 
-def decide(spec: api.QueueWorkerSpec, obs: Observation, memory: dict[str, Any] | None
-           ) -> Decision:
-    """Minimal stand-in for queueworker.operator.engine.decide until it lands."""
-    s = spec.scaling
-    mem = dict(memory or {})
-    current = obs.current_replicas
-    if s.paused:
-        desired = obs.manual_replicas if obs.manual_replicas is not None else current
-        return _decision(desired, f"paused: spec.replicas -> {desired}", obs, mem)
-    if obs.queues is None:
-        desired = s.fallback_replicas if s.fallback_replicas is not None else current
-        return _decision(desired, f"queues unreadable: fallback -> {desired}", obs, mem)
-    jobs = sum(q.waiting + q.in_flight for q in obs.queues)
-    want = -(-jobs // s.target_backlog_per_replica)
-    want = min(max(want, s.min_replicas), s.max_replicas)
-    if want < current:
-        since = float(mem.get("lower_since", obs.now))
-        mem["lower_since"] = since
-        if obs.now - since < s.scale_down.stabilization_seconds:
-            want = current
-    else:
-        mem.pop("lower_since", None)
-    limited = False
-    if obs.gpu is not None and want > obs.gpu.max_replicas and spec.gpu.cap_to_free_capacity:
-        want, limited = max(obs.gpu.max_replicas, s.min_replicas), True
-    return _decision(want, f"backlog {jobs} -> {want}", obs, mem, limited)
-
-
-def _decision(desired: int, reason: str, obs: Observation, mem: dict[str, Any],
-              gpu_limited: bool = False) -> Decision:
-    current = obs.current_replicas
-    idle_first = sorted((p for p in obs.pods if not p.terminating),
-                        key=lambda p: (p.busy, p.ready, p.name))
-    remove = tuple(p.name for p in idle_first[: max(0, current - desired)])
-    direction = "up" if desired > current else "down" if desired < current else "none"
-    return Decision(desired=desired, reason=reason, remove_first=remove,
-                    gpu_limited=gpu_limited, memory=mem, direction=direction)
-
-
-# -------------------------------------------------------------------------- depth
+class QueueReadError(Exception):
+    """Redis answered, but some queue could not be read (wrong key type, bad data)."""
 
 
 async def read_depths(client: redis.asyncio.Redis, queues: Sequence[api.QueueSpec],
                       now: float) -> tuple[QueueDepth, ...]:
-    """Stand-in reader (native and list layouts) until queueworker.operator.layouts lands."""
-    pipe = client.pipeline(transaction=False)
-    for q in queues:
-        if q.layout == api.QueueLayout.native:
-            p = q.key_prefix or "qw"
-            pipe.llen(f"{p}:{{{q.name}}}:waiting")
-            pipe.zcard(f"{p}:{{{q.name}}}:inflight")
-            pipe.zcard(f"{p}:{{{q.name}}}:delayed")
-            pipe.lindex(f"{p}:{{{q.name}}}:waiting", -1)
-        elif q.layout == api.QueueLayout.list:
-            pipe.llen(q.name)
-        else:
-            raise ValueError(f"layout {q.layout.value!r} is not supported yet")
-    results = list(await pipe.execute())
-    out: list[QueueDepth] = []
-    for q in queues:
-        if q.layout == api.QueueLayout.native:
-            waiting, inflight, delayed, oldest = results[:4]
-            del results[:4]
-            age = None
-            if oldest:
-                head = (oldest.decode() if isinstance(oldest, bytes) else str(oldest))[:13]
-                if head.isdigit():
-                    age = max(0.0, now - int(head) / 1000.0)
-            out.append(QueueDepth(q.name, q.layout.value, int(waiting), int(inflight),
-                                  int(delayed), age))
-        else:
-            out.append(QueueDepth(q.name, q.layout.value, int(results.pop(0)), 0))
-    return tuple(out)
+    """Every queue in one round trip; raises when any of them cannot be read.
+
+    Scaling on part of the queues would under-count demand, so a queue that
+    fails makes the whole observation unreadable (fallback replicas apply).
+    """
+    results = await layouts.read_depths(client, queues, now)
+    errors = [r for r in results if isinstance(r, layouts.DepthError)]
+    if errors:
+        raise QueueReadError("; ".join(str(e) for e in errors))
+    return tuple(r for r in results if isinstance(r, QueueDepth))
 
 
 # --------------------------------------------------------------------- heartbeats

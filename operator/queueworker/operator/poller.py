@@ -306,6 +306,10 @@ class QueueWorkerLoop:
         try:
             queues = await asyncio.wait_for(autoscale.read_depths(client, spec.queues, now),
                                             timeout=self.shared.config.redis_timeout_seconds)
+        except autoscale.QueueReadError as exc:
+            metrics.redis_errors.labels(**self.labels).inc()
+            metrics.redis_up.labels(**self.labels).set(1)
+            return None, st.redact(f"QueueReadFailed: {exc}", secrets)
         except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
             metrics.redis_errors.labels(**self.labels).inc()
             metrics.redis_up.labels(**self.labels).set(0)
@@ -494,7 +498,8 @@ class QueueWorkerLoop:
         pods_now = int(live_status.get("replicas") or 0)
         conds = st.set_condition(self.conditions, "SpecValid", "True", "Valid",
                                  "spec accepted", generation=generation, now=now)
-        if obs.queues is None:
+        read_failed = (obs.error or "").startswith("QueueReadFailed")
+        if obs.queues is None and not read_failed:
             conds = st.set_condition(conds, "RedisReachable", "False", "ConnectionFailed",
                                      obs.error or "queues not readable",
                                      generation=generation, now=now)
@@ -526,7 +531,8 @@ class QueueWorkerLoop:
                                      f"{ready} ready of {current}",
                                      generation=generation, now=now)
         if obs.queues is None:
-            conds = st.set_condition(conds, "Ready", "False", "RedisUnreachable",
+            conds = st.set_condition(conds, "Ready", "False",
+                                     "QueueReadFailed" if read_failed else "RedisUnreachable",
                                      obs.error or "", generation=generation, now=now)
         else:
             conds = st.set_condition(conds, "Ready", "True", "Reconciled",
