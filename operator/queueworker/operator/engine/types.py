@@ -45,6 +45,8 @@ class GPUCapacity:
     max_replicas: int  # replicas the free (or allotted) GPUs can hold, counting current ones
     free: int = 0  # free units of the resource on eligible nodes
     pending: int = 0  # this QueueWorker's pods waiting to be scheduled
+    wanted: int = 0  # replicas the demand asked for when this was computed
+    shortfall: int = 0  # wanted minus max_replicas, when the GPUs do not allow it
 
 
 @dataclass(frozen=True)
