@@ -68,16 +68,17 @@ def pod_states(active: list[str], stopping: list[str],
 
 
 def read_counters(client: redis.Redis, spec: api.QueueWorkerSpec,
-                  prefix: str = keys.DEFAULT_PREFIX) -> tuple[int, int]:
-    """(completed, failed) summed over the native queues' monotonic counters."""
+                  prefix: str = keys.DEFAULT_PREFIX) -> tuple[int, int, int]:
+    """(completed, failed, retried) summed over the native queues' monotonic counters."""
     native = [q for q in spec.queues if q.layout == api.QueueLayout.native]
     if not native:
-        return 0, 0
+        return 0, 0, 0
     pipe = client.pipeline(transaction=False)
     for q in native:
-        pipe.hmget(keys.stats(q.name, prefix), ["completed", "failed"])
-    completed = failed = 0
-    for done, bad in pipe.execute():
+        pipe.hmget(keys.stats(q.name, prefix), ["completed", "failed", "retried"])
+    completed = failed = retried = 0
+    for done, bad, again in pipe.execute():
         completed += int(done or 0)
         failed += int(bad or 0)
-    return completed, failed
+        retried += int(again or 0)
+    return completed, failed, retried

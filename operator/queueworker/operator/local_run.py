@@ -55,7 +55,7 @@ class LocalRunner:
         self.max_running = 0  # most replicas active at once (the demo reports it)
         self.scale_ups = 0
         self.scale_downs = 0
-        self._baseline: tuple[int, int] | None = None
+        self._baseline: tuple[int, int, int] | None = None
         self._completions: deque[tuple[float, int]] = deque()
         self._last_decision: Decision | None = None
 
@@ -66,7 +66,7 @@ class LocalRunner:
         queues, error = read_queues(self.client, self.spec, now)
         try:
             beats = read_beats(self.client)
-            counters: tuple[int, int] | None = read_counters(self.client, self.spec)
+            counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
         except (redis.RedisError, OSError) as exc:
             log.warning("heartbeats unreadable error=%s", type(exc).__name__)
             beats, counters = {}, None
@@ -99,7 +99,7 @@ class LocalRunner:
         return decision
 
     def _update(self, obs: Observation, decision: Decision,
-                counters: tuple[int, int] | None) -> None:
+                counters: tuple[int, int, int] | None) -> None:
         snap = self.snap
         snap.queues, snap.error = obs.queues, obs.error
         snap.desired = decision.desired
@@ -115,6 +115,7 @@ class LocalRunner:
                 self._baseline = counters
             snap.done = max(0, counters[0] - self._baseline[0])
             snap.failed = max(0, counters[1] - self._baseline[1])
+            snap.retried = max(0, counters[2] - self._baseline[2])
             t = time.monotonic()
             self._completions.append((t, snap.done))
             while self._completions and t - self._completions[0][0] > RATE_WINDOW:

@@ -44,7 +44,8 @@ class Snapshot:
     busy: int = 0
     stopping: int = 0
     done: int = 0  # completed since local mode started
-    failed: int = 0  # failed attempts since local mode started
+    failed: int = 0  # jobs failed for good since local mode started
+    retried: int = 0  # failed attempts that were retried
     rate: float = 0.0  # completions per second, recent
     worker_seconds: float = 0.0
     crashed: int = 0  # replicas that exited without being asked (replaced)
@@ -95,6 +96,7 @@ def render(snap: Snapshot) -> Group:
         "  ready ", str(snap.ready), "  busy ", (str(snap.busy), "bold green"),
         "  stopping ", str(snap.stopping),
         "    jobs done ", (str(snap.done), "bold"), f"  ({snap.rate:.1f}/s)",
+        "  retried ", str(snap.retried),
         "  failed ", (str(snap.failed), "bold red" if snap.failed else ""),
         f"  worker-seconds {snap.worker_seconds:.0f}",
         (f"  crashed {snap.crashed}" if snap.crashed else "", "bold red"),
@@ -179,5 +181,6 @@ def status_line(snap: Snapshot) -> str:
         queues = " ".join(f"{q.name}={q.waiting}+{q.in_flight}" for q in snap.queues)
     return (f"status desired={snap.desired} running={snap.running} ready={snap.ready} "
             f"busy={snap.busy} stopping={snap.stopping} backlog={snap.backlog} "
-            f"oldest={_age(snap.oldest)} done={snap.done} failed={snap.failed} "
+            f"oldest={_age(snap.oldest)} done={snap.done} retried={snap.retried} "
+            f"failed={snap.failed} "
             f"rate={snap.rate:.1f}/s crashed={snap.crashed} {queues}")
