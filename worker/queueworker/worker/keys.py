@@ -32,6 +32,22 @@ Workers: ``{p}:workers`` ZSET worker id -> last heartbeat (epoch seconds) and
 "in_flight": [{"id", "queue", "started_at"}], "processed", "failed",
 "started_at", "beat_at"}``. The operator reads them to remove idle pods first;
 workers read them to recover the jobs of dead workers.
+
+Added by the runtime (the operator does not need to read these):
+
+- ``{p}:{Q}:notify``    LIST of wake-up tokens (capped): producers push one per
+  job so idle workers blocked in BLPOP wake at once instead of polling.
+- ``{p}:{Q}:rate:{w}``  STRING counter of jobs started in rate-limit window
+  ``w`` (fixed windows; expires after the window).
+- ``{p}:failed``        ZSET job id -> failed at (epoch seconds): the failed-jobs
+  store. The job hash (with ``error`` and ``traceback``) is kept, without a TTL,
+  for as long as the id is in this set; trimmed by age and count.
+- ``{p}:unique:{key}``  STRING job id, with a TTL: a unique job is queued or
+  running. Deleted when that job finishes (done or failed).
+- ``{p}:conc:{key}``    ZSET job id -> lease expiry: jobs running under a
+  concurrency key, shared by all workers (expired entries do not count).
+- ``{p}:reaper``        STRING lock (SET NX PX): the worker holding it runs the
+  reaper this interval.
 """
 
 from __future__ import annotations
@@ -75,3 +91,27 @@ def enqueued_at_from_id(job_id: str | bytes) -> float | None:
     if len(head) == ID_TIME_DIGITS and head.isdigit():
         return int(head) / 1000.0
     return None
+
+
+def notify(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:notify"
+
+
+def rate(queue: str, window: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:rate:{window}"
+
+
+def failed(prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:failed"
+
+
+def unique(key: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:unique:{key}"
+
+
+def concurrency(key: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:conc:{key}"
+
+
+def reaper_lock(prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:reaper"

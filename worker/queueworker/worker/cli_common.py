@@ -1,0 +1,58 @@
+"""What the worker's commands share: Redis options and one clear line on a bad connection."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import redis
+
+from queueworker.worker import keys
+from queueworker.worker.config import DEFAULT_REDIS_URL
+from queueworker.worker.log import redact_url
+
+
+class CliError(Exception):
+    """One line for the user; the command exits non-zero."""
+
+
+def add_redis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", default=None,
+                   help=f"Redis URL (env QUEUEWORKER_REDIS_URL; default {DEFAULT_REDIS_URL})")
+    p.add_argument("--prefix", default=None,
+                   help=f"key prefix (env QUEUEWORKER_PREFIX; default {keys.DEFAULT_PREFIX})")
+
+
+def redis_url(args: argparse.Namespace) -> str:
+    return str(args.redis_url or os.environ.get("QUEUEWORKER_REDIS_URL") or DEFAULT_REDIS_URL)
+
+
+def prefix(args: argparse.Namespace) -> str:
+    return str(args.prefix or os.environ.get("QUEUEWORKER_PREFIX") or keys.DEFAULT_PREFIX)
+
+
+def connection_error(url: str, exc: BaseException) -> str:
+    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in str(exc) or (
+            "NOAUTH" in str(exc)):
+        why = "authentication failed (wrong or missing username/password)"
+    elif isinstance(exc, ValueError):
+        why = f"bad URL ({exc})"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return f"cannot connect to Redis at {redact_url(url)}: {why}"
+
+
+def connect(args: argparse.Namespace) -> redis.Redis:
+    url = redis_url(args)
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise CliError(connection_error(url, exc)) from None
+    return client
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"queueworker: {message}", file=sys.stderr)
+    return code

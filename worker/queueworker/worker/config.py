@@ -1,0 +1,89 @@
+"""Worker settings: defaults, environment (what the operator sets), command line.
+
+Environment: QUEUEWORKER_REDIS_URL, QUEUEWORKER_QUEUES (comma list, in
+priority order), QUEUEWORKER_HANDLER, QUEUEWORKER_PREFIX,
+QUEUEWORKER_DRAIN_DEADLINE (seconds after SIGTERM), QUEUEWORKER_METRICS_PORT,
+QUEUEWORKER_CONCURRENCY, POD_NAME. Command-line options win over them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from queueworker.worker import keys
+from queueworker.worker.broker import RateLimit
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+@dataclass
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    prefix: str = keys.DEFAULT_PREFIX
+    queues: list[str] = field(default_factory=lambda: ["default"])
+    handlers: list[str] = field(default_factory=list)
+    concurrency: int = 10
+    prefetch: int | None = None  # jobs fetched beyond free slots; None: = concurrency
+    max_jobs: int | None = None
+    max_time: float | None = None
+    stop_when_empty: bool = False
+    lease: float = 30.0  # seconds; renewed every lease/3 while the job runs
+    timeout: float = 300.0  # default per-attempt limit for jobs that set none (0: none)
+    drain_deadline: float = 30.0
+    heartbeat_interval: float = 5.0  # the heartbeat key lives 3 intervals
+    reap_interval: float = 2.0
+    poll_interval: float = 1.0  # longest idle wait (delayed jobs become due without a wake-up)
+    result_ttl: int = 3600  # seconds a finished job's hash is kept (0: deleted at once)
+    failed_max_age: float = 7 * 86400.0
+    failed_max_count: int = 100_000
+    max_lost: int = 5  # lease expiries before a job is failed as a poison pill (0: never)
+    park_delay: float = 0.5  # a job over its concurrency limit waits this long in delayed
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    metrics_port: int = 0  # 0: no HTTP server
+    pod: str = ""
+    log_level: str = "info"
+
+    @property
+    def effective_prefetch(self) -> int:
+        return self.concurrency if self.prefetch is None else self.prefetch
+
+    @property
+    def tick(self) -> float:
+        """Seconds between beats (heartbeat + lease renewal)."""
+        return max(0.05, min(self.heartbeat_interval, self.lease / 3))
+
+    def validate(self) -> None:
+        if not self.queues or any(not q or "{" in q or "}" in q for q in self.queues):
+            raise ValueError(f"bad queue list {self.queues!r}")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.lease <= 0:
+            raise ValueError("lease must be positive")
+        if self.drain_deadline < 0:
+            raise ValueError("drain deadline must not be negative")
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    s = Settings()
+    s.redis_url = env.get("QUEUEWORKER_REDIS_URL") or s.redis_url
+    s.prefix = env.get("QUEUEWORKER_PREFIX") or s.prefix
+    if env.get("QUEUEWORKER_QUEUES"):
+        s.queues = split_list(env["QUEUEWORKER_QUEUES"])
+    if env.get("QUEUEWORKER_HANDLER"):
+        s.handlers = split_list(env["QUEUEWORKER_HANDLER"])
+    if env.get("QUEUEWORKER_DRAIN_DEADLINE"):
+        s.drain_deadline = float(env["QUEUEWORKER_DRAIN_DEADLINE"])
+    if env.get("QUEUEWORKER_METRICS_PORT"):
+        s.metrics_port = int(env["QUEUEWORKER_METRICS_PORT"])
+    if env.get("QUEUEWORKER_CONCURRENCY"):
+        s.concurrency = int(env["QUEUEWORKER_CONCURRENCY"])
+    s.pod = env.get("POD_NAME") or socket.gethostname()
+    return s

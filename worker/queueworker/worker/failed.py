@@ -1,0 +1,111 @@
+"""The failed-jobs store: list, show, retry, forget, flush (like Laravel's queue:failed).
+
+A failed job keeps its hash (``keys.job``: payload, ``error``, ``traceback``,
+``tries``, ``failed_at``, ...) and its id is in the ``keys.failed`` ZSET
+(score = failed at). The reaper trims the store by age and count
+(``Settings.failed_max_age`` / ``failed_max_count``). Retrying puts the job
+back at the tail of its queue with ``tries`` and ``lost`` reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from queueworker.worker import keys
+from queueworker.worker.broker import PRELUDE
+from queueworker.worker.job import Job
+
+# ARGV: prefix, id, ...  -> number of jobs put back
+RETRY = PRELUDE + """
+local n = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if redis.call('ZREM', P .. ':failed', id) == 1 then
+    local jk = jkey(id)
+    local q = redis.call('HGET', jk, 'queue')
+    if q then
+      redis.call('HSET', jk, 'state', 'waiting', 'tries', '0', 'lost', '0')
+      redis.call('HDEL', jk, 'error', 'traceback', 'failed_at', 'worker')
+      redis.call('LPUSH', qkey(q, 'waiting'), id)
+      redis.call('LPUSH', qkey(q, 'notify'), '1')
+      redis.call('LTRIM', qkey(q, 'notify'), 0, 15)
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+
+
+def _text(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+class FailedStore:
+    def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.key = keys.failed(prefix)
+        self._retry = client.register_script(RETRY)
+
+    def ids(self, queue: str | None = None) -> list[str]:
+        """Failed job ids, newest first (filtered by queue if given)."""
+        ids = [_text(x) for x in self.redis.zrevrange(self.key, 0, -1)]
+        if queue is None:
+            return ids
+        with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hget(keys.job(i, self.prefix), "queue")
+            queues = pipe.execute()
+        return [i for i, q in zip(ids, queues, strict=True) if q is not None and _text(q) == queue]
+
+    def list(self, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Summaries (id, queue, failed_at, tries, error) of up to ``limit`` failed jobs."""
+        ids = self.ids(queue)[:limit] if limit else self.ids(queue)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hmget(keys.job(i, self.prefix), "queue", "failed_at", "tries", "error")
+            rows = pipe.execute()
+        out = []
+        for i, row in zip(ids, rows, strict=True):
+            q, at, tries, err = (None if v is None else _text(v) for v in row)
+            out.append({"id": i, "queue": q, "failed_at": float(at) if at else None,
+                        "tries": int(tries) if tries else 0,
+                        "error": (err or "").splitlines()[0] if err else ""})
+        return out
+
+    def show(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hgetall(keys.job(job_id, self.prefix))
+        if not raw or self.redis.zscore(self.key, job_id) is None:
+            return None
+        return Job.from_hash(job_id, {_text(k): _text(v) for k, v in raw.items()}).info()
+
+    def retry(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        n = 0
+        for start in range(0, len(ids), 500):
+            n += int(self._retry(args=[self.prefix, *ids[start:start + 500]]))
+        return n
+
+    def retry_all(self, queue: str | None = None) -> int:
+        return self.retry(self.ids(queue))
+
+    def forget(self, job_id: str) -> bool:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.key, job_id)
+            pipe.delete(keys.job(job_id, self.prefix))
+            removed, _ = pipe.execute()
+        return bool(removed)
+
+    def flush(self, queue: str | None = None) -> int:
+        ids = self.ids(queue)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.key, *chunk)
+                pipe.delete(*(keys.job(i, self.prefix) for i in chunk))
+                pipe.execute()
+        return len(ids)

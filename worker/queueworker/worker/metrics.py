@@ -1,0 +1,162 @@
+"""Prometheus metrics of one worker process, and its HTTP endpoint.
+
+The worker's metric names (the contract with dashboards and alerts; a test
+checks this list against what the endpoint serves):
+
+=================================================  =========  ========================
+name                                               type       labels
+=================================================  =========  ========================
+queueworker_worker_jobs_started_total              counter    queue
+queueworker_worker_jobs_completed_total            counter    queue
+queueworker_worker_jobs_failed_total               counter    queue, reason
+queueworker_worker_jobs_retried_total              counter    queue
+queueworker_worker_jobs_handed_back_total          counter    queue
+queueworker_worker_job_duration_seconds            histogram  queue
+queueworker_worker_job_wait_seconds                histogram  queue  (enqueue -> start)
+queueworker_worker_jobs_in_flight                  gauge
+queueworker_worker_concurrency                     gauge
+queueworker_worker_state                           gauge      state (1 for the current)
+queueworker_worker_leases_recovered_total          counter    (by this worker's reaper)
+queueworker_worker_redis_errors_total              counter
+queueworker_worker_gpu_memory_used_bytes           gauge      gpu  (only with a GPU)
+queueworker_worker_gpu_memory_total_bytes          gauge      gpu
+queueworker_worker_gpu_utilization_ratio           gauge      gpu  (0..1)
+=================================================  =========  ========================
+
+``reason`` is one of ``exception``, ``timeout``, ``bad_payload``,
+``unknown_handler`` (final failures; a retried failure counts in retried).
+
+The HTTP server answers ``/metrics``, ``/healthz`` (also ``/readyz``): 200
+while the worker runs and its last Redis round trip succeeded recently (idle
+or busy alike), 503 otherwise (not yet connected, Redis unreachable,
+draining); and ``/livez``: 200 while the process serves HTTP at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+STATES = ("starting", "idle", "busy", "draining", "stopped")
+FAIL_REASONS = ("exception", "timeout", "bad_payload", "unknown_handler")
+
+METRIC_NAMES = (
+    "queueworker_worker_jobs_started_total",
+    "queueworker_worker_jobs_completed_total",
+    "queueworker_worker_jobs_failed_total",
+    "queueworker_worker_jobs_retried_total",
+    "queueworker_worker_jobs_handed_back_total",
+    "queueworker_worker_job_duration_seconds",
+    "queueworker_worker_job_wait_seconds",
+    "queueworker_worker_jobs_in_flight",
+    "queueworker_worker_concurrency",
+    "queueworker_worker_state",
+    "queueworker_worker_leases_recovered_total",
+    "queueworker_worker_redis_errors_total",
+)
+GPU_METRIC_NAMES = (
+    "queueworker_worker_gpu_memory_used_bytes",
+    "queueworker_worker_gpu_memory_total_bytes",
+    "queueworker_worker_gpu_utilization_ratio",
+)
+
+_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)
+
+
+class _PerQueue:
+    """Label children resolved once per queue (labels() costs a lock and a dict lookup)."""
+
+    def __init__(self, m: WorkerMetrics, queue: str) -> None:
+        self.started = m.started.labels(queue)
+        self.completed = m.completed.labels(queue)
+        self.retried = m.retried.labels(queue)
+        self.handed_back = m.handed_back.labels(queue)
+        self.duration = m.duration.labels(queue)
+        self.wait = m.wait.labels(queue)
+        self.failed = {r: m.failed.labels(queue, r) for r in FAIL_REASONS}
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        p = "queueworker_worker_"
+        self.started = Counter(p + "jobs_started", "Jobs a handler started.", ["queue"],
+                               registry=r)
+        self.completed = Counter(p + "jobs_completed", "Jobs finished and acked.", ["queue"],
+                                 registry=r)
+        self.failed = Counter(p + "jobs_failed", "Jobs moved to the failed store.",
+                              ["queue", "reason"], registry=r)
+        self.retried = Counter(p + "jobs_retried", "Failed attempts scheduled for a retry.",
+                               ["queue"], registry=r)
+        self.handed_back = Counter(p + "jobs_handed_back",
+                                   "Jobs handed back to their queue on drain.", ["queue"],
+                                   registry=r)
+        self.duration = Histogram(p + "job_duration_seconds", "Handler run time.", ["queue"],
+                                  buckets=_DURATION_BUCKETS, registry=r)
+        self.wait = Histogram(p + "job_wait_seconds", "Enqueue to start.", ["queue"],
+                              buckets=_WAIT_BUCKETS, registry=r)
+        self.in_flight = Gauge(p + "jobs_in_flight", "Jobs running now.", registry=r)
+        self.concurrency = Gauge(p + "concurrency", "Jobs this worker runs at once.",
+                                 registry=r)
+        self.state = Gauge(p + "state", "1 for the worker's current state.", ["state"],
+                           registry=r)
+        self.leases_recovered = Counter(p + "leases_recovered",
+                                        "Expired leases put back by this worker's reaper.",
+                                        registry=r)
+        self.redis_errors = Counter(p + "redis_errors", "Failed Redis round trips.",
+                                    registry=r)
+        self._queues: dict[str, _PerQueue] = {}
+        self.set_state("starting")
+
+    def queue(self, name: str) -> _PerQueue:
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = _PerQueue(self, name)
+        return q
+
+    def set_state(self, state: str) -> None:
+        for s in STATES:
+            self.state.labels(s).set(1 if s == state else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def serve(metrics: WorkerMetrics, port: int, healthy: Callable[[], tuple[bool, str]],
+          host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on a daemon thread; returns the server (``.shutdown()``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
+            elif path == "/livez":
+                self._send(200, b"alive\n", "text/plain")
+            elif path in ("/healthz", "/readyz"):
+                ok, why = healthy()
+                self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
+            else:
+                self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

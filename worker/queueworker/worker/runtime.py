@@ -1,0 +1,499 @@
+"""The consumer: one asyncio event loop per worker process.
+
+Tasks (all on one loop, one redis.asyncio client):
+
+- fetcher: keeps ``concurrency + prefetch`` jobs taken (running or buffered);
+  takes them in batches with one FETCH script over all queues in priority
+  order. When nothing is ready it blocks on the queues' notify lists (BLPOP,
+  at most ``poll_interval``).
+- slots (``concurrency`` of them): each runs one job at a time from the buffer
+  and appends the outcome (done / retry / fail / back) to ``pending``.
+- settler: sends everything pending in one SETTLE script, while the slots go
+  on (group commit: the busier the worker, the bigger the batch).
+- housekeeper: every tick one BEAT script (heartbeat + lease renewal of every
+  taken job); every ``reap_interval`` one REAP script (expired leases and due
+  delayed jobs back to waiting; guarded by a lock so one worker reaps).
+
+So a job costs 2/K round trips (K = batch size) plus a share of the beats.
+
+Sync handlers run in a thread pool, not on the loop: a blocking handler on
+the loop would stop the beats (leases would expire and the job would run
+twice), the settler and the signal handling. A thread cannot be killed, so
+when a sync handler passes its timeout the attempt is counted as failed (and
+retried or failed per its policy) and the thread is *abandoned*: it runs on,
+its result is ignored. The pool has room for ``concurrency`` abandoned
+threads; when that many are stuck the worker stops taking jobs, drains and
+exits with code 75 so that its supervisor (Kubernetes) starts a fresh process.
+Code that must be stopped hard belongs in an async handler (cancelled at the
+timeout) or in a subprocess that the handler starts and kills itself.
+
+Drain: the first SIGTERM/SIGINT stops fetching at once, hands back buffered
+jobs that have not started (their delivery count is undone), lets running
+jobs finish and acks them, then exits 0. At the drain deadline, or on a
+second signal, running jobs are cancelled and handed back to the head of
+their queue (not a failure; ``tries`` unchanged) and the worker exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from queueworker.worker import metrics as metrics_mod
+from queueworker.worker.broker import Broker, Settlement
+from queueworker.worker.config import Settings
+from queueworker.worker.gpu import GpuCollector
+from queueworker.worker.handlers import HandlerTable, UnknownHandler
+from queueworker.worker.job import BadPayload, Job
+from queueworker.worker.log import event, redact_url
+
+EXIT_OK = 0
+EXIT_STUCK_THREADS = 75
+_ERRORS = (RedisError, OSError)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def make_worker_id(pod: str) -> str:
+    return f"{pod or socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(self, settings: Settings, handlers: HandlerTable, *,
+                 client: aioredis.Redis | None = None,
+                 metrics: metrics_mod.WorkerMetrics | None = None,
+                 nvml: Any = None) -> None:
+        settings.validate()
+        self.s = settings
+        self.handlers = handlers
+        self.redis = client or aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.broker = Broker(self.redis, settings.prefix)
+        self.metrics = metrics or metrics_mod.WorkerMetrics()
+        self.gpu = GpuCollector.create(self.metrics.registry, nvml)
+        self.id = make_worker_id(settings.pod)
+        self.started_at = time.time()
+        self.buffer: deque[Job] = deque()
+        self.running: dict[str, tuple[Job, float]] = {}
+        self.pending: list[Settlement] = []
+        self.processed = 0
+        self.failed = 0
+        self.taken = 0
+        self.stopping = False
+        self.stop_reason = ""
+        self.exit_code = EXIT_OK
+        self.abandoned = 0
+        self._last_ok = 0.0
+        self._closing = False
+        self._fetcher_blocked = False
+        self._slot_wake = asyncio.Event()
+        self._fetch_wake = asyncio.Event()
+        self._settle_wake = asyncio.Event()
+        self._slots: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handback_handle: asyncio.TimerHandle | None = None
+        self._executor = ThreadPoolExecutor(max_workers=2 * settings.concurrency,
+                                            thread_name_prefix="queueworker-job")
+        self._http: Any = None
+        self.metrics.concurrency.set(settings.concurrency)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> str:
+        if self.stopping:
+            return "draining"
+        return "busy" if self.running else "idle"
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.stopping:
+            return False, f"draining ({self.stop_reason})"
+        if not self._last_ok:
+            return False, "not connected to Redis yet"
+        age = time.monotonic() - self._last_ok
+        limit = max(3 * self.s.tick, 5.0)
+        if age > limit:
+            return False, f"no successful Redis round trip for {age:.1f}s"
+        return True, f"ok ({self.state})"
+
+    def heartbeat(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "pod": self.s.pod, "host": socket.gethostname(),
+            "pid": os.getpid(), "queues": self.s.queues, "state": self.state,
+            "in_flight": [{"id": j.id, "queue": j.queue, "started_at": t}
+                          for j, t in self.running.values()],
+            "processed": self.processed, "failed": self.failed,
+            "concurrency": self.s.concurrency,
+            "started_at": self.started_at, "beat_at": time.time(),
+        }
+
+    def _ok(self) -> None:
+        self._last_ok = time.monotonic()
+
+    def _redis_error(self, where: str, exc: BaseException) -> None:
+        self.metrics.redis_errors.inc()
+        event("redis.error", logging.WARNING, where=where, error=f"{type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> int:
+        """Run until stopped (signal, --max-jobs, --max-time, --stop-when-empty)."""
+        await self.redis.ping()
+        self._ok()
+        loop = asyncio.get_running_loop()
+        if self.s.metrics_port:
+            self._http = metrics_mod.serve(self.metrics, self.s.metrics_port, self.healthy)
+        self._install_signals(loop)
+        if self.s.max_time:
+            loop.call_later(self.s.max_time, self.stop, "max-time")
+        event("worker.start", id=self.id, queues=",".join(self.s.queues),
+              concurrency=self.s.concurrency, redis=redact_url(self.s.redis_url),
+              handlers=",".join(sorted(self.handlers.handlers)), gpu=bool(self.gpu))
+        self.metrics.set_state("idle")
+        fetcher = asyncio.create_task(self._fetcher(), name="fetcher")
+        settler = asyncio.create_task(self._settler(), name="settler")
+        keeper = asyncio.create_task(self._housekeeper(), name="housekeeper")
+        self._tasks = [fetcher, settler, keeper]
+        self._slots = [asyncio.create_task(self._slot(), name=f"slot-{i}")
+                       for i in range(self.s.concurrency)]
+        try:
+            await asyncio.gather(*self._slots, return_exceptions=True)
+            if not self.stopping:
+                self.stop("done")
+            try:  # it ends at its next check of `stopping`; never cut a FETCH in half
+                await asyncio.wait_for(fetcher, timeout=10)
+            except (TimeoutError, asyncio.CancelledError, *_ERRORS):
+                pass
+            self._hand_back_buffer()
+            self._closing = True
+            self._settle_wake.set()
+            await self._final_settle(settler)
+        finally:
+            if self._handback_handle:
+                self._handback_handle.cancel()
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
+                await keeper
+            with contextlib.suppress(*_ERRORS):
+                await self.broker.remove_worker(self.id)
+            self._remove_signals(loop)
+            await self._close()
+        self.metrics.set_state("stopped")
+        event("worker.stop", id=self.id, reason=self.stop_reason, processed=self.processed,
+              failed=self.failed, exit_code=self.exit_code)
+        return self.exit_code
+
+    async def _final_settle(self, settler: asyncio.Task[None]) -> None:
+        # Redis may be gone: then the leases run out and the jobs run again elsewhere.
+        try:
+            await asyncio.wait_for(settler, timeout=max(5.0, self.s.drain_deadline))
+        except (TimeoutError, asyncio.CancelledError):
+            settler.cancel()
+            if self.pending:
+                event("worker.unsettled", logging.WARNING, jobs=len(self.pending),
+                      note="their leases will run out and they will run again")
+
+    async def _close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self.gpu is not None:
+            self.gpu.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(*_ERRORS):
+            await self.redis.aclose()
+
+    # ------------------------------------------------------------------ stopping
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stopping and self.stop_reason.startswith("signal"):
+            event("worker.signal", sig=sig.name, action="hand back now")
+            self._hand_back_running()
+        else:
+            self.stop(f"signal {sig.name}")
+
+    def stop(self, reason: str, hand_back_buffer: bool = True) -> None:
+        """Stop taking jobs; finish running ones until the drain deadline, then hand back.
+
+        Jobs fetched but not started are handed back at once, unless
+        ``hand_back_buffer`` is False (--max-jobs: they count, so they run)."""
+        if self.stopping:
+            if reason.startswith("signal"):
+                self.stop_reason = reason
+            return
+        self.stopping = True
+        self.stop_reason = reason
+        self.metrics.set_state("draining")
+        event("worker.drain", reason=reason, running=len(self.running),
+              buffered=len(self.buffer), deadline_s=self.s.drain_deadline)
+        if hand_back_buffer:
+            self._hand_back_buffer()
+        self._slot_wake.set()
+        self._fetch_wake.set()
+        if self._fetcher_blocked and self._tasks:
+            self._tasks[0].cancel()  # the fetcher, blocked in BLPOP (not mid-fetch)
+        loop = asyncio.get_running_loop()
+        self._handback_handle = loop.call_later(self.s.drain_deadline, self._hand_back_running)
+
+    def _hand_back_buffer(self) -> None:
+        while self.buffer:
+            job = self.buffer.popleft()
+            self._settle(Settlement("back", job, job.tries, "1"))
+
+    def _hand_back_running(self) -> None:
+        if self.running:
+            event("worker.hand_back", logging.WARNING, jobs=len(self.running))
+        for t in self._slots:
+            t.cancel()
+
+    # ------------------------------------------------------------------ fetch
+
+    def _capacity(self) -> int:
+        cap = self.s.concurrency + self.s.effective_prefetch - len(self.buffer) - len(self.running)
+        if self.s.max_jobs is not None:
+            cap = min(cap, self.s.max_jobs - self.taken)
+        return cap
+
+    async def _fetcher(self) -> None:
+        backoff = 0.1
+        while not self.stopping:
+            if self.abandoned >= self.s.concurrency:
+                self.exit_code = EXIT_STUCK_THREADS
+                self.stop(f"{self.abandoned} handler threads stuck past their timeout")
+                return
+            cap = self._capacity()
+            if cap <= 0:
+                if self.s.max_jobs is not None and self.taken >= self.s.max_jobs:
+                    self.stop("max-jobs", hand_back_buffer=False)
+                    return
+                self._fetch_wake.clear()
+                await self._fetch_wake.wait()
+                continue
+            try:
+                jobs = await self.broker.fetch(self.s.queues, cap, self.s.lease, self.id,
+                                               self.s.rate_limits, self.s.park_delay)
+                self._ok()
+                backoff = 0.1
+            except _ERRORS as exc:
+                self._redis_error("fetch", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if jobs:
+                self.taken += len(jobs)
+                self.buffer.extend(jobs)
+                self._slot_wake.set()
+                continue
+            if self.s.stop_when_empty:
+                if not self.running and not self.buffer:
+                    self.stop("empty")
+                    return
+                self._fetch_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._fetch_wake.wait(), self.s.poll_interval)
+                continue
+            self._fetcher_blocked = True
+            try:
+                await self.broker.wait_for_work(self.s.queues, self.s.poll_interval)
+            except _ERRORS as exc:
+                self._redis_error("wait", exc)
+                await asyncio.sleep(backoff)
+            finally:
+                self._fetcher_blocked = False
+
+    # ------------------------------------------------------------------ run jobs
+
+    async def _slot(self) -> None:
+        while True:
+            if not self.buffer:
+                if self.stopping:
+                    return
+                self._slot_wake.clear()
+                await self._slot_wake.wait()
+                continue
+            job = self.buffer.popleft()
+            await self._run(job)
+            self._fetch_wake.set()
+
+    def _settle(self, s: Settlement) -> None:
+        self.pending.append(s)
+        self._settle_wake.set()
+
+    async def _run(self, job: Job) -> None:
+        start = time.time()
+        self.running[job.id] = (job, start)
+        self.metrics.in_flight.set(len(self.running))
+        m = self.metrics.queue(job.queue)
+        m.started.inc()
+        if job.enqueued_at:
+            m.wait.observe(max(0.0, start - job.enqueued_at))
+        try:
+            await self._call(job)
+        except asyncio.CancelledError:
+            self._settle(Settlement("back", job, job.tries))
+            m.handed_back.inc()
+            event("job.handed_back", id=job.id, queue=job.queue)
+            raise
+        except UnknownHandler as exc:
+            self._fail(job, "unknown_handler", f"UnknownHandler: {exc}", "", retry=False)
+        except BadPayload as exc:
+            self._fail(job, "bad_payload", f"BadPayload: {exc}", "", retry=False)
+        except _Timeout as exc:
+            self._fail(job, "timeout", f"Timeout: {exc}", "")
+        except Exception as exc:
+            self._fail(job, "exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        else:
+            self.processed += 1
+            m.completed.inc()
+            self._settle(Settlement("done", job, job.tries))
+        finally:
+            del self.running[job.id]
+            self.metrics.in_flight.set(len(self.running))
+            m.duration.observe(time.time() - start)
+
+    async def _call(self, job: Job) -> None:
+        handler = self.handlers.get(job.handler)
+        payload = job.payload()
+        timeout = job.timeout or self.s.timeout or None
+        fn = handler.fn
+        if handler.is_async:
+            coro = fn(payload, job=job) if handler.wants_job else fn(payload)
+            if timeout is None:
+                await coro
+                return
+            try:
+                async with asyncio.timeout(timeout) as cm:
+                    await coro
+            except TimeoutError:
+                if cm.expired():
+                    raise _Timeout(f"job exceeded its timeout of {timeout:g}s") from None
+                raise
+            return
+        call: Callable[[], Any] = (
+            (lambda: fn(payload, job=job)) if handler.wants_job else (lambda: fn(payload)))
+        cf: Future[Any] = self._executor.submit(call)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(cf), timeout)
+        except TimeoutError:
+            if not cf.done():
+                self._abandon(cf)
+                raise _Timeout(f"job exceeded its timeout of {timeout:g}s "
+                               "(its thread was abandoned)") from None
+            raise
+        except asyncio.CancelledError:
+            if not cf.done():
+                self._abandon(cf)
+            raise
+
+    def _abandon(self, cf: Future[Any]) -> None:
+        self.abandoned += 1
+        event("thread.abandoned", logging.WARNING, stuck=self.abandoned)
+
+        def done(_: Future[Any]) -> None:
+            self.abandoned -= 1
+
+        cf.add_done_callback(done)
+
+    def _fail(self, job: Job, reason: str, error: str, tb: str, retry: bool = True) -> None:
+        tries = job.tries + 1
+        delay = job.next_retry_delay(tries, time.time()) if retry else None
+        m = self.metrics.queue(job.queue)
+        if delay is not None:
+            m.retried.inc()
+            self._settle(Settlement("retry", job, tries, repr(delay), error))
+            event("job.retry", logging.WARNING, id=job.id, queue=job.queue, tries=tries,
+                  max_tries=job.max_tries, delay_s=round(delay, 3), error=error)
+        else:
+            self.failed += 1
+            m.failed[reason].inc()
+            self._settle(Settlement("fail", job, tries, error, tb))
+            event("job.failed", logging.ERROR, id=job.id, queue=job.queue, tries=tries,
+                  reason=reason, error=error)
+
+    # ------------------------------------------------------------------ settle
+
+    async def _settler(self) -> None:
+        backoff = 0.1
+        while True:
+            if not self.pending:
+                if self._closing:
+                    return
+                self._settle_wake.clear()
+                await self._settle_wake.wait()
+                continue
+            batch, self.pending = self.pending[:1000], self.pending[1000:]
+            try:
+                applied = await self.broker.settle(batch, self.s.result_ttl)
+                self._ok()
+                backoff = 0.1
+            except _ERRORS as exc:
+                self._redis_error("settle", exc)
+                self.pending[:0] = batch
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            for s, ok in zip(batch, applied, strict=True):
+                if not ok:
+                    event("job.lease_lost", logging.WARNING, id=s.job.id, queue=s.job.queue,
+                          op=s.op, note="the lease ran out before the ack; it may run again")
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def _housekeeper(self) -> None:
+        tick = self.s.tick
+        next_reap = 0.0
+        while True:
+            try:
+                taken = [j for j, _ in self.running.values()] + list(self.buffer)
+                gone = await self.broker.beat(self.id, json.dumps(self.heartbeat()),
+                                              max(1, int(3 * self.s.heartbeat_interval + 1)),
+                                              self.s.lease, taken)
+                self._ok()
+                if gone:
+                    event("lease.lost", logging.WARNING, jobs=",".join(gone[:10]),
+                          count=len(gone))
+                now = time.monotonic()
+                if now >= next_reap:
+                    next_reap = now + self.s.reap_interval
+                    res = await self.broker.reap(
+                        self.s.queues, self.id, self.s.reap_interval, max_lost=self.s.max_lost,
+                        failed_max_age=self.s.failed_max_age,
+                        failed_max_count=self.s.failed_max_count,
+                        worker_stale=3 * self.s.heartbeat_interval + 1)
+                    if res is not None and any(res):
+                        recovered, promoted, failed, trimmed = res
+                        self.metrics.leases_recovered.inc(recovered)
+                        level = logging.WARNING if recovered or failed else logging.DEBUG
+                        event("reaper", level, recovered=recovered, promoted=promoted,
+                              lease_failed=failed, trimmed=trimmed)
+            except _ERRORS as exc:
+                self._redis_error("beat", exc)
+            if not self.stopping:
+                self.metrics.set_state(self.state)
+            await asyncio.sleep(tick)
