@@ -15,7 +15,7 @@ RULE_TESTS = HERE / "alerts.test.yaml"
 REQUIRED = {
     "QueueWorkerBacklogGrowingAtMaxReplicas": "queueworker_max_replicas",
     "QueueWorkerOldestJobTooOld": "queueworker_queue_oldest_job_age_seconds",
-    "QueueWorkerJobFailureRatioHigh": "queueworker_jobs_failed_total",
+    "QueueWorkerJobFailureRatioHigh": "queueworker_worker_jobs_failed_total",
     "QueueWorkerGPULimited": "queueworker_gpu_limited",
     "QueueWorkerRedisUnreachable": "queueworker_redis_up",
     "QueueWorkerOperatorDown": 'up{job="queueworker-operator"}',
