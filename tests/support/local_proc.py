@@ -23,7 +23,7 @@ def local_cmd(manifest: Path, *extra: str) -> list[str]:
 def manifest_doc(redis_url: str, queues: tuple[str, ...] = ("work",), *,
                  handler: str = HANDLER, concurrency: int = 1, max_replicas: int = 4,
                  target: int = 2, idle: int = 2, grace: int = 20, margin: int = 10,
-                 down_window: int = 1) -> dict[str, Any]:
+                 down_window: int = 1, worker_args: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "apiVersion": "queueworker.dev/v1alpha1",
         "kind": "QueueWorker",
@@ -41,7 +41,7 @@ def manifest_doc(redis_url: str, queues: tuple[str, ...] = ("work",), *,
             "template": {"spec": {"containers": [{
                 "name": "worker", "image": "local",
                 "args": ["queueworker", "worker", "--handler", handler,
-                         "--concurrency", str(concurrency)],
+                         "--concurrency", str(concurrency), *worker_args],
                 "env": [{"name": "PYTHONPATH", "value": str(Path(__file__).parents[1])}],
             }]}},
         },
@@ -98,6 +98,19 @@ class LocalProc:
             self.proc.kill()
             self.proc.wait()
         self._reader.join(5)
+
+
+def children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (from /proc: no psutil needed)."""
+    out: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30.0) -> str:
