@@ -34,8 +34,7 @@ def test_two_dashboards_with_unique_uids() -> None:
     assert len({b["uid"] for b in boards.values()}) == 2
 
 
-OPERATOR_WIDE = ("queueworker_api_errors_total", "queueworker_decision_duration_seconds",
-                 "queueworker_reconcile_duration_seconds")
+OPERATOR_WIDE = ("queueworker_api_errors_total",)
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.name for p in DASHBOARDS])

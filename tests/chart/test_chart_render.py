@@ -351,3 +351,29 @@ def test_labels_follow_the_recommended_set(default_docs: list[dict[str, Any]]) -
         assert labels["app.kubernetes.io/instance"] == RELEASE, doc["kind"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["helm.sh/chart"] == "queueworker-operator-0.1.0"
+
+
+@pytest.mark.parametrize("case", ["defaults", "all-options", "two-replicas"])
+def test_operator_cli_accepts_the_rendered_args(case: str) -> None:
+    # The chart's command line must parse with the operator's real argument
+    # parser, and the ports it names must be the ones the probes and Service use.
+    from queueworker.operator.cli_operator import parser
+
+    docs = {"defaults": lambda: render(), "all-options": lambda: render(VALUES_ALL),
+            "two-replicas": lambda: render(sets=["replicaCount=2"])}[case]()
+    container = _container(docs)
+    assert container["args"][0] == "operator"
+    args = parser().parse_args(container["args"][1:])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.metrics_port == ports["metrics"]
+    assert args.liveness == (f"http://0.0.0.0:{ports['health']}"
+                             f"{container['livenessProbe']['httpGet']['path']}")
+    replicas = one(docs, "Deployment")["spec"]["replicas"]
+    if replicas > 1:
+        peering = [d for d in docs if d["kind"] in PEERING_KINDS]
+        assert args.peering == peering[0]["metadata"]["name"] and not args.standalone
+    else:
+        assert args.standalone and args.peering is None
+    roles = by_kind(docs, "Role")
+    assert sorted(args.namespace) == sorted(r["metadata"]["namespace"] for r in roles)
+    assert args.all_namespaces == (not roles)
