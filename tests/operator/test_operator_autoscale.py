@@ -29,7 +29,7 @@ async def test_backlog_scales_up_then_idle_pods_go_first(redis_url: str) -> None
         assert st["queues"][0]["waiting"] == 500
         assert st["oldestJobAgeSeconds"] is not None
         assert "Backlog" in st["lastScaleReason"]
-        assert c.events("jobs", "ScaledUp"), "a ScaledUp event"
+        await wait_for(lambda: c.events("jobs", "ScaledUp"), 5, "a ScaledUp Event")
 
         pods = await wait_for(lambda: len(c.pods("jobs")) == 10 and c.pods("jobs"), 10,
                               "10 pods")
@@ -50,6 +50,6 @@ async def test_backlog_scales_up_then_idle_pods_go_first(redis_url: str) -> None
             assert pod["metadata"]["name"] not in busy
             cost = pod["metadata"]["annotations"].get("controller.kubernetes.io/pod-deletion-cost")
             assert cost == "-100", pod["metadata"]["name"]
-        assert c.events("jobs", "ScaledDown")
+        await wait_for(lambda: c.events("jobs", "ScaledDown"), 5, "a ScaledDown Event")
         st = c.qw("jobs")["status"]
         assert "Idle" in st["lastScaleReason"]

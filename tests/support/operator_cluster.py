@@ -88,6 +88,7 @@ class Emulator(kmock.KubernetesEmulator):
                 meta.setdefault("creationTimestamp", _now())
                 meta.setdefault("generation", 1)
             elif request.action == enums.action.UPDATE and request.name is not None:
+                self._check_version(request, data)
                 key = (request.resource, request.namespace, request.name)
                 if "spec" in data and request.subresource is None and key in self.objects:
                     obj = self.objects[key]
@@ -97,7 +98,26 @@ class Emulator(kmock.KubernetesEmulator):
                             gen = int((obj.raw.get("metadata") or {}).get("generation") or 1)
                             meta["generation"] = gen + 1
             meta["resourceVersion"] = str(next(_counter))
+        elif (request.resource is not None and isinstance(data, list)
+              and request.action == enums.action.UPDATE and request.name is not None):
+            self._check_version(request, data)
+            data.append({"op": "replace", "path": "/metadata/resourceVersion",
+                         "value": str(next(_counter))})
         return await super()._handle(request)
+
+    def _check_version(self, request: Any, data: Any) -> None:
+        """A JSON patch's resourceVersion test fails with 422, as on a real API server."""
+        if not isinstance(data, list):
+            return
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return
+        current = (self.objects[key].raw.get("metadata") or {}).get("resourceVersion")
+        for op in data:
+            if (op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion"
+                    and op.get("value") != current):
+                raise kmock.KubernetesError(status=422, reason="Invalid",
+                                            message="resourceVersion test failed")
 
 
 def _merge(base: Any, patch: Any) -> Any:

@@ -107,7 +107,7 @@ def qw_deployments(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec, stat
 
 
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, id="autoscale",
-             cancellation_backoff=1.0, cancellation_timeout=10.0)
+             cancellation_backoff=0.5, cancellation_timeout=10.0)
 async def autoscale(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
     indexes = poller.Indexes(kwargs["qw_pods"], kwargs["qw_nodes"], kwargs["qw_deployments"])
     loop = poller.QueueWorkerLoop(shared(), body, indexes)

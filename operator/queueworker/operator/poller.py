@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -188,18 +189,15 @@ class QueueWorkerLoop:
                 del self.shared.loops[(self.namespace, self.name)]
 
     async def sleep(self, stopped: Any, delay: float) -> None:
-        """Until the next poll, an early kick (spec changed) or the daemon's stop."""
+        """Until the next poll or an early kick (spec changed).
+
+        A stop does not wake this sleep: kopf cancels the daemon after its
+        cancellation backoff, which is all a sleeping loop needs (no helper
+        tasks here, so nothing is left behind for kopf to find at exit).
+        """
         self.kick.clear()
-
-        async def until_stopped() -> None:
-            await stopped.wait(delay)
-
-        waiters = [asyncio.ensure_future(self.kick.wait()), asyncio.ensure_future(until_stopped())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.kick.wait(), timeout=delay)
 
     async def tick_safely(self) -> float:
         retry = self.shared.config.retry_seconds * random.uniform(0.8, 1.2)

@@ -1,0 +1,99 @@
+"""Redis outages, bad specs and missing Secrets: reported, contained, recovered."""
+
+from __future__ import annotations
+
+from support.operator_cluster import Cluster, wait_for
+from support.operator_specs import fast_config, push_jobs, spec
+from support.redis_server import RedisServer
+
+POLL = 0.5
+
+
+async def test_redis_outage_falls_back_then_recovers() -> None:
+    server = RedisServer(appendonly=False).start()
+    try:
+        url = server.url.replace("redis://", "redis://:hunter2secret@")
+        server.stop()
+        server.start()
+        async with Cluster(config=fast_config()) as c:
+            await c.start_operator()
+            push_jobs(server.url, "jobs", 40)
+            await c.create_qw("q", spec(url.replace(":hunter2secret@", ""), poll=POLL,
+                                        maxReplicas=8, fallbackReplicas=2,
+                                        targetBacklogPerReplica=10))
+            await wait_for(lambda: c.replicas("q") == 4, 10, "4 replicas from the backlog")
+
+            server.stop()
+            await wait_for(lambda: c.replicas("q") == 2, 10, "fallback replicas")
+            cond = await wait_for(
+                lambda: (c.condition("q", "RedisReachable") or {}).get("status") == "False"
+                and c.condition("q", "RedisReachable"), 5, "RedisReachable=False")
+            assert cond["reason"] == "ConnectionFailed"
+            assert cond["message"]
+            assert c.condition("q", "Ready")["status"] == "False"  # type: ignore[index]
+            assert "Fallback" in c.qw("q")["status"]["lastScaleReason"]
+
+            server.start()
+            push_jobs(server.url, "jobs", 60)
+            await wait_for(lambda: c.replicas("q") == 6, 10, "back to the backlog's 6")
+            await wait_for(
+                lambda: (c.condition("q", "RedisReachable") or {}).get("status") == "True",
+                5, "RedisReachable=True")
+    finally:
+        server.cleanup()
+
+
+async def test_password_never_shows_in_status_or_events() -> None:
+    server = RedisServer("--requirepass", "s3cretpassw0rd").start()
+    try:
+        async with Cluster(config=fast_config()) as c:
+            await c.start_operator()
+            await c.add_secret("redis-pw", {"password": "wrong-s3cretpassw0rd"})
+            qw = spec(f"redis://127.0.0.1:{server.port}/0", poll=POLL, fallbackReplicas=1)
+            qw["redis"]["passwordSecretRef"] = {"name": "redis-pw", "key": "password"}
+            await c.create_qw("auth", qw)
+            cond = await wait_for(
+                lambda: (c.condition("auth", "RedisReachable") or {}).get("status") == "False"
+                and c.condition("auth", "RedisReachable"), 10, "RedisReachable=False")
+            everything = str(c.qw("auth")) + str(c.events())
+            assert "wrong-s3cretpassw0rd" not in everything
+            assert cond["message"]
+    finally:
+        server.cleanup()
+
+
+async def test_bad_spec_is_reported_and_others_keep_scaling(redis_url: str) -> None:
+    async with Cluster(config=fast_config()) as c:
+        await c.start_operator()
+        bad = spec(redis_url, poll=POLL)
+        bad["scaling"]["minReplicas"] = 5
+        bad["scaling"]["maxReplicas"] = 2  # the CRD's CEL rule would refuse this; we must too
+        await c.create_qw("bad", bad)
+        missing = spec(redis_url, poll=POLL)
+        missing["redis"] = {"urlSecretRef": {"name": "nope", "key": "url"}}
+        await c.create_qw("nosecret", missing)
+        await c.create_qw("good", spec(redis_url, ["good"], poll=POLL, targetBacklogPerReplica=10))
+
+        cond = await wait_for(
+            lambda: (c.condition("bad", "SpecValid") or {}).get("status") == "False"
+            and c.condition("bad", "SpecValid"), 10, "SpecValid=False on the bad spec")
+        assert cond["reason"] == "InvalidSpec"
+        assert "minReplicas" in cond["message"]
+        await wait_for(lambda: c.events("bad", "InvalidSpec"), 5, "a InvalidSpec Event")
+        assert c.deployment("bad") is None
+
+        cond = await wait_for(
+            lambda: (c.condition("nosecret", "SpecValid") or {}).get("status") == "False"
+            and c.condition("nosecret", "SpecValid"), 10, "SpecValid=False on a missing Secret")
+        assert cond["reason"] == "SecretNotFound"
+        assert "nope" in cond["message"]
+        await wait_for(lambda: c.events("nosecret", "SecretNotFound"), 5, "an Event")
+
+        push_jobs(redis_url, "good", 30)
+        await wait_for(lambda: c.replicas("good") == 3, 10, "the good one scales")
+
+        # Fixing the bad spec makes it valid and reconciled.
+        await c.patch_qw("bad", {"spec": {"scaling": {"minReplicas": 1}}})
+        await wait_for(lambda: (c.condition("bad", "SpecValid") or {}).get("status") == "True",
+                       10, "SpecValid=True after the fix")
+        await wait_for(lambda: c.replicas("bad") == 1, 10, "its Deployment")
