@@ -47,6 +47,8 @@ def test_scales_up_on_backlog_and_back_to_zero(tmp_path: Path, redis_url: str) -
         assert re.search(r"scale up 0 -> [23]:", up), up
         _wait(lambda: _metric(port, "queueworker_current_replicas") >= 2, 20, "2 replicas")
         assert _metric(port, "queueworker_desired_replicas") >= 2
+        # Ready comes from the workers' heartbeats in Redis (POD_NAME = replica name).
+        _wait(lambda: _metric(port, "queueworker_ready_replicas") >= 1, 20, "a heartbeat")
         _wait(lambda: client.scard("t:done") == 12, 60, "all 12 jobs done")
         local.wait_for("-> 0:", timeout=30)  # idle for idleSecondsBeforeZero: back to zero
         _wait(lambda: _metric(port, "queueworker_current_replicas") == 0, 10, "0 replicas")

@@ -120,11 +120,13 @@ class ProcessPool:
         self._serial += 1
         name = f"{self.name}-{self._serial}"
         env = {**os.environ, **self.env, "POD_NAME": name}
-        out = self.log_file if self.log_file is not None else subprocess.DEVNULL
+        # Workers' output goes to the log file, else to our stderr (fd 2): our
+        # stdout is the view.
+        out: IO[bytes] | int = self.log_file if self.log_file is not None else 2
         # Own session: Ctrl-C in the terminal goes to local mode only, which
         # then drains the workers itself with SIGTERM (as a kubelet would).
         proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=out, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True)
         replica = Replica(name=name, proc=proc, started_at=time.monotonic())
         self.replicas[name] = replica
         self.stats.started += 1
