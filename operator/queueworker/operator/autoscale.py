@@ -105,28 +105,34 @@ def gpu_capacity(
     resource: str,
     per_replica: int,
     nodes: Iterable[Mapping[str, Any]],
-    used_by_node: Mapping[str, int],
+    used_by_others: Mapping[str, int],
     own_pods: Iterable[Mapping[str, Any]],
     node_selector: Mapping[str, str] | None = None,
 ) -> GPUCapacity:
-    """Free units on eligible nodes and how many replicas they (and ours) can hold."""
-    free = 0
+    """What the eligible nodes can hold of this QueueWorker, its own pods included.
+
+    Capacity is counted against what other pods hold, node by node (a replica
+    cannot span nodes), so it is the same whether or not our newest pods are
+    already scheduled: no race between the pod and node views.
+    """
+    per = max(1, per_replica)
+    own = [p for p in own_pods if not p.get("terminating")]
+    own_by_node: dict[str, int] = {}
+    for pod in own:
+        if pod.get("node"):
+            own_by_node[str(pod["node"])] = own_by_node.get(str(pod["node"]), 0) + 1
+    free = holdable = 0
     for node in nodes:
         if not node.get("schedulable", True) or not node.get("ready", True):
             continue
         labels = node.get("labels") or {}
         if node_selector and any(labels.get(k) != v for k, v in node_selector.items()):
             continue
+        name = str(node.get("name"))
         alloc = int((node.get("allocatable") or {}).get(resource, 0))
-        free += max(0, alloc - int(used_by_node.get(str(node.get("name")), 0)))
-    placed = pending = 0
-    for pod in own_pods:
-        if pod.get("terminating"):
-            continue
-        if pod.get("node"):
-            placed += 1
-        else:
-            pending += 1
-    per = max(1, per_replica)
-    return GPUCapacity(resource_name=resource, per_replica=per,
-                       max_replicas=placed + free // per, free=free, pending=pending)
+        available = max(0, alloc - int(used_by_others.get(name, 0)))
+        holdable += available // per
+        free += max(0, available - own_by_node.get(name, 0) * per)
+    pending = sum(1 for p in own if not p.get("node"))
+    return GPUCapacity(resource_name=resource, per_replica=per, max_replicas=holdable,
+                       free=free, pending=pending)

@@ -71,7 +71,8 @@ def index_pod(namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[
     if node and status.get("phase") not in ("Succeeded", "Failed"):
         requests = pod_requests(spec)
         if requests:
-            out[(NODE_USAGE, node)] = requests
+            owner = (namespace, instance) if instance else None
+            out[(NODE_USAGE, node)] = {"requests": requests, "owner": owner}
     return out
 
 
@@ -112,13 +113,16 @@ def deployment_entry(meta: Mapping[str, Any], spec: Mapping[str, Any],
     }
 
 
-def node_usage(pods_index: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
-    """nodeName -> extended resource -> units requested by pods on it."""
-    out: dict[str, dict[str, int]] = {}
+def node_usage(pods_index: Mapping[Any, Any], resource: str, exclude: QWKey | None = None
+               ) -> dict[str, int]:
+    """nodeName -> units of `resource` requested by pods there (but `exclude`'s own)."""
+    out: dict[str, int] = {}
     for key, store in pods_index.items():
         if isinstance(key, tuple) and len(key) == 2 and key[0] == NODE_USAGE:
-            per_node = out.setdefault(str(key[1]), {})
-            for requests in store:
-                for res, units in requests.items():
-                    per_node[res] = per_node.get(res, 0) + int(units)
+            for entry in store:
+                if exclude is not None and entry.get("owner") == exclude:
+                    continue
+                units = int(entry["requests"].get(resource, 0))
+                if units:
+                    out[str(key[1])] = out.get(str(key[1]), 0) + units
     return out

@@ -77,7 +77,6 @@ class Shared:
         self.kube = kube_client
         self._redis: dict[tuple[Any, ...], redis.asyncio.Redis] = {}
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
-        self._usage: tuple[float, dict[str, dict[str, int]]] | None = None
         self.loops: dict[tuple[str, str], QueueWorkerLoop] = {}
 
     async def close(self) -> None:
@@ -125,13 +124,6 @@ class Shared:
         if key not in data:
             raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
         return data[key]
-
-    def node_usage(self, pods_index: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
-        # Shared by every GPU QueueWorker and recomputed at most once a second.
-        now = time.monotonic()
-        if self._usage is None or now - self._usage[0] > 1.0:
-            self._usage = (now, kube_index.node_usage(pods_index))
-        return self._usage[1]
 
 
 def _store_values(index: Mapping[Any, Any], key: Any) -> list[Any]:
@@ -323,8 +315,7 @@ class QueueWorkerLoop:
             return None
         resource, per_replica = request
         nodes = [v for store in self.indexes.nodes.values() for v in store]
-        usage = self.shared.node_usage(self.indexes.pods)
-        used = {node: per.get(resource, 0) for node, per in usage.items()}
+        used = kube_index.node_usage(self.indexes.pods, resource, (self.namespace, self.name))
         selector = (spec.template.spec.model_extra or {}).get("nodeSelector") or None
         return autoscale.gpu_capacity(resource, per_replica, nodes, used, pods, selector)
 
@@ -355,7 +346,8 @@ class QueueWorkerLoop:
         if live is None and self.created is not None:
             live = self.created  # our own create, not yet seen through the watch
         gpu_surge = True
-        gpu = self.gpu_capacity(spec, [])
+        gpu = self.gpu_capacity(spec, _store_values(self.indexes.pods,
+                                                    (self.namespace, self.name)))
         if gpu is not None:
             gpu_surge = gpu.free >= gpu.per_replica
         if live is None:
