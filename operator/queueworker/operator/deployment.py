@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from fractions import Fraction
 from typing import Any
 
 from queueworker.operator import api
@@ -214,7 +216,33 @@ def is_subset(desired: Any, live: Any) -> bool:
         return all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
     if isinstance(desired, int | float) and isinstance(live, int | float):
         return desired == live
-    return bool(desired == live) or str(desired) == str(live)
+    if desired == live or str(desired) == str(live):
+        return True
+    # The API server normalises quantities ("1000m" -> "1", "1024Mi" -> "1Gi").
+    a, b = quantity(desired), quantity(live)
+    return a is not None and a == b
+
+
+_SUFFIXES: dict[str, Fraction | int] = {"": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+             "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+             "Pi": 2**50, "Ei": 2**60}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?)$")
+
+
+def quantity(value: Any) -> Fraction | None:
+    """A Kubernetes resource quantity as an exact number, or None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    m = _QUANTITY.match(str(value))
+    if m is None:
+        return None
+    try:
+        number = Fraction(m[1])
+    except (ValueError, ZeroDivisionError):
+        return None
+    if m[2]:
+        return number * Fraction(10) ** int(m[2][1:])
+    return number * _SUFFIXES[m[3] or ""]
 
 
 def drift(desired: dict[str, Any], live: dict[str, Any]) -> list[str]:

@@ -164,6 +164,7 @@ class QueueWorkerLoop:
         self.last_problem: str | None = None
         self.pending_replicas: tuple[int, float] | None = None
         self.created: dict[str, Any] | None = None
+        self.corrected_digest: str | None = None
         self.labels = {"namespace": self.namespace, "queueworker": self.name}
 
     # ----------------------------------------------------------------------- running
@@ -380,6 +381,11 @@ class QueueWorkerLoop:
         differs = dep.drift(desired, live)
         if differs == ["spec.strategy"] and gpu is not None:
             differs = []
+        seen = dep.spec_hash(dict(live.get("spec") or {}))
+        if differs and seen == self.corrected_digest:
+            # Our last patch already produced exactly this; what is left is the API
+            # server's normalisation, not a hand edit: patching again would loop.
+            differs = []
         if differs:
             patch = {
                 "metadata": {"labels": desired["metadata"]["labels"],
@@ -390,8 +396,11 @@ class QueueWorkerLoop:
             hand_edit = "metadata.annotations" not in differs and (
                 (live.get("metadata") or {}).get("annotations", {}).get(dep.SPEC_HASH_ANNOTATION)
                 == desired["metadata"]["annotations"][dep.SPEC_HASH_ANNOTATION])
-            await kc.patch(kube.deployments_path(self.namespace, self.name), patch,
-                           operation="patch_deployment")
+            patched = await kc.patch(kube.deployments_path(self.namespace, self.name), patch,
+                                     operation="patch_deployment") or {}
+            result = kube_index.deployment_entry(patched.get("metadata") or {},
+                                                 patched.get("spec") or {}, {})
+            self.corrected_digest = dep.spec_hash(result["spec"])
             if hand_edit:
                 kopf.event(self.body, type="Warning", reason="DriftCorrected",
                            message=f"Deployment edited outside the QueueWorker "
@@ -590,7 +599,8 @@ class QueueWorkerLoop:
                            volatile: dict[str, Any] | None = None, force: bool = False) -> None:
         comparable = {**important, "conditions": st.comparable(important.get("conditions", []))}
         previous = self.last_written
-        due = time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds
+        due = volatile is not None and (
+            time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds)
         if previous == comparable and not force and not due:
             return
         payload = {**important, **(volatile or {})}
