@@ -69,10 +69,11 @@ def plan(total: float, queues: list[str], seed: int = 7) -> list[Send]:
         sends.append(Send(0.30 * total + rng.uniform(0, 1), high, rng.uniform(0.05, 0.3)))
     for _ in range(max(2, round(6 * k))):
         sends.append(Send(0.30 * total, normal, rng.uniform(1.5, 2.5)))
+    # A trickle one replica can serve (jittered, so polls do not alias with it).
     t = 0.45 * total
     while t < 0.6 * total:
-        sends.append(Send(t, normal, 0.2))
-        t += 0.5
+        sends.append(Send(t, normal, rng.uniform(0.5, 1.0)))
+        t += rng.uniform(0.4, 0.9)
     sends.sort(key=lambda s: s.at)
     # Every 10th job fails once and is retried by the runtime.
     return [Send(s.at, s.queue, s.seconds, flaky=(i % 10 == 9)) for i, s in enumerate(sends)]
