@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
 import redis
 
+from queueworker.operator.embedded_redis import free_port, port_is_free
 from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 
@@ -78,3 +80,28 @@ def test_sigint_hands_back_jobs_longer_than_the_drain_deadline(
     assert client.zcard(keys.inflight("work")) == 0
     waiting = sorted(_payload_n(client, j) for j in client.lrange(keys.waiting("work"), 0, -1))
     assert waiting == [0, 1, 2], "every job is back in the queue"
+
+
+def test_a_second_sigint_kills_the_workers_and_still_stops_embedded_redis(
+        tmp_path: Path) -> None:
+    server_port = free_port()
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"
+    # Jobs of 8 s and a drain deadline of 25 s: only a forced stop ends this quickly.
+    manifest = write_manifest(tmp_path, dead_url, max_replicas=1, target=1, grace=30,
+                              margin=5)
+    local = LocalProc([*local_cmd(manifest), "--embedded-redis"])
+    try:
+        line = local.wait_for("started an embedded redis-server")
+        server_port = int(line.rsplit(":", 1)[1].split("/")[0])
+        client = redis.Redis(port=server_port)
+        Producer(client).enqueue("work", {"n": 0, "seconds": 8.0})
+        _wait(lambda: client.zcard(keys.inflight("work")) == 1, 30, "the job running")
+        local.proc.send_signal(signal.SIGINT)
+        local.wait_for("draining", timeout=10)
+        time.sleep(0.5)
+        code = local.interrupt(timeout=20)
+    finally:
+        local.kill()
+    assert code == 0, local.output
+    assert "killing the workers" in local.output
+    assert port_is_free(server_port), "the embedded redis-server was stopped"

@@ -31,11 +31,11 @@ import redis
 from queueworker.operator.local import (
     LocalError,
     Setup,
+    Signals,
     load_manifest,
     make_view,
     session,
     setup_logging,
-    stop_on_signals,
 )
 from queueworker.operator.local_run import LocalRunner
 from queueworker.worker import keys
@@ -226,6 +226,7 @@ def main(argv: list[str]) -> int:
     with contextlib.ExitStack() as stack:
         # Workers always log to a file: the demo's own output is the story.
         worker_log = stack.enter_context(open(log_dir / "workers.log", "ab"))
+        signals = stack.enter_context(Signals())
         view = stack.enter_context(make_view(ui))
         view.note(f"demo: {len(sends)} jobs over ~{0.6 * total:.0f}s, then back to zero "
                   f"(logs in {log_dir})")
@@ -252,8 +253,8 @@ def main(argv: list[str]) -> int:
             all_done = _count(runner.client, f"demo:{run}:done") >= load.sent
             return all_done and not runner.pool.running()
 
-        with stop_on_signals(runner):
-            runner.run(until=finished)
+        signals.runner = runner
+        runner.run(until=finished)
         interrupted = runner.stop_event.is_set()
         ended_at_zero = not runner.pool.running()
         load.stop.set()

@@ -96,19 +96,26 @@ class EmbeddedRedis:
         # stops Redis last, after the workers have handed their jobs back.
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
+        try:
+            self._wait_ready(self.proc, timeout)
+        except BaseException:
+            self._terminate()  # also on Ctrl-C: never leave a redis-server behind
+            raise
+        log.info("embedded redis started url=%s pid=%s dir=%s", self.url, self.proc.pid,
+                 self.data_dir)
+        return self
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise EmbeddedRedisError(
-                    f"redis-server exited with {self.proc.returncode} "
+                    f"redis-server exited with {proc.returncode} "
                     f"(see {self.data_dir / 'redis.log'})"
                 )
             if reachable(self.url, timeout=0.5):
-                log.info("embedded redis started url=%s pid=%s dir=%s",
-                         self.url, self.proc.pid, self.data_dir)
-                return self
+                return
             time.sleep(0.05)
-        self._terminate()
         raise EmbeddedRedisError(f"redis-server did not answer on port {self.port}")
 
     def _terminate(self, timeout: float = 10.0) -> None:

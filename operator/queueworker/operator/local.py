@@ -35,6 +35,7 @@ from queueworker.operator.local_run import LocalRunner
 from queueworker.operator.local_view import LiveView, PlainView, View
 from queueworker.operator.redis_conn import (
     RedisConfigError,
+    RedisTarget,
     redact,
     target_from_spec,
     url_with_credentials,
@@ -104,10 +105,20 @@ def session(setup: Setup, view: View) -> Iterator[LocalRunner]:
                   f"at {embedded.url} (AOF in {embedded.data_dir})")
         spec = spec.model_copy(update={"redis": api.RedisSpec(url=embedded.url)})
         target = target_from_spec(spec.redis)
-    worker_url = url_with_credentials(target)
+    try:
+        with _pool_and_runner(setup, spec, target, view) as runner:
+            yield runner
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@contextlib.contextmanager
+def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarget,
+                     view: View) -> Iterator[LocalRunner]:
     env = {
         **template_env(spec),
-        "QUEUEWORKER_REDIS_URL": worker_url,
+        "QUEUEWORKER_REDIS_URL": url_with_credentials(target),
         "QUEUEWORKER_QUEUES": ",".join(q.name for q in spec.queues),
         "QUEUEWORKER_DRAIN_DEADLINE": str(spec.drain.worker_deadline_seconds),
     }
@@ -115,35 +126,48 @@ def session(setup: Setup, view: View) -> Iterator[LocalRunner]:
                        grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log)
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
     metrics = LocalMetrics(setup.name)
-    if setup.metrics_port is not None:
-        metrics.serve(setup.metrics_port)
-        view.note(f"metrics: http://127.0.0.1:{setup.metrics_port}/metrics")
     runner = LocalRunner(setup.name, spec, client, pool, view, metrics, redact(target.display))
     try:
+        if setup.metrics_port is not None:
+            metrics.serve(setup.metrics_port)
+            view.note(f"metrics: http://127.0.0.1:{setup.metrics_port}/metrics")
         yield runner
     finally:
         runner.drain()
         client.close()
-        if embedded is not None:
-            embedded.stop()
 
 
-@contextlib.contextmanager
-def stop_on_signals(runner: LocalRunner) -> Iterator[None]:
-    """SIGINT and SIGTERM end the loop (then `session` drains); restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class Signals:
+    """SIGINT/SIGTERM while local mode runs: the first drains, a second one kills.
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        runner.stop_event.set()
+    Installed before the session starts and removed after it has drained and
+    stopped the embedded Redis, so an impatient second Ctrl-C never leaves a
+    redis-server or workers behind.
+    """
 
-    old: dict[int, Any] = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
+    def __init__(self) -> None:
+        self.runner: LocalRunner | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        runner = self.runner
+        if runner is None:
+            raise KeyboardInterrupt  # before the loop exists: nothing to drain
+        if runner.stop_event.is_set():
+            log.warning("signal %s again: killing the workers", signal.Signals(signum).name)
+            runner.force_event.set()
+        else:
+            log.info("signal %s: draining", signal.Signals(signum).name)
+            runner.stop_event.set()
+
+    def __enter__(self) -> Signals:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handler)
+                         for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
             signal.signal(s, h)
 
 
@@ -183,6 +207,7 @@ def main(argv: list[str]) -> int:
         return 1
     with contextlib.ExitStack() as stack:
         worker_log = stack.enter_context(open(log_path, "ab")) if ui else None
+        signals = stack.enter_context(Signals())
         view = stack.enter_context(make_view(ui))
         setup = Setup(name=name, spec=spec, redis_url=args.redis_url,
                       embedded_redis=args.embedded_redis, data_dir=args.data_dir,
@@ -192,8 +217,8 @@ def main(argv: list[str]) -> int:
         except LocalError as exc:
             view.note(f"queueworker local: {exc}")
             return 1
-        with stop_on_signals(runner):
-            runner.run()
+        signals.runner = runner
+        runner.run()
     if ui:
         print(f"logs: {log_path}")
     return 0

@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -214,11 +215,16 @@ class ProcessPool:
         now = time.monotonic()
         return self.stats.worker_seconds + sum(now - r.started_at for r in self.running())
 
-    def drain_all(self, timeout: float | None = None) -> None:
-        """SIGTERM every replica and wait until all have exited (SIGKILL after grace)."""
+    def drain_all(self, timeout: float | None = None,
+                  force: threading.Event | None = None) -> None:
+        """SIGTERM every replica and wait until all have exited (SIGKILL after grace,
+        or at once when `force` is set: a second Ctrl-C)."""
         self.stop([r.name for r in self.active()])
         limit = time.monotonic() + (timeout if timeout is not None else self.grace_seconds + 5)
         while self.running() and time.monotonic() < limit:
+            if force is not None and force.is_set():
+                log.warning("forced stop: killing replicas=%d", len(self.running()))
+                break
             self.reap()
             time.sleep(0.05)
         for replica in self.running():

@@ -48,7 +48,8 @@ class LocalRunner:
         self.view = view
         self.metrics = metrics
         self.memory: dict[str, Any] = {}
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # first Ctrl-C: stop scaling, drain
+        self.force_event = threading.Event()  # second Ctrl-C: kill the workers now
         self.snap = Snapshot(name=name, redis=redis_display, started_at=time.time())
         self.target = 0  # the replica count last decided (what a ReplicaSet keeps)
         self.crashed = 0  # replicas that exited without being asked
@@ -170,7 +171,7 @@ class LocalRunner:
         self.view.update(self.snap)
         log.info("draining replicas=%d grace=%ss", len(self.pool.running()),
                  self.pool.grace_seconds)
-        self.pool.drain_all()
+        self.pool.drain_all(force=self.force_event)
         self.snap.stopping = 0
         self.snap.worker_seconds = self.pool.worker_seconds()
         self.view.update(self.snap)
