@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,24 @@ def test_schema_rejects_bad_values(tmp_path: Path, values: dict[str, object],
 def test_kubectl_is_there() -> None:
     # The kubectl test needs the binary from scripts/ensure-helm.sh.
     assert Path(tool("kubectl")).is_file()
+
+
+def _documented_sets(text: str) -> list[str]:
+    return re.findall(r"--set\s+(\S+)", text)
+
+
+@pytest.mark.parametrize("readme", ["README.md", "charts/queueworker-operator/README.md"])
+def test_documented_helm_commands_render(readme: str) -> None:
+    # The --set flags the READMEs show are real values the schema accepts and
+    # that turn on what they say (ServiceMonitor, PodMonitor, PrometheusRule).
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    section = text[text.index("helm install"):] if readme == "README.md" else text
+    sets = _documented_sets(section)
+    assert len(sets) >= 6, sets
+    docs = [d for d in yaml.safe_load_all(helm(*template_args(sets=sets)).stdout) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"ServiceMonitor", "PodMonitor", "PrometheusRule"} <= kinds
+    for doc in docs:
+        if doc["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule"}:
+            assert doc["metadata"]["labels"]["release"] == "kps"
+    assert "## Install with Helm" in (ROOT / "README.md").read_text(encoding="utf-8")
