@@ -56,6 +56,10 @@ def worker_command(spec: api.QueueWorkerSpec) -> list[str]:
     mode works from a virtualenv without activating it. Any other command runs
     as written (it gets the same environment, but only native workers write
     heartbeats, so the pool then stops the newest replicas first).
+
+    Native workers beat every poll interval (unless the args say otherwise):
+    the 5 s default is fine for a cluster, but local mode's short windows want
+    busy/idle to be fresh when it picks which replica to stop.
     """
     container = spec.template.spec.containers[0]
     extra = container.model_extra or {}
@@ -66,6 +70,9 @@ def worker_command(spec: api.QueueWorkerSpec) -> list[str]:
         argv = ["queueworker", "worker"]
     if argv[0] == "queueworker":
         argv = [sys.executable, "-m", "queueworker.cli", *argv[1:]]
+        if len(argv) > 3 and argv[3] == "worker" and not any(
+                a.startswith("--heartbeat-interval") for a in argv):
+            argv += ["--heartbeat-interval", str(spec.scaling.poll_interval_seconds)]
     return argv
 
 
