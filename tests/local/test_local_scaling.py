@@ -64,3 +64,30 @@ def test_scales_up_on_backlog_and_back_to_zero(tmp_path: Path, redis_url: str) -
     assert sorted(runs) == sorted(str(n) for n in range(12))
     assert set(runs.values()) == {1}, "no job ran twice"
     assert "replica exited unasked" not in local.output
+
+
+def test_scale_down_stops_the_idle_replica_not_the_busy_one(
+        tmp_path: Path, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    # A drain deadline of 1 s: stopping the busy replica would hand its 6 s job back.
+    # No prefetch: each replica holds at most the one job it runs.
+    manifest = write_manifest(tmp_path, redis_url, max_replicas=2, target=1, idle=30,
+                              grace=3, margin=2, worker_args=("--prefetch", "0"))
+    local = LocalProc(local_cmd(manifest))
+    try:
+        local.wait_for("status ")
+        producer = Producer(client)
+        long_id = producer.enqueue("work", {"n": 0, "seconds": 6.0})
+        producer.enqueue("work", {"n": 1, "seconds": 0.2})
+        local.wait_for("scale up 0 -> 2", timeout=20)
+        line = local.wait_for("scale down 2 -> 1", timeout=30)
+        assert "in flight 1" in line, "scaled down while the long job ran"
+        _wait(lambda: client.sismember("t:done", "0"), 30, "the long job done")
+        code = local.interrupt()
+    finally:
+        local.kill()
+    assert code == 0, local.output
+    job = producer.job(long_id)
+    assert job is not None
+    assert int(job["deliveries"]) == 1, f"the busy replica was stopped: {job}"
+    assert client.hgetall("t:runs") == {b"0": b"1", b"1": b"1"}
