@@ -62,3 +62,15 @@ def test_a_replica_that_ignores_sigterm_is_killed_after_grace() -> None:
     assert not pool.running()
     assert pool.stats.killed_after_grace == 1
     assert replica.exit_code == -9
+
+
+def test_a_command_that_cannot_run_is_reported_and_retried_with_backoff() -> None:
+    pool = ProcessPool("m", ["/nonexistent/queue-worker-binary"], {}, grace_seconds=1)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        started, _ = pool.scale_to(1)
+        assert started == 0
+        time.sleep(0.05)
+    assert pool.last_start_error and "No such file" in pool.last_start_error
+    assert 1 <= pool.stats.start_errors <= 4, pool.stats
+    assert not pool.running()

@@ -45,6 +45,7 @@ class PoolStats:
     exited_ok: int = 0
     exited_failed: int = 0  # non-zero exit without us asking (crash) or after SIGKILL
     killed_after_grace: int = 0
+    start_errors: int = 0  # the command could not be run at all
     worker_seconds: float = 0.0  # lifetime of replicas that have ended
     exit_codes: list[int] = field(default_factory=list)
 
@@ -106,6 +107,7 @@ class ProcessPool:
         # again after a growing delay, not in a tight loop.
         self._crash_streak = 0
         self.backoff_until = 0.0  # monotonic
+        self.last_start_error: str | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -124,7 +126,8 @@ class ProcessPool:
 
     # ---------------------------------------------------------------- actions
 
-    def start_one(self) -> Replica:
+    def start_one(self) -> Replica | None:
+        """Start one replica; None when the command cannot be run (then crash backoff)."""
         self._serial += 1
         name = f"{self.name}-{self._serial}"
         env = {**os.environ, **self.env, "POD_NAME": name}
@@ -133,8 +136,18 @@ class ProcessPool:
         out: IO[bytes] | int = self.log_file if self.log_file is not None else 2
         # Own session: Ctrl-C in the terminal goes to local mode only, which
         # then drains the workers itself with SIGTERM (as a kubelet would).
-        proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            # e.g. `php` is not installed here: say so, retry later, do not fall over.
+            self.stats.start_errors += 1
+            self.last_start_error = f"{self.argv[0]}: {exc.strerror or exc}"
+            self._crashed(time.monotonic(), lived=0.0)
+            log.error("replica cannot start cmd=%s error=%s", shlex.join(self.argv),
+                      self.last_start_error)
+            return None
+        self.last_start_error = None
         replica = Replica(name=name, proc=proc, started_at=time.monotonic())
         self.replicas[name] = replica
         self.stats.started += 1
@@ -164,11 +177,13 @@ class ProcessPool:
         """
         active = self.active()
         if desired > len(active):
-            if time.monotonic() < self.backoff_until:
-                return 0, []
+            started = 0
             for _ in range(desired - len(active)):
-                self.start_one()
-            return desired - len(active), []
+                if time.monotonic() < self.backoff_until:
+                    break
+                if self.start_one() is not None:
+                    started += 1
+            return started, []
         surplus = len(active) - desired
         if surplus <= 0:
             return 0, []
@@ -203,11 +218,7 @@ class ProcessPool:
             else:
                 self.stats.exited_failed += 1
             if replica.stopping_since is None:
-                lived = now - replica.started_at
-                self._crash_streak = 1 if lived >= HEALTHY_AFTER else self._crash_streak + 1
-                delay = min(CRASH_BACKOFF_MAX,
-                            CRASH_BACKOFF_START * 2 ** (self._crash_streak - 1))
-                self.backoff_until = max(self.backoff_until, now + delay)
+                self._crashed(now, lived=now - replica.started_at)
             level = logging.INFO if replica.stopping_since is not None else logging.WARNING
             log.log(level, "replica exited name=%s code=%s asked=%s", replica.name, code,
                     replica.stopping_since is not None)
@@ -238,6 +249,11 @@ class ProcessPool:
             self._signal(replica, signal.SIGKILL)
             replica.proc.wait()
         self.reap()
+
+    def _crashed(self, now: float, lived: float) -> None:
+        self._crash_streak = 1 if lived >= HEALTHY_AFTER else self._crash_streak + 1
+        delay = min(CRASH_BACKOFF_MAX, CRASH_BACKOFF_START * 2 ** (self._crash_streak - 1))
+        self.backoff_until = max(self.backoff_until, now + delay)
 
     @staticmethod
     def _signal(replica: Replica, sig: signal.Signals) -> None:

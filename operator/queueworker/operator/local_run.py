@@ -110,6 +110,7 @@ class LocalRunner:
         snap.busy = sum(1 for p in obs.pods if p.busy and not p.terminating)
         snap.last_reason = decision.reason
         snap.worker_seconds = self.pool.worker_seconds()
+        snap.problem = self.pool.last_start_error
         self.max_running = max(self.max_running, snap.running)
         if counters is not None:
             if self._baseline is None:

@@ -49,6 +49,7 @@ class Snapshot:
     rate: float = 0.0  # completions per second, recent
     worker_seconds: float = 0.0
     crashed: int = 0  # replicas that exited without being asked (replaced)
+    problem: str | None = None  # why replicas cannot start, when they cannot
     decisions: deque[ScaleRecord] = field(default_factory=lambda: deque(maxlen=8))
     last_reason: str = ""
     draining: bool = False
@@ -111,8 +112,10 @@ def render(snap: Snapshot) -> Group:
                           Text(f"{rec.before} -> {rec.after}", arrow), rec.reason)
     if not snap.decisions:
         decisions.add_row("", "", Text(snap.last_reason or "waiting for the first poll", "dim"))
+    problem = Text(f"workers cannot start: {snap.problem}", "bold red") if snap.problem else ""
     return Group(
         head,
+        problem,
         Panel(queues, title="queues", title_align="left"),
         replicas,
         Panel(decisions, title="recent scale decisions", title_align="left"),
@@ -183,4 +186,5 @@ def status_line(snap: Snapshot) -> str:
             f"busy={snap.busy} stopping={snap.stopping} backlog={snap.backlog} "
             f"oldest={_age(snap.oldest)} done={snap.done} retried={snap.retried} "
             f"failed={snap.failed} "
-            f"rate={snap.rate:.1f}/s crashed={snap.crashed} {queues}")
+            f"rate={snap.rate:.1f}/s crashed={snap.crashed} {queues}"
+            + (f" problem={snap.problem!r}" if snap.problem else ""))
