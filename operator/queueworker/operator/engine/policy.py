@@ -51,9 +51,9 @@ def wait_time(scaling: ScalingSpec, d: Demand, rates: Rates | None) -> tuple[int
     drain = d.waiting * svc / target
     slots = max(steady, float(d.in_flight)) + drain
     per = scaling.target_backlog_per_replica
-    want = math.ceil(slots / per - 1e-9)
-    if d.jobs > 0:
-        want = max(want, 1)
+    # No job anywhere: keep only whole replicas' worth of expected load, so a
+    # rate decaying toward zero does not hold one pod up forever.
+    want = max(1, math.ceil(slots / per - 1e-9)) if d.jobs > 0 else math.floor(slots / per)
     return want, (
         f"wait target {target:g}s: arrivals {lam:.2f}/s x service {svc:.1f}s = "
         f"{load:.1f} busy (+margin {steady - load:.1f}), in flight {d.in_flight}, "
