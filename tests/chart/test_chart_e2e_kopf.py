@@ -16,8 +16,14 @@ from pathlib import Path
 import pytest
 
 from support.chart_e2e import has_data
-from support.chart_prometheus import Prometheus
-from support.chart_tools import alert_rules, dashboard_targets, grafana_to_promql, load_dashboard
+from support.chart_prometheus import Prometheus, label_values
+from support.chart_tools import (
+    alert_rules,
+    dashboard_targets,
+    grafana_to_promql,
+    load_dashboard,
+    variable_queries,
+)
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
 from support.redis_server import free_port
@@ -93,6 +99,13 @@ async def test_kopf_operator_metrics_feed_every_queueworker_panel(redis_url: str
             answer = await asyncio.to_thread(
                 prom.query, 'queueworker_spec_valid{namespace="default", queueworker="render"}')
             assert has_data(answer)
+            # The dashboard's variables list our namespace and QueueWorkers.
+            variables = variable_queries(board)
+            assert "default" in await asyncio.to_thread(
+                label_values, prom, *variables["namespace"])
+            assert {"jobs", "render"} <= set(await asyncio.to_thread(
+                label_values, prom, *variables["queueworker"]))
+
             # The registry is process-wide: other operator tests in this session
             # may have left series of their own QueueWorkers; look at ours only.
             ours = {"jobs", "render"}

@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from support.chart_e2e import Live, enqueue, has_data, live_system
+from support.chart_prometheus import label_values
 from support.chart_tools import (
     DASHBOARDS,
     alert_rules,
     dashboard_targets,
     grafana_to_promql,
     load_dashboard,
+    variable_queries,
 )
 from support.redis_server import RedisServer
 
@@ -135,6 +137,16 @@ def test_every_dashboard_query_returns_data(live: Live) -> None:
     assert not missing, "no data for:\n" + "\n".join(missing)
     # Most queries are checked for data, not excused.
     assert checked >= 28, checked
+
+
+def test_dashboard_variables_list_live_values(live: Live) -> None:
+    boards = {load_dashboard(p)["title"]: load_dashboard(p) for p in DASHBOARDS}
+    workers = variable_queries(boards["Workers"])
+    assert set(label_values(live.prometheus, *workers["queue"])) == {"e2e", "e2e-high"}
+    queueworkers = variable_queries(boards["QueueWorkers"])
+    # Local mode's namespace label is "local".
+    assert label_values(live.prometheus, *queueworkers["namespace"]) == ["local"]
+    assert label_values(live.prometheus, *queueworkers["queueworker"]) == ["e2e"]
 
 
 def test_every_expected_empty_metric_is_used_and_explained() -> None:

@@ -119,3 +119,11 @@ class Prometheus:
                 return
             time.sleep(0.2)
         raise AssertionError(f"targets not up: {self.active_targets()}")
+
+
+def label_values(prom: Prometheus, selector: str, label: str) -> list[str]:
+    """What Grafana's label_values(selector, label) lists, from the same API it uses."""
+    answer = prom.api(f"/api/v1/label/{label}/values", **{"match[]": selector})
+    assert answer["status"] == "success", answer
+    values: list[str] = answer["data"]
+    return values

@@ -8,6 +8,7 @@ would otherwise pass without checking anything.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -149,3 +150,18 @@ def grafana_to_promql(expr: str) -> str:
         expr = expr.replace(var, GRAFANA_SUBSTITUTIONS[var])
     assert "$" not in expr, f"unknown Grafana variable left in {expr!r}"
     return expr
+
+
+LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>[a-zA-Z_]+)\)$")
+
+
+def variable_queries(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Template variable name -> (series selector, label) of its label_values() query."""
+    out: dict[str, tuple[str, str]] = {}
+    for var in doc["templating"]["list"]:
+        if var["type"] != "query":
+            continue
+        match = LABEL_VALUES.match(var["query"]["query"])
+        assert match, f"variable {var['name']}: not a label_values() query"
+        out[var["name"]] = (grafana_to_promql(match["selector"]), match["label"])
+    return out
