@@ -377,3 +377,16 @@ def test_operator_cli_accepts_the_rendered_args(case: str) -> None:
     roles = by_kind(docs, "Role")
     assert sorted(args.namespace) == sorted(r["metadata"]["namespace"] for r in roles)
     assert args.all_namespaces == (not roles)
+
+
+def test_empty_intervals_fall_back_to_prometheus_defaults() -> None:
+    docs = render(sets=["metrics.serviceMonitor.enabled=true",
+                        "metrics.serviceMonitor.interval=", "metrics.serviceMonitor.scrapeTimeout=",
+                        "metrics.workerPodMonitor.enabled=true",
+                        "metrics.workerPodMonitor.interval="])
+    (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert "interval" not in endpoint and "scrapeTimeout" not in endpoint
+    (pod_endpoint,) = one(docs, "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert "interval" not in pod_endpoint
+    assert [r for r in validate_monitoring(
+        [d for d in docs if d["kind"] in MONITORING_KINDS]) if r["errors"]] == []
