@@ -8,6 +8,8 @@ runs, so `queueworker worker` in a worker image does not import kopf.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 
 # name -> (module, one-line help)
@@ -51,8 +53,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"queueworker: command {name!r} is not available in this build", file=sys.stderr)
             return 2
         raise
-    code: int = module.main(rest)
+    try:
+        code: int = module.main(rest)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one clear line, no traceback wall
+        if os.environ.get("QUEUEWORKER_DEBUG"):
+            raise
+        print(f"queueworker {name}: {describe_error(exc)}", file=sys.stderr)
+        print("(set QUEUEWORKER_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
     return code
+
+
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z]+://[^:@/\s]*):[^@/\s]*@")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line explanation, with what to do where we know it; no passwords."""
+    import redis  # only when something failed: keeps `queueworker --help` light
+
+    text = str(exc).split(" script: ")[0]  # Redis appends the Lua script's sha
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        text = ("Redis is out of memory (maxmemory reached) and refused the write: "
+                f"free memory, raise maxmemory or trim the failed store ({text})")
+    elif isinstance(exc, redis.exceptions.ReadOnlyError):
+        text = f"this Redis is a read-only replica: point the URL at the primary ({text})"
+    elif isinstance(exc, redis.exceptions.AuthenticationError):
+        text = f"Redis refused the credentials ({text})"
+    elif isinstance(exc, redis.exceptions.ConnectionError):
+        text = f"cannot reach Redis ({text})"
+    elif isinstance(exc, redis.exceptions.RedisError):
+        text = f"Redis error: {text}"
+    else:
+        text = f"{type(exc).__name__}: {text}"
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}:***@", text)
 
 
 def entrypoint() -> None:

@@ -43,7 +43,12 @@ import redis.asyncio as aioredis
 from queueworker.worker import keys
 from queueworker.worker.job import Job
 
-PRELUDE = """
+# The shebang makes Redis (7+) refuse a writing script *before* it runs when
+# the server is out of memory. Without it the OOM check happens per command, so
+# a script could pop a job (RPOP/ZREM are allowed under OOM) and then fail on
+# the ZADD that records it in flight: the job would be lost
+# (tests/faults/test_faults_redis_errors.py).
+PRELUDE = """#!lua
 local P = ARGV[1]
 local function qkey(q, name) return P .. ':{' .. q .. '}:' .. name end
 local function jkey(id) return P .. ':job:' .. id end

@@ -27,7 +27,8 @@ import redis.asyncio as aioredis
 
 from queueworker.worker import keys
 
-HEARTBEATS_LUA = """
+# no-writes: runs on read-only replicas too (the operator may read from one).
+HEARTBEATS_LUA = """#!lua flags=no-writes
 local p = ARGV[1]
 local ids = redis.call('ZRANGE', p .. ':workers', 0, -1)
 if #ids == 0 then return {} end
