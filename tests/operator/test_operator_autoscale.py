@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from queueworker.operator import metrics
+
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import clear_queue, fast_config, heartbeat, push_jobs, spec
 
@@ -30,6 +32,15 @@ async def test_backlog_scales_up_then_idle_pods_go_first(redis_url: str) -> None
         assert st["oldestJobAgeSeconds"] is not None
         assert "Backlog" in st["lastScaleReason"]
         await wait_for(lambda: c.events("jobs", "ScaledUp"), 5, "a ScaledUp Event")
+        labels = {"namespace": "default", "queueworker": "jobs"}
+        sample = metrics.REGISTRY.get_sample_value
+        assert sample("queueworker_desired_replicas", labels) == 10
+        assert sample("queueworker_queue_jobs", {**labels, "queue": "jobs",
+                                                 "state": "waiting"}) == 500
+        assert (sample("queueworker_scale_events_total",
+                       {**labels, "direction": "up", "reason": "Backlog"}) or 0) >= 1
+        assert sample("queueworker_redis_up", labels) == 1
+        assert sample("queueworker_spec_valid", labels) == 1
 
         pods = await wait_for(lambda: len(c.pods("jobs")) == 10 and c.pods("jobs"), 10,
                               "10 pods")

@@ -44,6 +44,8 @@ async def test_three_free_gpus_cap_replicas_at_three(redis_url: str) -> None:
         # A new node with 2 GPUs lifts the cap to 5.
         await c.add_node("gpu-c", {"nvidia.com/gpu": "2"})
         await wait_for(lambda: c.replicas("gpu") == 5, 10, "5 replicas with a new node")
+        await wait_for(lambda: len([p for p in c.pods("gpu") if p["spec"].get("nodeName")]) == 5,
+                       10, "5 pods on GPUs")
         d = c.deployment("gpu")
         assert d is not None
         assert d["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}

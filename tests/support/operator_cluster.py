@@ -26,6 +26,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -45,6 +46,7 @@ PODS = "v1/pods"
 NODES = "v1/nodes"
 EVENTS = "v1/events"
 SECRETS = "v1/secrets"
+PEERINGS = "kopf.dev/v1/clusterkopfpeerings"
 RESOURCES: dict[str, kmock.ResourceInfo] = {
     QW: kmock.ResourceInfo(kind=api.KIND, namespaced=True, singular=api.SINGULAR,
                            verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
@@ -65,6 +67,8 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
                                verbs={"create", "list", "watch", "patch"}),
     SECRETS: kmock.ResourceInfo(kind="Secret", namespaced=True,
                                 verbs={"get", "create", "patch", "delete"}),
+    PEERINGS: kmock.ResourceInfo(kind="ClusterKopfPeering", namespaced=False,
+                                 verbs={"get", "list", "watch", "create", "patch"}),
 }
 _counter = itertools.count(1)
 
@@ -346,6 +350,8 @@ class Cluster:
                 await step()
             except kube.ApiError:
                 pass  # a race with a deletion; the next step sees the new state
+            except Exception:  # a harness bug must show, not silently stop the controller
+                logging.getLogger(__name__).exception("harness step failed")
             await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -424,6 +430,20 @@ class Cluster:
             "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}},
             operation="test_secret")
+
+    def kubeconfig(self, path: str) -> str:
+        """A kubeconfig for operator processes started by a test."""
+        doc = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+            "clusters": [{"name": "emulator", "cluster": {
+                "server": self.url, "insecure-skip-tls-verify": True}}],
+            "users": [{"name": "test", "user": {"token": "test"}}],
+            "contexts": [{"name": "emulator", "context": {
+                "cluster": "emulator", "user": "test", "namespace": "default"}}],
+        }
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        return path
 
     def get(self, resource: str, name: str, namespace: str | None = "default"
             ) -> dict[str, Any] | None:

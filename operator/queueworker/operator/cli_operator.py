@@ -93,4 +93,7 @@ def main(argv: list[str]) -> int:
         ))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # e.g. no credentials: one line, not a traceback wall
+        print(f"queueworker operator: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -194,7 +194,10 @@ def owner_reference(name: str, uid: str) -> dict[str, Any]:
 
 
 def spec_hash(body_spec: dict[str, Any]) -> str:
-    data = {k: v for k, v in body_spec.items() if k != "replicas"}
+    """Hash of what the QueueWorker asks of the Deployment: neither replicas (the
+    autoscaler's) nor strategy (for GPU workers it follows free GPUs at the time
+    of a template change, and must not flip back and forth with them)."""
+    data = {k: v for k, v in body_spec.items() if k not in ("replicas", "strategy")}
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

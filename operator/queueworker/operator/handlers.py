@@ -59,10 +59,14 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = "queueworker.dev/finalizer"
     if "peering_priority" in SETTINGS:
         settings.peering.priority = int(SETTINGS["peering_priority"])
+    _shared = poller.Shared(CONFIG, _client)
+
+
+def _client() -> kube.KubeClient:
     info = kube.configured()
-    if info is None:
-        raise kopf.PermanentError("no Kubernetes credentials")
-    _shared = poller.Shared(CONFIG, kube.KubeClient(info, on_error=metrics.count_api_error))
+    if info is None:  # the login handler runs before any daemon or handler
+        raise kopf.TemporaryError("not logged in yet", delay=1)
+    return kube.KubeClient(info, on_error=metrics.count_api_error)
 
 
 @kopf.on.cleanup()

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +72,22 @@ class Indexes:
 class Shared:
     """Per operator process: the API client, Redis clients and caches."""
 
-    def __init__(self, config: OperatorConfig, kube_client: kube.KubeClient) -> None:
+    def __init__(self, config: OperatorConfig,
+                 kube_client: kube.KubeClient | Callable[[], kube.KubeClient]) -> None:
         self.config = config
-        self.kube = kube_client
+        # kopf runs startup handlers before it logs in: build the client on first use.
+        self._kube = kube_client if isinstance(kube_client, kube.KubeClient) else None
+        self._kube_factory = None if isinstance(kube_client, kube.KubeClient) else kube_client
         self._redis: dict[tuple[Any, ...], redis.asyncio.Redis] = {}
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         self.loops: dict[tuple[str, str], QueueWorkerLoop] = {}
+
+    @property
+    def kube(self) -> kube.KubeClient:
+        if self._kube is None:
+            assert self._kube_factory is not None
+            self._kube = self._kube_factory()
+        return self._kube
 
     async def close(self) -> None:
         for client in self._redis.values():
@@ -86,7 +96,8 @@ class Shared:
             except Exception:  # closing a dead connection must not stop the shutdown
                 pass
         self._redis.clear()
-        await self.kube.close()
+        if self._kube is not None:
+            await self._kube.close()
 
     def redis_client(self, url: str, username: str | None, password: str | None,
                      db: int | None) -> redis.asyncio.Redis:
