@@ -50,15 +50,19 @@ def read_beats(client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX) -> dict[s
     return out
 
 
-def pod_states(active: list[str], stopping: list[str],
-               beats: dict[str, Heartbeat]) -> tuple[PodState, ...]:
-    """PodStates for the engine: busy/idle from heartbeats; no beat yet counts as idle."""
+def pod_states(active: list[str], stopping: list[str], beats: dict[str, Heartbeat],
+               heartbeats: bool = True) -> tuple[PodState, ...]:
+    """PodStates for the engine: busy/idle from heartbeats; no beat yet counts as idle.
+
+    A native worker is ready once it has beaten; a command that never beats
+    (`heartbeats` False) is ready while its process runs.
+    """
     out: list[PodState] = []
     for name in active:
         beat = beats.get(name)
         out.append(PodState(name=name, busy=beat is not None and beat.busy,
                             in_flight=len(beat.in_flight) if beat else 0,
-                            ready=beat is not None))
+                            ready=beat is not None or not heartbeats))
     for name in stopping:
         beat = beats.get(name)
         out.append(PodState(name=name, busy=beat is not None and beat.busy,

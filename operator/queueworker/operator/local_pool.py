@@ -101,6 +101,8 @@ class ProcessPool:
         self.grace_seconds = grace_seconds
         self.log_file = log_file
         self.replicas: dict[str, Replica] = {}
+        # Native workers write heartbeats (busy/idle, ready); other commands do not.
+        self.native = argv[1:4] == ["-m", "queueworker.cli", "worker"]
         self.stats = PoolStats()
         self._serial = 0
         # Like CrashLoopBackOff: replicas that keep exiting unasked are started

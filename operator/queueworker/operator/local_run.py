@@ -73,7 +73,7 @@ class LocalRunner:
             beats, counters = {}, None
         active = [r.name for r in self.pool.active()]
         stopping = [r.name for r in self.pool.stopping()]
-        pods = pod_states(active, stopping, beats)
+        pods = pod_states(active, stopping, beats, heartbeats=self.pool.native)
         ready = sum(1 for p in pods if p.ready and not p.terminating)
         obs = Observation(now=now, queues=queues, current_replicas=len(active),
                           ready_replicas=ready, pods=pods, error=error)

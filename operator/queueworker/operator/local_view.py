@@ -151,7 +151,7 @@ class PlainView:
     def __init__(self, out: TextIO | None = None, every: float = 5.0) -> None:
         self.out = out or sys.stdout
         self.every = every
-        self._last_status = 0.0
+        self._last_status: float | None = None  # the first update prints one at once
         self._seen = 0.0  # `at` of the newest scale record printed
 
     def __enter__(self) -> PlainView:
@@ -169,7 +169,7 @@ class PlainView:
                 self._seen = rec.at
                 self._print(f"scale {rec.direction} {rec.before} -> {rec.after}: {rec.reason}")
         now = time.monotonic()
-        if now - self._last_status >= self.every:
+        if self._last_status is None or now - self._last_status >= self.every:
             self._last_status = now
             self._print(status_line(snap))
 
