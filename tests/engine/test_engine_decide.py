@@ -225,3 +225,32 @@ def test_garbage_memory_is_ignored() -> None:
                 {"v": 99}, {}):
         d = decide(s, obs(0, waiting=3, current=1), bad)
         assert d.desired == 3
+
+
+@pytest.mark.parametrize(
+    ("waiting", "expected"),
+    [
+        # 2 arrivals/s, 8 in flight, 2 done/s: service 8 / 2 = 4 s, load 8 slots,
+        # + sqrt(8) = 10.8 -> 11; 30 waiting drain in 30 s: + 30 x 4 / 30 = 4 -> 15.
+        (0, 11),
+        (30, 15),
+    ],
+)
+def test_wait_time_policy_from_counters(waiting: int, expected: int) -> None:
+    s = spec({"policy": "waitTime", "targetWaitSeconds": 30, "maxReplicas": 50})
+    memory: dict[str, Any] | None = None
+    d = None
+    for t in range(0, 300, 5):
+        d = decide(s, obs(t, waiting=waiting, in_flight=8, current=20,
+                          enqueued=2 * t, completed=2 * t), memory)
+        memory = d.memory
+    assert d is not None
+    assert d.desired == expected, d.reason
+    assert "arrivals 2.00/s x service 4.0s" in d.reason
+
+
+def test_wait_time_without_counters_uses_backlog() -> None:
+    d = run({"policy": "waitTime", "maxReplicas": 50},
+            [{"now": 0, "waiting": 12, "in_flight": 3, "current": 1}])[0]
+    assert d.desired == 15
+    assert "no rates measured yet" in d.reason

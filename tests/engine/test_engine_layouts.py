@@ -12,7 +12,12 @@ import redis
 import redis.asyncio
 
 from queueworker.operator.engine.types import QueueDepth
-from queueworker.operator.layouts import DepthError, read_depths, read_depths_sync
+from queueworker.operator.layouts import (
+    DepthError,
+    for_observation,
+    read_depths,
+    read_depths_sync,
+)
 from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 
@@ -169,3 +174,7 @@ def test_wrong_type_names_the_key_and_others_still_read(redis_url: str) -> None:
     assert "rq:queue:broken" in str(res[0]) and "wrong kind" in str(res[0])
     assert isinstance(res[1], QueueDepth) and res[1].waiting == 1
     assert isinstance(res[2], QueueDepth) and res[2].waiting == 0
+    queues, error = for_observation(res)
+    assert queues is None and error is not None and "rq:queue:broken" in error
+    queues, error = for_observation(res[1:])
+    assert error is None and queues is not None and len(queues) == 2

@@ -6,6 +6,11 @@ the layout is documented.
 """
 
 from queueworker.operator.layouts.base import DepthError
-from queueworker.operator.layouts.read import READERS, read_depths, read_depths_sync
+from queueworker.operator.layouts.read import (
+    READERS,
+    for_observation,
+    read_depths,
+    read_depths_sync,
+)
 
-__all__ = ["READERS", "DepthError", "read_depths", "read_depths_sync"]
+__all__ = ["READERS", "DepthError", "for_observation", "read_depths", "read_depths_sync"]
