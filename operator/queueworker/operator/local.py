@@ -8,6 +8,8 @@ gets SIGTERM, finishes or hands its jobs back, and local mode exits 0.
 
 Only native workers (`queueworker worker`) write heartbeats; with any other
 command local mode cannot tell busy from idle and stops the newest first.
+There are no nodes here, so GPU capacity is not observed (spec.gpu is ignored),
+and Secrets cannot be read: a spec with urlSecretRef needs --redis-url.
 """
 
 from __future__ import annotations
