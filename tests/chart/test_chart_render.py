@@ -28,7 +28,12 @@ from support.chart_tools import (
 )
 
 HERE = Path(__file__).resolve().parent
+# The oldest Kubernetes Chart.yaml admits.
+MIN_KUBE_VERSION = ".".join(
+    yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    .removeprefix(">=").split("-")[0].split(".")[:2])
 VALUES_ALL = HERE / "values-all.yaml"
+KUBE_VERSIONS = (MIN_KUBE_VERSION, KUBE_VERSION, kubernetes_validate.latest_version())
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 PEERING_KINDS = {"KopfPeering", "ClusterKopfPeering"}
 
@@ -61,7 +66,10 @@ def _validate_all(docs: list[dict[str, Any]]) -> set[str]:
             _, problems = admit(crds[doc["kind"]], doc)
             assert not problems, f"{doc['kind']}/{doc['metadata']['name']}: {problems}"
         elif doc["kind"] not in MONITORING_KINDS:
-            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+            # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion)
+            # and the newest schema there is.
+            for version in KUBE_VERSIONS:
+                kubernetes_validate.validate(doc, version, strict=True)
     results = validate_monitoring(monitoring)
     assert len(results) == len(monitoring)
     assert [r for r in results if r["errors"]] == []
@@ -81,6 +89,13 @@ def test_all_options_render_is_valid(all_docs: list[dict[str, Any]]) -> None:
     kinds = _validate_all(all_docs)
     assert kinds >= MONITORING_KINDS | {"KopfPeering", "PodDisruptionBudget", "Role",
                                         "RoleBinding", "ClusterRole", "ConfigMap"}
+
+
+def test_min_kube_version_admits_the_crd() -> None:
+    # Chart.yaml's kubeVersion must not promise a Kubernetes that rejects the
+    # CRD (1.27 has no x-kubernetes-validations fieldPath, which the CRD uses).
+    crd = yaml.safe_load((CHART / "crds" / "queueworker.yaml").read_text())
+    kubernetes_validate.validate(crd, MIN_KUBE_VERSION, strict=True)
 
 
 def test_validation_catches_a_broken_manifest(default_docs: list[dict[str, Any]]) -> None:
@@ -191,7 +206,8 @@ def test_all_options_reach_the_deployment(all_docs: list[dict[str, Any]]) -> Non
 
 
 def test_peering_objects_follow_the_scope() -> None:
-    cluster = render(sets=["replicaCount=2"])
+    cluster = render(sets=["replicaCount=2"], include_crds=True)
+    assert "ClusterKopfPeering" in _validate_all(cluster)
     (peering,) = [d for d in cluster if d["kind"] in PEERING_KINDS]
     assert peering["kind"] == "ClusterKopfPeering"
     assert peering["metadata"]["name"] == "queueworker-operator"
