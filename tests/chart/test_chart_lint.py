@@ -104,3 +104,23 @@ def test_documented_helm_commands_render(readme: str) -> None:
         if doc["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule"}:
             assert doc["metadata"]["labels"]["release"] == "kps"
     assert "## Install with Helm" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _notes(*args: str) -> str:
+    out = helm("install", "qw", str(CHART), "--namespace", "qw-system", "--dry-run=client",
+               *args).stdout
+    return out[out.index("NOTES:"):]
+
+
+def test_notes_follow_the_values() -> None:
+    notes = _notes()
+    assert "installed as qw-queueworker-operator in namespace qw-system" in notes
+    assert "Watching: all namespaces." in notes and "Replicas: 1." in notes
+    assert "helm test qw -n qw-system" in notes
+    assert "No ServiceMonitor" in notes
+    notes = _notes("-f", str(VALUES_ALL))
+    assert "Watching: namespaces jobs, ml." in notes
+    assert 'kopf peering "queueworker-ha"' in notes
+    assert 'ServiceMonitor created (job="queueworker-operator")' in notes
+    assert 'PodMonitor for the workers created (job="queueworker-worker"' in notes
+    assert "PrometheusRule with the queueworker alerts created" in notes
