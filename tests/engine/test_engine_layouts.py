@@ -62,8 +62,9 @@ async def test_native_async_and_due_delayed(redis_url: str) -> None:
         await client.aclose()
 
 
-def test_list_and_stream(redis_url: str) -> None:
-    r = redis.Redis.from_url(redis_url)
+@pytest.mark.parametrize("decode", [False, True])
+def test_list_and_stream(redis_url: str, decode: bool) -> None:
+    r = redis.Redis.from_url(redis_url, decode_responses=decode)
     r.lpush("plain", "a", "b")
     for i in range(5):
         r.xadd("events", {"i": i})
@@ -105,14 +106,17 @@ def test_rq(redis_url: str) -> None:
 
     r = redis.Redis.from_url(redis_url)
     q = Queue("reports", connection=r)
+    # A client that decodes replies reads the same numbers.
+    text_client = redis.Redis.from_url(redis_url, decode_responses=True)
     for _ in range(4):
         q.enqueue(noop)
     q.enqueue_in(timedelta(hours=1), noop)
     taken = Queue.dequeue_any([q], timeout=None, connection=r)  # into :intermediate
     assert taken is not None
-    d = only(read_depths_sync(r, [qspec("reports", "rq")], time.time() + 2))
-    assert (d.waiting, d.in_flight, d.delayed) == (3, 1, 1)
-    assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < 60
+    for client in (r, text_client):
+        d = only(read_depths_sync(client, [qspec("reports", "rq")], time.time() + 2))
+        assert (d.waiting, d.in_flight, d.delayed) == (3, 1, 1)
+        assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < 60
 
 
 def test_bullmq(redis_url: str) -> None:
@@ -178,3 +182,17 @@ def test_wrong_type_names_the_key_and_others_still_read(redis_url: str) -> None:
     assert queues is None and error is not None and "rq:queue:broken" in error
     queues, error = for_observation(res[1:])
     assert error is None and queues is not None and len(queues) == 2
+
+
+def test_celery_global_keyprefix(redis_url: str) -> None:
+    from celery import Celery
+
+    app = Celery("t", broker=redis_url)
+    app.conf.broker_transport_options = {"global_keyprefix": "tenant1:"}
+    app.send_task("tasks.work", queue="jobs")
+    app.send_task("tasks.work", queue="jobs", priority=9)
+    r = redis.Redis.from_url(redis_url)
+    d = only(read_depths_sync(r, [qspec("jobs", "celery", keyPrefix="tenant1:")], time.time()))
+    assert d.waiting == 2
+    d = only(read_depths_sync(r, [qspec("jobs", "celery")], time.time()))
+    assert d.waiting == 0
