@@ -124,3 +124,25 @@ def test_notes_follow_the_values() -> None:
     assert 'ServiceMonitor created (job="queueworker-operator")' in notes
     assert 'PodMonitor for the workers created (job="queueworker-worker"' in notes
     assert "PrometheusRule with the queueworker alerts created" in notes
+
+
+def test_chart_readme_worker_snippet_is_a_valid_pod_template() -> None:
+    # The snippet must pass the CRD, parse with the worker's real CLI, and
+    # name the port the PodMonitor scrapes.
+    from queueworker.worker.cli import parser as worker_parser
+
+    from support.apiserver import admit, load_crd
+
+    text = (CHART / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(containers:.*?)```", text, re.S)
+    assert block, "no pod template snippet in the chart README"
+    containers = yaml.safe_load(block.group(1))["containers"]
+    example = yaml.safe_load((ROOT / "examples" / "native-worker.yaml").read_text())
+    example["spec"]["template"]["spec"]["containers"] = containers
+    assert admit(load_crd(), example)[1] == []
+    (container,) = containers
+    args = worker_parser().parse_args(container["args"][2:])
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    (port,) = container["ports"]
+    assert port["name"] == values["metrics"]["workerPodMonitor"]["portName"]
+    assert port["containerPort"] == args.metrics_port
