@@ -71,7 +71,9 @@ def simulate(
     pod_start_seconds: float = 20.0,
     gpus: int | None = None,
     seed: int = 1,
+    concurrency: int | None = None,
 ) -> Result:
+    """Replay `jobs`; pods run `concurrency` jobs at once (targetBacklogPerReplica)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     queues = [q.name for q in spec.queues]
@@ -81,7 +83,8 @@ def simulate(
     resource, per = gpu_of(spec)
     slots = None if gpus is None else gpus // per
     model = Model(jobs, queues, pod_start_seconds, slots,
-                  drain_seconds=spec.drain.worker_deadline_seconds)
+                  drain_seconds=spec.drain.worker_deadline_seconds,
+                  concurrency=concurrency or spec.scaling.target_backlog_per_replica)
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
         Ours(spec, model, per, resource)
@@ -138,12 +141,16 @@ def main(argv: list[str]) -> int:
                     help="from pod created to worker ready (default 20)")
     ap.add_argument("--gpus", type=int, default=None,
                     help="GPUs in the cluster; pods beyond them wait Pending")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="jobs a pod runs at once (default: targetBacklogPerReplica)")
     ap.add_argument("--seed", type=int, default=1, help="victim choice of the ReplicaSet")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if args.pod_start_seconds < 0 or (args.gpus is not None and args.gpus < 1):
-        print("queueworker simulate: --pod-start-seconds must be >= 0 and --gpus >= 1",
-              file=sys.stderr)
+    if args.pod_start_seconds < 0 or any(
+        v is not None and v < 1 for v in (args.gpus, args.concurrency)
+    ):
+        print("queueworker simulate: --pod-start-seconds must be >= 0, --gpus and "
+              "--concurrency >= 1", file=sys.stderr)
         return 2
     try:
         spec = load_spec(args.spec)
@@ -161,7 +168,8 @@ def main(argv: list[str]) -> int:
     except simulate_trace.TraceError as exc:
         print(f"queueworker simulate: {exc}", file=sys.stderr)
         return 2
-    result = simulate(spec, jobs, args.policy, args.pod_start_seconds, args.gpus, args.seed)
+    result = simulate(spec, jobs, args.policy, args.pod_start_seconds, args.gpus, args.seed,
+                      args.concurrency)
     if args.json:
         out: dict[str, Any] = asdict(result)
         print(json.dumps(out))

@@ -1,7 +1,8 @@
 """Discrete-event model of a queue worker fleet: jobs, queues, pods, a clock.
 
 Policies (simulate_policies.py) only read the state and call `add_pods`,
-`remove_pod`; the model runs the jobs. One job per pod at a time. A pod costs
+`remove_pod`; the model runs the jobs, up to `concurrency` at a time per pod
+(Horizon's PHP processes run one). A pod costs
 worker-seconds from the moment it holds its node resources (scheduled, not
 Pending) until it is gone. A job cut off by a scale-down is counted as
 interrupted and goes back to the front of its queue to be run again.
@@ -38,8 +39,8 @@ class Pod:
     queues: tuple[str, ...]
     state: str = PENDING
     scheduled_at: float | None = None
-    job: Job | None = None
-    drain_until: float | None = None
+    jobs: list[Job] = field(default_factory=list)
+    concurrency: int = 1
 
 
 @dataclass
@@ -66,7 +67,9 @@ class Model:
         pod_start_seconds: float,
         slots: int | None,
         drain_seconds: float,
+        concurrency: int = 1,
     ) -> None:
+        self.concurrency = concurrency
         self.queues = tuple(queues)
         self.waiting: dict[str, deque[Job]] = {q: deque() for q in self.queues}
         self.pods: dict[int, Pod] = {}
@@ -130,29 +133,29 @@ class Model:
         return sum(len(self.waiting.get(q, ())) for q in (queues or self.waiting))
 
     def in_flight(self) -> int:
-        return sum(1 for p in self.pods.values() if p.job is not None)
+        return sum(len(p.jobs) for p in self.pods.values())
 
     def dispatch(self, now: float) -> None:
         for pod in list(self.pods.values()):
-            if pod.state == READY and pod.job is None:
+            if pod.state == READY and len(pod.jobs) < pod.concurrency:
                 self._take(pod, now)
 
     def _take(self, pod: Pod, now: float) -> None:
+        """Fill the pod's free job slots, queues in priority order."""
         for q in pod.queues:
-            if self.waiting.get(q):
-                job = self.waiting[q].popleft()
+            waiting = self.waiting.get(q)
+            while waiting and len(pod.jobs) < pod.concurrency:
+                job = waiting.popleft()
                 if job.start is None:
                     job.start = now
                     self.stats.waits.append(now - job.arrival)
-                pod.job = job
-                token = job.token
-                self.at(now + job.run, partial(self._done, pod, job, token))
-                return
+                pod.jobs.append(job)
+                self.at(now + job.run, partial(self._done, pod, job, job.token))
 
     def _done(self, pod: Pod, job: Job, token: int, now: float) -> None:
-        if job.token != token or pod.job is not job:
+        if job.token != token or job not in pod.jobs:
             return  # interrupted earlier; this finish never happened
-        pod.job = None
+        pod.jobs.remove(job)
         self.finished += 1
         self.stats.completed += 1
         self.stats.busy_seconds += job.run
@@ -160,18 +163,17 @@ class Model:
         per_queue[0] += 1
         per_queue[1] += job.run
         if pod.state == DRAINING:
-            self._gone(pod, now)
+            if not pod.jobs:
+                self._gone(pod, now)
         else:
             self._take(pod, now)
 
     def _interrupt(self, pod: Pod) -> None:
-        job = pod.job
-        if job is None:
-            return
-        job.token += 1
-        pod.job = None
-        self.stats.interrupted += 1
-        self.waiting[job.queue].appendleft(job)
+        for job in reversed(pod.jobs):
+            job.token += 1
+            self.stats.interrupted += 1
+            self.waiting[job.queue].appendleft(job)
+        pod.jobs.clear()
 
     # ------------------------------------------------------------------- pods
 
@@ -185,7 +187,7 @@ class Model:
     def add_pods(self, count: int, now: float, queues: tuple[str, ...] | None = None) -> None:
         for _ in range(count):
             i = next(self._pod_ids)
-            pod = Pod(i, f"pod-{i}", queues or self.queues)
+            pod = Pod(i, f"pod-{i}", queues or self.queues, concurrency=self.concurrency)
             self.pods[i] = pod
             self._pending_pods.append(pod)
         self._schedule(now)
@@ -206,23 +208,22 @@ class Model:
             self._take(pod, now)
 
     def remove_pod(self, pod: Pod, now: float, graceful: bool) -> None:
-        """Scale-down of one pod: graceful drains its job, else the job is cut."""
+        """Scale-down of one pod: graceful drains its jobs, else they are cut."""
         if pod.state in (GONE, DRAINING):
             return
-        if pod.job is None or pod.state != READY:
+        if not pod.jobs or pod.state != READY:
             self._gone(pod, now)
         elif graceful:
             pod.state = DRAINING
-            job = pod.job
-            # The worker hands the job back at its drain deadline.
-            self.at(now + self.drain_seconds, partial(self._deadline, pod, job))
+            # The worker hands unfinished jobs back at its drain deadline.
+            self.at(now + self.drain_seconds, partial(self._deadline, pod))
         else:
             self._interrupt(pod)
             self._gone(pod, now)
             self.dispatch(now)
 
-    def _deadline(self, pod: Pod, job: Job, now: float) -> None:
-        if pod.state == DRAINING and pod.job is job:
+    def _deadline(self, pod: Pod, now: float) -> None:
+        if pod.state == DRAINING and pod.id in self.pods:
             self._interrupt(pod)
             self._gone(pod, now)
             self.dispatch(now)

@@ -44,7 +44,7 @@ class Ours:
         live = m.live()
         queues = tuple(
             QueueDepth(q, "native", len(m.waiting.get(q, ())),
-                       sum(1 for p in m.pods.values() if p.job and p.job.queue == q),
+                       sum(1 for p in m.pods.values() for j in p.jobs if j.queue == q),
                        # Each queue's counters would be separate; summed here they
                        # give the same rates to the engine.
                        enqueued_total=m.enqueued if i == 0 else 0,
@@ -52,7 +52,7 @@ class Ours:
             for i, q in enumerate(m.queues)
         )
         pods = tuple(
-            PodState(p.name, busy=p.job is not None, in_flight=int(p.job is not None),
+            PodState(p.name, busy=bool(p.jobs), in_flight=len(p.jobs),
                      ready=p.state == READY)
             for p in live
         )
@@ -151,6 +151,7 @@ class Horizon:
         self.max_p = max_processes
         self.min_p = 1
         model.pod_start = self.START_SECONDS
+        model.concurrency = 1  # a Horizon worker process runs one job at a time
         pools = len(model.queues)
         # Startup goes straight to maxProcesses (Horizon #1536), split over the pools.
         share = max(self.min_p, self.max_p // pools)
