@@ -76,6 +76,16 @@ def test_list_and_stream(redis_url: str, decode: bool) -> None:
                                qspec("events", "stream", consumerGroup="other")], time.time())
     got = [(d.waiting, d.in_flight) for d in res if isinstance(d, QueueDepth)]
     assert got == [(2, 0), (3, 2), (0, 0), (5, 0)]
+    # Ages from the entry ids: the 3rd entry is the oldest unread for group g.
+    ids = [e[0] for e in r.xrange("events")]
+    third = int(str(ids[2].decode() if isinstance(ids[2], bytes) else ids[2]).split("-")[0])
+    first = int(str(ids[0].decode() if isinstance(ids[0], bytes) else ids[0]).split("-")[0])
+    now = time.time() + 5
+    res = read_depths_sync(r, [qspec("events", "stream", consumerGroup="g"),
+                               qspec("events", "stream", consumerGroup="other"),
+                               qspec("nostream", "stream", consumerGroup="g")], now)
+    ages = [d.oldest_age_seconds for d in res if isinstance(d, QueueDepth)]
+    assert ages == [pytest.approx(now - third / 1000), pytest.approx(now - first / 1000), None]
 
 
 def test_celery_priorities_and_unacked(redis_url: str) -> None:
