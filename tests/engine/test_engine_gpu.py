@@ -160,3 +160,13 @@ def test_quantity_parsing() -> None:
     assert [placement.quantity(x) for x in ("2", 3, "1k", "1Ki", "4.0")] == [2, 3, 1000, 1024, 4]
     with pytest.raises(ValueError, match="not a resource quantity: 'lots'"):
         placement.quantity("lots")
+
+
+def test_pending_pods_of_others_are_placed_before_new_replicas() -> None:
+    # Another QueueWorker (lower priority) already has 2 pods waiting: the
+    # scheduler gives them the 2 free GPUs first, whatever our priority.
+    pods = [pod(f"low-{i}", 1, None, labels={"qw": "low"}) for i in (1, 2)]
+    caps = capacities([node("a", 3)], pods,
+                      [worker("high", priority=9, wanted=3), worker("low", wanted=2)])
+    assert (caps["high"].max_replicas, caps["high"].shortfall) == (1, 2)
+    assert (caps["low"].max_replicas, caps["low"].pending) == (2, 2)

@@ -79,14 +79,52 @@ def _take(free: dict[str, int], eligible: list[str], per: int, count: int) -> in
     return got
 
 
+def _pending(pod: Mapping[str, Any]) -> bool:
+    return (
+        not (pod.get("spec") or {}).get("nodeName")
+        and (pod.get("status") or {}).get("phase") not in TERMINAL
+        and not _meta(pod, "deletionTimestamp")
+    )
+
+
+def _place_pending(
+    nodes_by_name: Mapping[str, Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    resource: str,
+    free: dict[str, int],
+) -> set[int]:
+    """Reserve room for every Pending pod that wants `resource`, oldest first.
+
+    They are already in the scheduler's queue and will get the next free GPUs
+    before any replica we add now. Returns the ids (id()) of those that fit.
+    """
+    placed: set[int] = set()
+    waiting = [p for p in pods if _pending(p)]
+    waiting.sort(key=lambda p: str(_meta(p, "creationTimestamp") or ""))
+    for p in waiting:
+        spec = p.get("spec") or {}
+        need = placement.pod_request(spec, resource)
+        if need <= 0:
+            continue
+        fits = [n for n in free if placement.can_land(spec, nodes_by_name[n])]
+        if _take(free, fits, need, 1):
+            placed.add(id(p))
+    return placed
+
+
 def capacities(
     nodes: Sequence[Mapping[str, Any]],
     pods: Sequence[Mapping[str, Any]],
     workers: Sequence[GPUWorker],
 ) -> dict[str, GPUCapacity]:
-    """GPUCapacity for every worker whose template asks for a GPU-like resource."""
+    """GPUCapacity for every worker whose template asks for a GPU-like resource.
+
+    Pending pods (anyone's) are placed first; then each worker, by priority and
+    backlog, is granted the replicas it wants out of what is left.
+    """
     by_name = {str(_meta(n, "name")): n for n in nodes}
     free_by_res: dict[str, dict[str, int]] = {}
+    placed_by_res: dict[str, set[int]] = {}
     out: dict[str, GPUCapacity] = {}
     order = sorted(workers, key=lambda w: (-w.spec.gpu.priority, -w.backlog, w.key))
     for w in order:
@@ -99,27 +137,29 @@ def capacities(
             continue
         if resource not in free_by_res:
             free_by_res[resource] = node_free(nodes, pods, resource)
-        free = free_by_res[resource]
+            placed_by_res[resource] = _place_pending(
+                by_name, pods, resource, free_by_res[resource]
+            )
+        free, placed_ids = free_by_res[resource], placed_by_res[resource]
         eligible = [n for n in free if placement.can_land(tmpl, by_name[n])]
         mine = [
             p for p in pods
             if _owns(w, p) and (p.get("status") or {}).get("phase") not in TERMINAL
             and not _meta(p, "deletionTimestamp")
         ]
-        bound = sum(1 for p in mine if (p.get("spec") or {}).get("nodeName"))
-        pending = len(mine) - bound
-
+        pending = [p for p in mine if _pending(p)]
+        bound = len(mine) - len(pending)
+        placed = sum(1 for p in pending if id(p) in placed_ids)
         available = sum(free[n] for n in eligible)
-        placed = _take(free, eligible, per, pending)
         want = _wanted(w)
-        grant = _take(free, eligible, per, max(0, want - bound - pending))
+        grant = _take(free, eligible, per, max(0, want - len(mine)))
         max_replicas = bound + placed + grant
         out[w.key] = GPUCapacity(
             resource_name=resource,
             per_replica=per,
             max_replicas=max_replicas,
             free=available,
-            pending=pending,
+            pending=len(pending),
             wanted=want,
             shortfall=max(0, want - max_replicas),
         )
