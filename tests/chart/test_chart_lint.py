@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from support.chart_tools import CHART, ROOT, helm, template_args, tool
+from support.chart_tools import CHART, ROOT, helm, run, template_args, tool
 
 HERE = Path(__file__).resolve().parent
 VALUES_ALL = HERE / "values-all.yaml"
@@ -146,3 +147,12 @@ def test_chart_readme_worker_snippet_is_a_valid_pod_template() -> None:
     (port,) = container["ports"]
     assert port["name"] == values["metrics"]["workerPodMonitor"]["portName"]
     assert port["containerPort"] == args.metrics_port
+
+
+def test_ensure_helm_is_quick_and_quiet_when_installed() -> None:
+    # `make setup` runs it every time: with the tools in place it must do nothing.
+    started = time.monotonic()
+    proc = run(["bash", "scripts/ensure-helm.sh"], timeout=60)
+    assert time.monotonic() - started < 10
+    assert proc.stdout == "" and proc.stderr == ""
+    assert run([tool("kubectl"), "version", "--client"]).stdout.startswith("Client Version: v1.")
