@@ -11,22 +11,13 @@ import math
 from typing import Any
 
 from queueworker.operator.api import RateLimit
+from queueworker.operator.engine import window
 
 Events = list[list[float]]  # [time, signed change]
 
 
 def load(raw: Any) -> Events:
-    out: Events = []
-    if not isinstance(raw, list):
-        return out
-    for item in raw:
-        if (
-            isinstance(item, list)
-            and len(item) == 2
-            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in item)
-        ):
-            out.append([float(item[0]), float(item[1])])
-    return out
+    return window.pairs(raw)
 
 
 def prune(events: Events, now: float, keep_seconds: float) -> Events:

@@ -21,16 +21,20 @@ Window = list[list[float]]
 
 def load(raw: Any) -> Window:
     """A window from memory, tolerating anything malformed (start empty)."""
-    out: Window = []
+    return pairs(raw)
+
+
+def pairs(raw: Any) -> list[list[float]]:
+    """[[number, number], ...] from JSON memory; malformed items are dropped."""
+    out: list[list[float]] = []
     if not isinstance(raw, list):
         return out
     for item in raw:
-        if (
-            isinstance(item, list)
-            and len(item) == 2
-            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in item)
-        ):
-            out.append([float(item[0]), float(item[1])])
+        try:
+            a, b = item
+            out.append([float(a), float(b)])
+        except (TypeError, ValueError):
+            continue
     return out
 
 
