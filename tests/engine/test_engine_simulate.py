@@ -117,3 +117,16 @@ def test_pods_run_target_backlog_jobs_at_once() -> None:
     assert r.wait_max <= 10 + s.scaling.poll_interval_seconds
     one = simulate(s, jobs, "ours", 10, concurrency=1)
     assert one.wait_max > r.wait_max
+
+
+def test_shipped_traces_are_what_the_generator_makes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    traces = Path(__file__).resolve().parents[2] / "benchmarks" / "traces"
+    subprocess.run([sys.executable, str(traces / "generate.py"), "--seed", "7", "--out",
+                    str(tmp_path)], check=True, capture_output=True, timeout=120)
+    made = sorted(p.name for p in tmp_path.glob("*.csv"))
+    assert made == ["bursts.csv", "diurnal.csv", "gpu.csv", "quiet.csv", "steady.csv"]
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (traces / name).read_bytes(), name

@@ -136,7 +136,9 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="queueworker simulate", description=__doc__.split("\n")[0])
     ap.add_argument("--spec", required=True, help="QueueWorker manifest or spec (YAML)")
     ap.add_argument("--trace", required=True, help="CSV: arrival,run_seconds,queue")
-    ap.add_argument("--policy", choices=POLICIES, default="ours")
+    ap.add_argument("--policy", choices=POLICIES, default="ours",
+                    help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults) "
+                    "or horizon (Laravel Horizon's auto balancer on a fixed budget)")
     ap.add_argument("--pod-start-seconds", type=float, default=20.0,
                     help="from pod created to worker ready (default 20)")
     ap.add_argument("--gpus", type=int, default=None,
