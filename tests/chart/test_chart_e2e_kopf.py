@@ -18,10 +18,13 @@ import pytest
 from support.chart_e2e import has_data
 from support.chart_prometheus import Prometheus, label_values
 from support.chart_tools import (
+    NAMESPACE,
     alert_rules,
     dashboard_targets,
     grafana_to_promql,
     load_dashboard,
+    one,
+    render,
     variable_queries,
 )
 from support.operator_cluster import Cluster, wait_for
@@ -81,7 +84,15 @@ async def test_kopf_operator_metrics_feed_every_queueworker_panel(redis_url: str
         await wait_for(lambda: c.replicas("jobs") == 2, 15, "2 replicas for jobs")
         await wait_for(lambda: c.replicas("render") == 2, 15, "2 replicas for render (2 GPUs)")
 
-        with Prometheus({"queueworker-operator": [f"127.0.0.1:{port}"]}) as prom:
+        # Scraped as the chart's ServiceMonitor says: the target carries the
+        # operator's namespace (Kubernetes service discovery adds it), and
+        # honorLabels decides whether the series keep the QueueWorker's.
+        (endpoint,) = one(render(sets=["metrics.serviceMonitor.enabled=true"]),
+                          "ServiceMonitor")["spec"]["endpoints"]
+        options = {"queueworker-operator": {"labels": {"namespace": NAMESPACE},
+                                            "honor_labels": endpoint.get("honorLabels", False)}}
+        with Prometheus({"queueworker-operator": [f"127.0.0.1:{port}"]},
+                        job_options=options) as prom:
             board = load_dashboard(CHART_DASHBOARDS / "queueworkers.json")
             missing = []
             checked = 0

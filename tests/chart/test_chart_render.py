@@ -298,6 +298,9 @@ def test_monitors_select_the_right_targets(all_docs: list[dict[str, Any]]) -> No
     assert sm["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = sm["spec"]["endpoints"]
     assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    # The operator's series carry their QueueWorker's namespace label (see
+    # test_chart_e2e_kopf.py for what goes wrong without this).
+    assert endpoint["honorLabels"] is True
     assert endpoint["relabelings"][0] == {"action": "replace", "targetLabel": "job",
                                           "replacement": "queueworker-operator"}
     assert endpoint["relabelings"][1]["targetLabel"] == "cluster"

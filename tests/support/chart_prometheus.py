@@ -27,7 +27,11 @@ class Prometheus:
     """`targets` maps a scrape job name to loopback `host:port` addresses."""
 
     def __init__(self, targets: dict[str, Sequence[str]] | None = None, *,
-                 rule_files: Sequence[Path] = (), scrape_interval: str = "1s") -> None:
+                 rule_files: Sequence[Path] = (), scrape_interval: str = "1s",
+                 job_options: dict[str, dict[str, Any]] | None = None) -> None:
+        """`job_options`: per job, `labels` (target labels, as service discovery
+        would add) and `honor_labels`."""
+        job_options = job_options or {}
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus not found: run `make setup` (scripts/ensure-tools.sh)")
@@ -37,7 +41,10 @@ class Prometheus:
         config: dict[str, Any] = {
             "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": list(addrs)}]}
+                {"job_name": job,
+                 "honor_labels": bool(job_options.get(job, {}).get("honor_labels", False)),
+                 "static_configs": [{"targets": list(addrs),
+                                     "labels": job_options.get(job, {}).get("labels", {})}]}
                 for job, addrs in (targets or {}).items()
             ],
         }
