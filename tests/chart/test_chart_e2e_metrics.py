@@ -142,6 +142,8 @@ def test_every_dashboard_query_returns_data(live: Live) -> None:
 def test_dashboard_variables_list_live_values(live: Live) -> None:
     boards = {load_dashboard(p)["title"]: load_dashboard(p) for p in DASHBOARDS}
     workers = variable_queries(boards["Workers"])
+    assert label_values(live.prometheus, *workers["namespace"]) == ["local"]
+    assert label_values(live.prometheus, *workers["queueworker"]) == ["e2e"]
     assert set(label_values(live.prometheus, *workers["queue"])) == {"e2e", "e2e-high"}
     queueworkers = variable_queries(boards["QueueWorkers"])
     # Local mode's namespace label is "local".
@@ -179,7 +181,8 @@ def test_alerts_fire_or_stay_quiet_on_live_metrics(live: Live) -> None:
         answer = live.prometheus.query(rules[name]["expr"])
         assert has_data(answer), f"{name} does not see the failures: {answer}"
         labels = answer["data"]["result"][0]["metric"]
-        assert labels["queue"] == "e2e"
+        assert (labels["namespace"], labels["queueworker"], labels["queue"]) == (
+            "local", "e2e", "e2e")
 
 
 def test_the_harness_sees_a_missing_metric(live: Live) -> None:

@@ -34,7 +34,11 @@ WORKER_QUEUES = ("e2e-high", "e2e")
 HANDLER = "support.chart_e2e_jobs:handle"
 
 
-def manifest(name: str = "e2e") -> dict[str, Any]:
+NAME = "e2e"
+LOCAL_NAMESPACE = "local"  # the namespace label local mode gives its series
+
+
+def manifest(name: str = NAME) -> dict[str, Any]:
     """The QueueWorker `queueworker local` runs: native workers with our handler."""
     return {
         "apiVersion": "queueworker.dev/v1alpha1", "kind": "QueueWorker",
@@ -97,8 +101,14 @@ def live_system(redis_url: str, workdir: Path) -> Iterator[Live]:
     operator_port, worker_port = free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
     logs = {"operator": workdir / "operator.log", "worker": workdir / "worker.log"}
+    # The labels the chart's PodMonitor gives a worker pod's series in a cluster
+    # (namespace and pod from service discovery, queueworker from the pod's
+    # app.kubernetes.io/instance label), so the Workers dashboard's variables
+    # work as they would there.
+    worker_labels = {"namespace": LOCAL_NAMESPACE, "queueworker": NAME, "pod": f"{NAME}-worker-0"}
     prometheus = Prometheus({"queueworker-operator": [f"127.0.0.1:{operator_port}"],
-                             "queueworker-worker": [f"127.0.0.1:{worker_port}"]})
+                             "queueworker-worker": [f"127.0.0.1:{worker_port}"]},
+                            job_options={"queueworker-worker": {"labels": worker_labels}})
     try:
         with open(logs["operator"], "wb") as out:
             procs.append(subprocess.Popen(
