@@ -254,3 +254,10 @@ def test_wait_time_without_counters_uses_backlog() -> None:
             [{"now": 0, "waiting": 12, "in_flight": 3, "current": 1}])[0]
     assert d.desired == 15
     assert "no rates measured yet" in d.reason
+
+
+def test_impossible_observation_is_named() -> None:
+    with pytest.raises(ValueError, match=r"queues\['default'\].waiting=-3"):
+        decide(spec({}), obs(0, waiting=-3, current=1), None)
+    with pytest.raises(ValueError, match="current_replicas=-1"):
+        decide(spec({}), obs(0, current=-1, pods=()), None)

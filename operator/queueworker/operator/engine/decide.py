@@ -68,10 +68,25 @@ def _finish(
     )
 
 
+def _check(obs: Observation) -> None:
+    bad = [f"current_replicas={obs.current_replicas}"] if obs.current_replicas < 0 else []
+    for q in obs.queues or ():
+        for name in ("waiting", "in_flight", "delayed"):
+            if getattr(q, name) < 0:
+                bad.append(f"queues[{q.name!r}].{name}={getattr(q, name)}")
+    if bad:
+        raise ValueError("impossible observation: " + ", ".join(bad) + " (must be >= 0)")
+
+
 def decide(
     spec: QueueWorkerSpec, obs: Observation, memory: dict[str, Any] | None
 ) -> Decision:
-    """Replicas for this QueueWorker now. Pass `Decision.memory` back next call."""
+    """Replicas for this QueueWorker now. Pass `Decision.memory` back next call.
+
+    Raises ValueError naming the field for an observation that cannot be true
+    (negative counts): a bug in the caller, not something to scale on.
+    """
+    _check(obs)
     s = spec.scaling
     mem_in: dict[str, Any] = memory if isinstance(memory, dict) else {}
     if mem_in.get("v") != MEMORY_VERSION:
