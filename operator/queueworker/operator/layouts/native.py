@@ -35,8 +35,8 @@ class NativeReader(Reader):
         )
         oldest = replies[4]
         counters = replies[5] if isinstance(replies[5], list | tuple) else [None] * 4
+        # A missing stats hash is a queue nothing was ever enqueued to: all zero.
         enq, done, failed, retried = (integer(v, cmds[5].key) for v in counters)
-        seen = any(v is not None for v in counters)
         return self.depth(
             q,
             waiting + due,
@@ -47,6 +47,6 @@ class NativeReader(Reader):
             else None,
             # Every attempt ends as completed, failed or retried; a retry comes back
             # as a new arrival. Rates then see each attempt once on both sides.
-            enqueued_total=enq + retried if seen else None,
-            completed_total=done + failed + retried if seen else None,
+            enqueued_total=enq + retried,
+            completed_total=done + failed + retried,
         )
