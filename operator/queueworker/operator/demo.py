@@ -38,7 +38,6 @@ from queueworker.operator.local import (
     setup_logging,
 )
 from queueworker.operator.local_run import LocalRunner
-from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 
 DEFAULT_SECONDS = 80.0
@@ -178,14 +177,16 @@ def collect(runner: LocalRunner, load: Load, started: float, interrupted: bool,
     sent_ids = client.smembers(f"demo:{run}:sent")
     waits = [float(w) for w in client.lrange(f"demo:{run}:waits", 0, -1)]  # type: ignore[union-attr]
     failures = int(client.get(f"demo:{run}:failures") or 0)  # type: ignore[arg-type]
-    failed_for_good = int(client.zcard(keys.failed()))  # type: ignore[arg-type]
+    # Leave a Redis we did not start as we found it (the runtime's job hashes expire).
+    client.delete(*(f"demo:{run}:{k}" for k in ("sent", "done", "waits", "attempts",
+                                                "failures")))
     return Summary(
         elapsed=time.monotonic() - started,
         sent=sent,
         done=len(done_ids),  # type: ignore[arg-type]
         lost=len(sent_ids - done_ids),  # type: ignore[operator]
         retried_failures=failures,
-        failed_for_good=failed_for_good,
+        failed_for_good=runner.snap.failed,  # since this run started
         waits=waits,
         peak=runner.max_running,
         ups=runner.scale_ups,

@@ -104,10 +104,13 @@ class LocalRunner:
         snap = self.snap
         snap.queues, snap.error = obs.queues, obs.error
         snap.desired = decision.desired
-        snap.running = len(self.pool.active())
+        # Counted after this poll's action: a replica just asked to stop is no
+        # longer running, ready or busy here, only stopping.
+        active = {r.name for r in self.pool.active()}
+        snap.running = len(active)
         snap.stopping = len(self.pool.stopping())
-        snap.ready = obs.ready_replicas
-        snap.busy = sum(1 for p in obs.pods if p.busy and not p.terminating)
+        snap.ready = sum(1 for p in obs.pods if p.ready and p.name in active)
+        snap.busy = sum(1 for p in obs.pods if p.busy and p.name in active)
         snap.last_reason = decision.reason
         snap.worker_seconds = self.pool.worker_seconds()
         snap.problem = self.pool.last_start_error
