@@ -1,7 +1,14 @@
 """The scaling engine: observations in, a decision out, no I/O.
 
-The operator, the local mode and the simulator all call `decide` (see
-types.py for the data it takes and returns)."""
+The operator, the local mode and the simulator all call
+``decide(spec, observation, memory) -> Decision`` (types.py has the data it
+takes and returns) and keep ``Decision.memory`` for the next call (the
+operator persists it in status.engineMemory). The inputs come from:
+
+- ``queueworker.operator.layouts.read_depths`` / ``read_depths_sync``, then
+  ``layouts.for_observation`` for ``Observation.queues`` and ``.error``;
+- ``queueworker.operator.gpu.capacities`` for ``Observation.gpu``.
+"""
 
 from queueworker.operator.engine.decide import decide
 from queueworker.operator.engine.types import (
