@@ -24,3 +24,23 @@ def test_short_demo_loses_nothing_and_returns_to_zero() -> None:
     assert re.search(r"scale up 0 -> \d+: \S", out), "the scale decisions and reasons are shown"
     assert re.search(r"p95 \d+\.\d+s", out)
     assert "kubectl apply -f crds/" in out and "helm install" in out
+
+
+def test_ctrl_c_in_the_demo_drains_and_counts_handed_back_jobs_apart() -> None:
+    from support.local_proc import LocalProc
+
+    demo = LocalProc([sys.executable, "-m", "queueworker.cli", "demo", "--no-ui",
+                      "--seconds", "40"])
+    try:
+        demo.wait_for("scale up 0 -> ", timeout=60)  # the first burst is being worked on
+        code = demo.interrupt(timeout=60)
+    finally:
+        demo.kill()
+    out = demo.output
+    assert code == 0, out
+    assert "demo summary  (interrupted)" in out
+    assert re.search(r"^\s+lost\s+0$", out, re.M), out
+    sent = int(re.search(r"jobs sent\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"jobs done\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    queued = re.search(r"still queued\s+(\d+)", out)
+    assert done + (int(queued.group(1)) if queued else 0) == sent, out
