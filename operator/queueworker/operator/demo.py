@@ -290,7 +290,7 @@ def main(argv: list[str]) -> int:
         try:
             runner = stack.enter_context(session(setup, view))
         except LocalError as exc:
-            view.note(f"queueworker demo: {exc}")
+            print(f"queueworker demo: {exc}", file=sys.stderr)
             return 1
         started = time.monotonic()
         load = Load(runner.client, run, sends).start()

@@ -199,8 +199,8 @@ def main(argv: list[str]) -> int:
                         help="plain log lines instead of the live view")
     args = parser.parse_args(argv)
     ui = not args.no_ui and sys.stdout.isatty()
-    log_dir = Path(tempfile.mkdtemp(prefix="queueworker-local-"))
-    log_path = log_dir / "local.log"
+    # With the live view, logs (ours and the workers') go to a file, not the screen.
+    log_path = Path(tempfile.mkdtemp(prefix="queueworker-local-")) / "local.log" if ui else None
     setup_logging(ui, log_path)
     try:
         name, spec = load_manifest(args.filename)
@@ -208,7 +208,7 @@ def main(argv: list[str]) -> int:
         print(f"queueworker local: {exc}", file=sys.stderr)
         return 1
     with contextlib.ExitStack() as stack:
-        worker_log = stack.enter_context(open(log_path, "ab")) if ui else None
+        worker_log = stack.enter_context(open(log_path, "ab")) if log_path else None
         signals = stack.enter_context(Signals())
         view = stack.enter_context(make_view(ui))
         setup = Setup(name=name, spec=spec, redis_url=args.redis_url,
@@ -217,10 +217,10 @@ def main(argv: list[str]) -> int:
         try:
             runner = stack.enter_context(session(setup, view))
         except LocalError as exc:
-            view.note(f"queueworker local: {exc}")
+            print(f"queueworker local: {exc}", file=sys.stderr)
             return 1
         signals.runner = runner
         runner.run()
-    if ui:
+    if log_path is not None:
         print(f"logs: {log_path}")
     return 0
