@@ -165,3 +165,40 @@ def test_no_flapping_under_constant_load(
     ups = any(b > a for a, b in itertools.pairwise(tail))
     downs = any(b < a for a, b in itertools.pairwise(tail))
     assert not (ups and downs), history
+
+
+@SETTINGS
+@given(
+    st.integers(1, 5), st.integers(5, 60), st.integers(1, 5), st.integers(5, 60),
+    st.lists(st.integers(0, 60), min_size=5, max_size=60), st.floats(1, 20),
+)
+def test_rate_limits_hold_over_any_period(
+    up_pods: int, up_period: int, down_pods: int, down_period: int, loads: list[int],
+    step: float,
+) -> None:
+    s = spec({
+        "maxReplicas": 60,
+        "idleSecondsBeforeZero": 0,
+        "scaleUp": {"rateLimit": {"pods": up_pods, "periodSeconds": up_period}},
+        "scaleDown": {"stabilizationSeconds": 0,
+                      "rateLimit": {"pods": down_pods, "periodSeconds": down_period}},
+    })
+    memory: dict[str, Any] | None = None
+    current = 0
+    changes: list[tuple[float, int]] = []
+    for i, waiting in enumerate(loads):
+        now = i * step
+        depth = QueueDepth("q", "native", waiting=waiting, in_flight=0)
+        d = decide(s, Observation(now, (depth,), current, current, tuple(
+            PodState(f"p{j}", busy=False) for j in range(current))), memory)
+        memory = d.memory
+        change = d.desired - current
+        if change:
+            changes.append((now, change))
+        current = d.desired
+        # At every scale-up (down), the count is at most `pods` above (below) what
+        # it was when the trailing period started, as the HPA's policies count.
+        if change > 0:
+            assert sum(c for t, c in changes if t > now - up_period) <= up_pods, changes
+        if change < 0:
+            assert sum(c for t, c in changes if t > now - down_period) >= -down_pods, changes

@@ -1,7 +1,7 @@
 """Largest change allowed per period, the way the HPA's behavior policies work.
 
 The limit is taken from the replica count at the start of the period: the
-current count minus the changes made in the last `periodSeconds`. `pods` and
+current count minus the net change made in the last `periodSeconds`. `pods` and
 `percent` both given: the one allowing more wins (HPA selectPolicy Max).
 """
 
@@ -24,12 +24,16 @@ def prune(events: Events, now: float, keep_seconds: float) -> Events:
     return [e for e in events if now - keep_seconds < e[0] <= now]
 
 
+def _net(events: Events, now: float, period: float) -> int:
+    """Replicas added minus removed in the period (as the HPA counts both since 1.27)."""
+    return int(sum(d for t, d in events if t > now - period))
+
+
 def up_limit(limit: RateLimit | None, current: int, events: Events, now: float) -> int | None:
     """Highest count allowed now, or None for no limit."""
     if limit is None:
         return None
-    added = sum(d for t, d in events if d > 0 and t > now - limit.period_seconds)
-    start = max(0, current - int(added))
+    start = max(0, current - _net(events, now, limit.period_seconds))
     allowed: list[int] = []
     if limit.pods is not None:
         allowed.append(start + limit.pods)
@@ -43,8 +47,7 @@ def down_limit(limit: RateLimit | None, current: int, events: Events, now: float
     """Lowest count allowed now, or None for no limit."""
     if limit is None:
         return None
-    removed = -sum(d for t, d in events if d < 0 and t > now - limit.period_seconds)
-    start = current + int(removed)
+    start = current - _net(events, now, limit.period_seconds)
     allowed: list[int] = []
     if limit.pods is not None:
         allowed.append(start - limit.pods)
