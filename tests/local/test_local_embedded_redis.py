@@ -84,3 +84,20 @@ def test_without_flag_an_unreachable_redis_is_an_error(tmp_path: Path) -> None:
                          check=False)
     assert res.returncode == 1
     assert "--embedded-redis" in res.stdout + res.stderr
+
+
+def test_embedded_redis_dies_with_a_sigkilled_local_mode(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    local = LocalProc([*local_cmd(manifest), "--embedded-redis"])
+    try:
+        line = local.wait_for("started an embedded redis-server")
+        match = re.search(r"embedded redis-server at redis://127\.0\.0\.1:(\d+)/0", line)
+        assert match, line
+        port = int(match.group(1))
+        assert not port_is_free(port)
+    finally:
+        local.kill()  # SIGKILL: no cleanup code runs in local mode
+    deadline = time.monotonic() + 10
+    while not port_is_free(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert port_is_free(port), "the parent-death signal stopped redis-server"
