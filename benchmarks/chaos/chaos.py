@@ -166,7 +166,7 @@ def main() -> int:
             os.kill(server.pid, signal.SIGCONT)
             counts["pauses"] += 1
             nxt["pause"] = time.monotonic() + args.pause_every
-        if now >= nxt["crash"]:
+        if now >= nxt["crash"] and local.workers():  # crash mid-scale, with workers busy
             counts["crash_victims"] += local.crash()
             counts["crashes"] += 1
             local.start()
