@@ -23,6 +23,7 @@ RUNS: list[tuple[str, str, float, int | None]] = [
     ("steady", "cpu-worker-wait.yaml", 20, None),
     ("bursts", "cpu-worker.yaml", 20, None),
     ("diurnal", "cpu-worker.yaml", 20, None),
+    ("diurnal", "cpu-worker-wait.yaml", 20, None),
     ("quiet", "cpu-worker.yaml", 20, None),
     ("quiet", "cpu-worker-poll1.yaml", 20, None),
     ("gpu", "gpu-worker.yaml", 120, 8),
@@ -59,10 +60,14 @@ def main() -> None:
             results[policy] = simulate(spec, jobs, policy, start, gpus)
             print(f"  {trace}/{policy}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
             print(row(results[policy]))
-        ours, keda = results["ours"], results["keda-hpa"]
-        ratio = ours.wait_p95 / keda.wait_p95 if keda.wait_p95 else float("nan")
-        cost = ours.worker_seconds / keda.worker_seconds if keda.worker_seconds else float("nan")
-        print(f"\nours / keda-hpa: p95 wait x{ratio:.2f}, worker-seconds x{cost:.2f}\n")
+        ours = results["ours"]
+        print()
+        for other in ("keda-hpa", "keda-hpa-inflight"):
+            o = results[other]
+            ratio = ours.wait_p95 / o.wait_p95 if o.wait_p95 else float("nan")
+            cost = ours.worker_seconds / o.worker_seconds if o.worker_seconds else float("nan")
+            print(f"ours / {other}: p95 wait x{ratio:.2f}, worker-seconds x{cost:.2f}  ")
+        print()
         print("```")
         for policy in POLICIES:
             print(command(trace, spec_file, start, gpus, policy))

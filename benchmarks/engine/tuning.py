@@ -23,6 +23,8 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("scaleUp.stabilizationSeconds 20", {"scaleUp": {"stabilizationSeconds": 20}}),
     ("targetBacklogPerReplica 2", {"targetBacklogPerReplica": 2}),
     ("policy waitTime, target 10 s", {"policy": "waitTime", "targetWaitSeconds": 10}),
+    ("scaleDown.stabilizationSeconds 300 (the HPA's)",
+     {"scaleDown": {"stabilizationSeconds": 300}}),
 ]
 
 

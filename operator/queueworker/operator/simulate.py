@@ -1,6 +1,7 @@
 """`queueworker simulate`: replay a job trace through a scaling policy.
 
-    queueworker simulate --spec qw.yaml --trace trace.csv [--policy ours|keda-hpa|horizon]
+    queueworker simulate --spec qw.yaml --trace trace.csv
+                         [--policy ours|keda-hpa|horizon|keda-hpa-inflight]
                          [--pod-start-seconds S] [--gpus N] [--json]
 
 Prints the queue wait (p50/p95/max), the cost in worker-seconds, how often
@@ -28,7 +29,7 @@ from queueworker.operator.simulate_model import Model
 from queueworker.operator.simulate_policies import Horizon, KedaHpa, Ours
 from queueworker.operator.validation import SpecError, parse_manifest, parse_spec
 
-POLICIES = ("ours", "keda-hpa", "horizon")
+POLICIES = ("ours", "keda-hpa", "horizon", "keda-hpa-inflight")
 TAIL_SECONDS = 900.0  # keep running after the last job so idle cost is counted
 
 
@@ -88,8 +89,8 @@ def simulate(
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
         Ours(spec, model, per, resource)
-    elif policy == "keda-hpa":
-        KedaHpa(spec, model, seed)
+    elif policy in ("keda-hpa", "keda-hpa-inflight"):
+        KedaHpa(spec, model, seed, with_in_flight=policy == "keda-hpa-inflight")
     else:
         max_processes = max_processes if slots is None else min(max_processes, slots)
         Horizon(spec, model, max(1, max_processes))
@@ -137,8 +138,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--spec", required=True, help="QueueWorker manifest or spec (YAML)")
     ap.add_argument("--trace", required=True, help="CSV: arrival,run_seconds,queue")
     ap.add_argument("--policy", choices=POLICIES, default="ours",
-                    help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults) "
-                    "or horizon (Laravel Horizon's auto balancer on a fixed budget)")
+                    help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults), "
+                    "horizon (Laravel Horizon's auto balancer on a fixed budget) or "
+                    "keda-hpa-inflight (keda-hpa also counting in-flight jobs)")
     ap.add_argument("--pod-start-seconds", type=float, default=20.0,
                     help="from pod created to worker ready (default 20)")
     ap.add_argument("--gpus", type=int, default=None,

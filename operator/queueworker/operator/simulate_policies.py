@@ -10,6 +10,8 @@
   300 s, scale-up at most max(2 x current, 4) per sync. The ReplicaSet picks
   victims not-ready first, then at random among ready pods, busy or not; a
   busy victim's job is cut (no long grace period configured).
+- keda-hpa-inflight: the same, with in-flight jobs added to the metric
+  (a second trigger on the in-flight ZSET, summed by scalingModifiers).
 - horizon: Laravel Horizon's auto balancer (peer-workers.md section 5) on a
   fixed budget of maxProcesses processes, one pool per queue, time strategy,
   balanceMaxShift 1 every balanceCooldown 3 s. It runs on servers sized for
@@ -77,11 +79,17 @@ class Ours:
 
 
 class KedaHpa:
+    """KEDA + HPA. `with_in_flight`: the best a KEDA user can do for in-flight
+    jobs, a second redis trigger on the in-flight ZSET (the scaler's Lua uses
+    ZCARD for a zset) summed with scalingModifiers `(waiting + inflight)`."""
+
     name = "keda-hpa"
     POLL, SYNC, COOLDOWN, WINDOW, TOLERANCE = 30.0, 15.0, 300.0, 300.0, 0.1
 
-    def __init__(self, spec: QueueWorkerSpec, model: Model, seed: int = 1) -> None:
+    def __init__(self, spec: QueueWorkerSpec, model: Model, seed: int = 1,
+                 with_in_flight: bool = False) -> None:
         self.spec, self.m = spec, model
+        self.with_in_flight = with_in_flight
         self.replicas = 0
         self.last_active = -math.inf
         self.recs: list[tuple[float, int]] = []
@@ -96,7 +104,8 @@ class KedaHpa:
         model.every(self.SYNC, self.sync, start=7.0)
 
     def metric(self) -> int:
-        return self.m.waiting_count(self.m.queues)
+        waiting = self.m.waiting_count(self.m.queues)
+        return waiting + self.m.in_flight() if self.with_in_flight else waiting
 
     def poll(self, now: float) -> None:
         s = self.spec.scaling
