@@ -206,3 +206,24 @@ def test_celery_global_keyprefix(redis_url: str) -> None:
     assert d.waiting == 2
     d = only(read_depths_sync(r, [qspec("jobs", "celery")], time.time()))
     assert d.waiting == 0
+
+
+def test_dramatiq_waiting_through_list_layout(redis_url: str) -> None:
+    """Dramatiq keeps ready message ids in the LIST `dramatiq:<queue>`."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(url=redis_url)
+    dramatiq.set_broker(broker)
+
+    @dramatiq.actor(queue_name="thumbs", broker=broker)
+    def thumb(n: int) -> None:
+        return None
+
+    for i in range(3):
+        thumb.send(i)
+    r = redis.Redis.from_url(redis_url)
+    d = only(read_depths_sync(r, [qspec("thumbs", "list", keyPrefix="dramatiq:")],
+                              time.time()))
+    assert d.waiting == 3
+    broker.close()
