@@ -135,3 +135,22 @@ def test_shipped_traces_are_what_the_generator_makes(tmp_path: Path) -> None:
     assert made == ["bursts.csv", "diurnal.csv", "gpu.csv", "quiet.csv", "steady.csv"]
     for name in made:
         assert (tmp_path / name).read_bytes() == (traces / name).read_bytes(), name
+
+
+def test_spec_from_a_multi_document_manifest(files: tuple[Path, Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    qw, trace = files
+    bare = qw.read_text()
+    indented = "".join("  " + line + "\n" for line in bare.splitlines())
+    qw.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\n"
+        "apiVersion: queueworker.dev/v1alpha1\nkind: QueueWorker\nmetadata: {name: w}\n"
+        "spec:\n" + indented.replace("name: default", "name: other")
+    )
+    assert cli(["simulate", "--spec", str(qw), "--trace", str(trace)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ours: 7/7 jobs")
+    assert "trace queues default are not in the spec" in captured.err
+    qw.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n")
+    assert cli(["simulate", "--spec", str(qw), "--trace", str(trace)]) == 2
+    assert "no QueueWorker manifest" in capsys.readouterr().err

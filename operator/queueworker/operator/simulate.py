@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +78,9 @@ def simulate(
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     queues = [q.name for q in spec.queues]
-    for j in jobs:
-        if j.queue not in queues:
-            queues.append(j.queue)
+    # Jobs of a queue the spec does not watch go to its first queue: the
+    # operator would never see them otherwise (the CLI says so).
+    jobs = [j if j.queue in queues else replace(j, queue=queues[0]) for j in jobs]
     resource, per = gpu_of(spec)
     slots = None if gpus is None else gpus // per
     model = Model(jobs, queues, pod_start_seconds, slots,
@@ -116,12 +116,24 @@ def simulate(
     )
 
 
+class SimulateError(ValueError):
+    """Input the simulator cannot use; the message says what and where."""
+
+
 def load_spec(path: str) -> QueueWorkerSpec:
-    """A QueueWorker manifest or a bare spec; OSError, YAMLError, SpecError on bad input."""
-    doc = yaml.safe_load(Path(path).read_text())
-    if isinstance(doc, dict) and "kind" in doc:
-        return parse_manifest(doc)
-    return parse_spec(doc)
+    """The QueueWorker in a YAML file (a manifest among others, or a bare spec).
+
+    Raises OSError, yaml.YAMLError, SpecError or SimulateError on bad input.
+    """
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+    workers = [d for d in docs if isinstance(d, dict) and d.get("kind") == "QueueWorker"]
+    if len(workers) > 1:
+        raise SimulateError(f"{len(workers)} QueueWorkers in one file; give one")
+    if workers:
+        return parse_manifest(workers[0])
+    if len(docs) == 1 and not (isinstance(docs[0], dict) and "kind" in docs[0]):
+        return parse_spec(docs[0])
+    raise SimulateError("no QueueWorker manifest (kind: QueueWorker) or bare spec found")
 
 
 def format_result(r: Result) -> str:
@@ -163,7 +175,7 @@ def main(argv: list[str]) -> int:
         print(f"queueworker simulate: {args.spec}: cannot read ({exc.strerror})",
               file=sys.stderr)
         return 2
-    except SpecError as exc:
+    except (SpecError, SimulateError) as exc:
         print(f"queueworker simulate: {args.spec}: {exc}", file=sys.stderr)
         return 2
     except yaml.YAMLError as exc:
@@ -172,6 +184,11 @@ def main(argv: list[str]) -> int:
     except simulate_trace.TraceError as exc:
         print(f"queueworker simulate: {exc}", file=sys.stderr)
         return 2
+    watched = {q.name for q in spec.queues}
+    others = sorted({j.queue for j in jobs} - watched)
+    if others:
+        print(f"queueworker simulate: note: trace queues {', '.join(others)} are not in the "
+              f"spec; their jobs count as queue {spec.queues[0].name!r}", file=sys.stderr)
     result = simulate(spec, jobs, args.policy, args.pod_start_seconds, args.gpus, args.seed,
                       args.concurrency)
     if args.json:
