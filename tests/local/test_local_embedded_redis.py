@@ -88,7 +88,8 @@ def test_without_flag_an_unreachable_redis_is_an_error(tmp_path: Path) -> None:
 
 def test_embedded_redis_dies_with_a_sigkilled_local_mode(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    local = LocalProc([*local_cmd(manifest), "--embedded-redis"])
+    local = LocalProc([*local_cmd(manifest), "--embedded-redis", "--data-dir",
+                       str(tmp_path / "redis")])
     try:
         line = local.wait_for("started an embedded redis-server")
         match = re.search(r"embedded redis-server at redis://127\.0\.0\.1:(\d+)/0", line)

@@ -8,35 +8,23 @@ then SIGKILL) and removes the folder when this object created it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import redis
+
+from queueworker.operator.local_orphans import die_with_parent
 
 log = logging.getLogger("queueworker.local.redis")
 
 
 class EmbeddedRedisError(RuntimeError):
     pass
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec (Linux): SIGTERM when the parent dies, so a
-    SIGKILLed `queueworker local` does not leave a redis-server behind."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # best effort: stop() is the normal way out
 
 
 def free_port() -> int:
@@ -108,12 +96,8 @@ class EmbeddedRedis:
         ]
         # Own session: a Ctrl-C in the terminal reaches local mode, which then
         # stops Redis last, after the workers have handed their jobs back.
-        # preexec_fn is unsafe with threads running; local mode and the demo
-        # start Redis before they start any, so only the main thread is here.
-        lone = threading.active_count() == 1 and sys.platform == "linux"
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True,
-                                     preexec_fn=_die_with_parent if lone else None)
+        self.proc = subprocess.Popen(die_with_parent(args), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             self._wait_ready(self.proc, timeout)
         except BaseException:

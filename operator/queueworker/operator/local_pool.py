@@ -8,9 +8,11 @@ finish or hand its jobs back, SIGKILL at `graceSeconds` (like the kubelet).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from queueworker.operator import api
+from queueworker.operator.local_orphans import die_with_parent
 
 log = logging.getLogger("queueworker.local.pool")
 
@@ -139,7 +142,12 @@ class ProcessPool:
         # Own session: Ctrl-C in the terminal goes to local mode only, which
         # then drains the workers itself with SIGTERM (as a kubelet would).
         try:
-            proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            # Checked here: behind the trampoline a missing command would look
+            # like a crash, not like "cannot start".
+            if shutil.which(self.argv[0], path=env.get("PATH")) is None:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            proc = subprocess.Popen(die_with_parent(self.argv), env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             # e.g. `php` is not installed here: say so, retry later, do not fall over.
