@@ -126,9 +126,6 @@ class ProcessPool:
     def running(self) -> list[Replica]:
         return [r for r in self.replicas.values() if r.running]
 
-    def pids(self) -> dict[str, int]:
-        return {r.name: r.proc.pid for r in self.running()}
-
     # ---------------------------------------------------------------- actions
 
     def start_one(self) -> Replica | None:
@@ -139,13 +136,13 @@ class ProcessPool:
         # Workers' output goes to the log file, else to our stderr (fd 2): our
         # stdout is the view.
         out: IO[bytes] | int = self.log_file if self.log_file is not None else 2
-        # Own session: Ctrl-C in the terminal goes to local mode only, which
-        # then drains the workers itself with SIGTERM (as a kubelet would).
         try:
             # Checked here: behind the trampoline a missing command would look
             # like a crash, not like "cannot start".
             if shutil.which(self.argv[0], path=env.get("PATH")) is None:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            # Own session: Ctrl-C in the terminal goes to local mode only, which
+            # then drains the workers itself with SIGTERM (as a kubelet would).
             proc = subprocess.Popen(die_with_parent(self.argv), env=env,
                                     stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
