@@ -152,6 +152,13 @@ def test_laravel_as_redisqueue_writes(redis_url: str) -> None:
     d = only(read_depths_sync(r, [qspec("default", "laravel", keyPrefix=pre)], now))
     assert (d.waiting, d.in_flight, d.delayed) == (4, 1, 1)
     assert d.oldest_age_seconds is not None and 39 <= d.oldest_age_seconds <= 41
+    # Horizon's payloads carry pushedAt (microtime(true) as a string).
+    r.lpush(f"{pre}queues:horizon", json.dumps({"uuid": "h", "pushedAt": f"{now - 12:.4f}"}))
+    d = only(read_depths_sync(r, [qspec("horizon", "laravel", keyPrefix=pre)], now))
+    assert d.oldest_age_seconds == pytest.approx(12, abs=0.01)
+    r.lpush(f"{pre}queues:old", json.dumps({"uuid": "o", "attempts": 0}))
+    d = only(read_depths_sync(r, [qspec("old", "laravel", keyPrefix=pre)], now))
+    assert (d.waiting, d.oldest_age_seconds) == (1, None)
 
 
 @pytest.mark.parametrize("millis", [False, True])

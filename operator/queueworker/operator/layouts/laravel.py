@@ -6,9 +6,11 @@ so the oldest is at 0), `queues:Q:delayed` ZSET (score: available_at; due
 ones are migrated to the list before every pop, so they are ready now),
 `queues:Q:reserved` ZSET (score: reservation expiry; jobs running now), and
 `queues:Q:notify`. The connection's `options.prefix` prefixes every key
-(queue spec keyPrefix). The payload carries `createdAt` (epoch seconds) in
-recent versions (Illuminate/Queue/Queue.php createPayloadArray); older
-payloads have no timestamp, and the age is then unknown.
+(queue spec keyPrefix). The age of the oldest job comes from its payload:
+Horizon adds `pushedAt` (microtime(true) as a string, laravel/horizon
+src/JobPayload.php prepare()); recent framework versions add `createdAt`
+(epoch seconds, Illuminate/Queue/Queue.php). Without either the age is
+unknown.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ def created_at(payload: str | None) -> float | None:
         doc = json.loads(payload)
     except ValueError:
         return None
-    value = doc.get("createdAt") if isinstance(doc, dict) else None
-    return float(value) if isinstance(value, int | float) else None
+    if not isinstance(doc, dict):
+        return None
+    for field in ("pushedAt", "createdAt"):
+        value = doc.get(field)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 class LaravelReader(Reader):
