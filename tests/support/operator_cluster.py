@@ -81,7 +81,17 @@ def _now() -> str:
 class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator with the metadata a real API server maintains."""
 
+    handled = 0  # requests served (benchmarks read it)
+
     async def _handle(self, request: Any) -> Any:
+        self.handled += 1
+        # kmock keeps every request and re-filters the whole history to route each
+        # new one (quadratic); tests never assert on old requests, so keep a few.
+        if len(self._requests) > 2:
+            del self._requests[:-2]
+        for payload in self._payloads:
+            if len(payload._requests) > 2:
+                del payload._requests[:-2]
         data = request.data
         if request.resource is not None and isinstance(data, dict):
             meta = data.setdefault("metadata", {})

@@ -172,6 +172,7 @@ class QueueWorkerLoop:
         self.last_written: dict[str, Any] | None = None
         self.last_written_at = 0.0
         self.last_backlog = 0
+        self.last_volatile: dict[str, Any] | None = None
         self.last_problem: str | None = None
         self.pending_replicas: tuple[int, float] | None = None
         self.created: dict[str, Any] | None = None
@@ -608,16 +609,20 @@ class QueueWorkerLoop:
 
     async def write_status(self, important: dict[str, Any], *,
                            volatile: dict[str, Any] | None = None, force: bool = False) -> None:
+        """Write when something a person acts on changed; volatile numbers at most
+        every status_refresh_seconds, and only when they changed (an idle
+        QueueWorker writes nothing)."""
         comparable = {**important, "conditions": st.comparable(important.get("conditions", []))}
-        previous = self.last_written
-        due = volatile is not None and (
+        volatile_changed = volatile is not None and volatile != self.last_volatile
+        due = volatile_changed and (
             time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds)
-        if previous == comparable and not force and not due:
+        if self.last_written == comparable and not force and not due:
             return
         payload = {**important, **(volatile or {})}
         await self.shared.kube.patch(kube.queueworker_status_path(self.namespace, self.name),
                                      {"status": payload}, operation="patch_status")
         self.last_written = comparable
+        self.last_volatile = volatile
         self.last_backlog = int((volatile or {}).get("backlog") or 0)
         self.last_written_at = time.monotonic()
 
