@@ -271,7 +271,10 @@ def main(argv: list[str]) -> int:
     try:
         name, spec = load_manifest(str(args.filename))
     except LocalError as exc:
-        print(f"queueworker demo: {exc}", file=sys.stderr)
+        hint = ""
+        if not args.filename.exists():
+            hint = " (the demo manifest ships in the repository: run from a checkout, or -f)"
+        print(f"queueworker demo: {exc}{hint}", file=sys.stderr)
         return 1
     total = max(5.0, float(args.seconds))
     run = secrets.token_hex(4)
