@@ -56,8 +56,10 @@ class Reader(ABC):
         """Commands to add to the shared pipeline, in the order `parse` expects."""
 
     @abstractmethod
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        """Depth from this queue's replies (None where an `empty_on` error came back)."""
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
+        """Depth from the replies to `cmds` (None where an `empty_on` error came back)."""
 
     def depth(self, q: QueueSpec, waiting: int, in_flight: int, **kw: Any) -> QueueDepth:
         return QueueDepth(

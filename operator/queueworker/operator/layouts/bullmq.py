@@ -35,8 +35,9 @@ class BullMQReader(Reader):
             oldest_field(wait, -1, f"{base}:", "timestamp"),
         ]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        cmds = self.commands(q, now)
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         wait, paused, prio, active, due, delayed = (
             integer(r, c.key) for r, c in zip(replies[:6], cmds[:6], strict=True)
         )

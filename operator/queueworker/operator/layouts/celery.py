@@ -45,7 +45,8 @@ class CeleryReader(Reader):
         cmds.append(Command(("EVAL", UNACKED_LUA, 1, unacked, q.name), unacked))
         return cmds
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        cmds = self.commands(q, now)
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         counts = [integer(r, c.key) for r, c in zip(replies, cmds, strict=True)]
         return self.depth(q, sum(counts[:-1]), counts[-1])

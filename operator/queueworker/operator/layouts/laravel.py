@@ -58,8 +58,9 @@ class LaravelReader(Reader):
             Command(("LINDEX", base, 0), base),
         ]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        cmds = self.commands(q, now)
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         waiting, due, delayed, reserved = (
             integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
         )

@@ -28,8 +28,9 @@ class NativeReader(Reader):
             Command(("HMGET", s, "enqueued", "completed", "failed", "retried"), s),
         ]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        cmds = self.commands(q, now)
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         waiting, in_flight, due, delayed = (
             integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
         )

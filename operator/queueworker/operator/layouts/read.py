@@ -51,7 +51,7 @@ def _one(
             return DepthError(q.name, q.layout.value, cmd.key, msg)
         clean.append(reply)
     try:
-        return reader.parse(q, clean, now)
+        return reader.parse(q, cmds, clean, now)
     except LayoutError as exc:
         return DepthError(q.name, q.layout.value, exc.key, str(exc))
 

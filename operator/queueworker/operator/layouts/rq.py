@@ -45,8 +45,9 @@ class RQReader(Reader):
             oldest_field(queue, 0, f"{p}:job:", "enqueued_at"),
         ]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        cmds = self.commands(q, now)
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         waiting, inter, wip, sched = (
             integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
         )

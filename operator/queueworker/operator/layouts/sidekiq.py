@@ -72,8 +72,9 @@ class SidekiqReader(Reader):
             Command(("LINDEX", queue, -1), queue),
         ]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
-        cmds = self.commands(q, now)
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         waiting, sched, retry, busy = (
             integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
         )

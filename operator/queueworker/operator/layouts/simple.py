@@ -22,7 +22,9 @@ class ListReader(Reader):
     def commands(self, q: QueueSpec, now: float) -> list[Command]:
         return [Command(("LLEN", _key(q)), _key(q))]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         return self.depth(q, integer(replies[0], _key(q)), 0)
 
 
@@ -75,7 +77,9 @@ class StreamReader(Reader):
             Command(("EVAL", OLDEST_UNREAD_LUA, 1, k, q.consumer_group or ""), k),
         ]
 
-    def parse(self, q: QueueSpec, replies: Sequence[Any], now: float) -> QueueDepth:
+    def parse(
+        self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
+    ) -> QueueDepth:
         k = _key(q)
         length = integer(replies[1], k)
         oldest = text(replies[2])
