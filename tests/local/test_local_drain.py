@@ -44,7 +44,7 @@ def test_sigint_finishes_running_jobs_and_leaves_the_rest_queued(
         producer = Producer(client)
         for n in range(12):
             producer.enqueue("work", {"n": n, "seconds": 1.0})
-        local.wait_for("scale up 0 -> 2", timeout=20)
+        local.wait_for(" -> 2: ", timeout=20)  # maxReplicas (maybe via 1 if polled mid-enqueue)
         _wait(lambda: client.zcard(keys.inflight("work")) >= 2, 30, "2 jobs running")
         code = local.interrupt(timeout=60)
     finally:

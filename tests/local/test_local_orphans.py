@@ -37,7 +37,7 @@ def test_sigkill_of_local_mode_stops_its_workers_and_redis(tmp_path: Path) -> No
         producer = Producer(redis.Redis(port=port))
         for n in range(4):
             producer.enqueue("work", {"n": n, "seconds": 3.0})
-        local.wait_for("scale up 0 -> 2", timeout=20)
+        local.wait_for(" -> 2: ", timeout=20)
         deadline = time.monotonic() + 20
         kids: list[int] = []
         while len(kids) < 3 and time.monotonic() < deadline:  # 2 workers + redis-server
