@@ -103,7 +103,8 @@ return {id, 1}
 
 # ARGV: prefix, want, lease, worker, park_delay, then per queue (in priority
 # order): queue, rate_n (0: none), rate_period.
-# -> flat {id, deliveries, {hash field, value, ...}, ...}
+# -> flat {id, deliveries, {queue, payload, tries, max_tries, backoff, timeout,
+#    retry_until, enqueued_at, handler, concurrency_key, concurrency_limit}, ...}
 FETCH = PRELUDE + """
 local now = now_s()
 local want, lease, worker, park = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -128,13 +129,11 @@ for i = 6, #ARGV, 3 do
       local inflight = qkey(q, 'inflight')
       for _, id in ipairs(ids) do
         local jk = jkey(id)
-        local h = redis.call('HGETALL', jk)
-        if #h > 0 then
-          local ck, cl = '', 1
-          for j = 1, #h, 2 do
-            if h[j] == 'concurrency_key' then ck = h[j + 1]
-            elseif h[j] == 'concurrency_limit' then cl = tonumber(h[j + 1]) or 1 end
-          end
+        local h = redis.call('HMGET', jk, 'queue', 'payload', 'tries', 'max_tries', 'backoff',
+          'timeout', 'retry_until', 'enqueued_at', 'handler', 'concurrency_key',
+          'concurrency_limit')
+        if h[1] then
+          local ck, cl = h[10] or '', tonumber(h[11]) or 1
           local run = true
           if ck ~= '' then
             local ckey = P .. ':conc:' .. ck
@@ -165,11 +164,13 @@ end
 return out
 """
 
-# ARGV: prefix, result_ttl, then per job 7 values: op, queue, id, delivery,
-# tries, a, b.  op: done | retry (a = delay, b = error) | fail (a = error,
-# b = traceback) | back (a = '1': never started, undo the delivery count).
+# ARGV: prefix, result_ttl, n_done, then n_done times 3 values (queue, id,
+# delivery) for jobs done, then per other job 7 values: op, queue, id, delivery,
+# tries, a, b.  op: retry (a = delay, b = error) | fail (a = error, b = traceback)
+# | back (a = '1': never started, undo the delivery count).
 # A settlement applies only while the job is still in flight under this
-# delivery (otherwise the lease ran out and the job is someone else's): -> {1|0, ...}
+# delivery (otherwise the lease ran out and the job is someone else's):
+# -> {1|0, ...} in the order given.
 SETTLE = PRELUDE + """
 local now = now_s()
 local ttl = tonumber(ARGV[2])
@@ -178,9 +179,18 @@ local function count(q, name)
   local k = qkey(q, 'stats') .. '\\0' .. name
   counts[k] = (counts[k] or 0) + 1
 end
-for i = 3, #ARGV, 7 do
-  local op, q, id, dl, tries, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+local ndone = tonumber(ARGV[3])
+local i, rest = 4, 4 + 3 * ndone
+while i <= #ARGV do
+  local op, q, id, dl, tries, a, b
+  if i < rest then
+    op, q, id, dl = 'done', ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    i = i + 3
+  else
+    op, q, id, dl, tries, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+    i = i + 7
+  end
   local inflight, jk = qkey(q, 'inflight'), jkey(id)
   local ok = 0
   if redis.call('ZSCORE', inflight, id) then
@@ -333,9 +343,11 @@ class Settlement:
     a: str = ""
     b: str = ""
 
-    def args(self) -> tuple[str, ...]:
+    def args(self) -> tuple[str | int, ...]:
         j = self.job
-        return (self.op, j.queue, j.id, str(j.deliveries), str(self.tries), self.a, self.b)
+        if self.op == "done":
+            return (j.queue, j.id, j.deliveries)
+        return (self.op, j.queue, j.id, j.deliveries, self.tries, self.a, self.b)
 
 
 def _text(x: Any) -> str:
@@ -345,12 +357,10 @@ def _text(x: Any) -> str:
 def parse_fetched(raw: Sequence[Any]) -> list[Job]:
     jobs = []
     for i in range(0, len(raw), 3):
-        job_id = _text(raw[i])
-        flat = [_text(x) for x in raw[i + 2]]
-        h = dict(zip(flat[::2], flat[1::2], strict=True))
-        h["deliveries"] = str(raw[i + 1])
-        h["state"] = "running"
-        jobs.append(Job.from_hash(job_id, h))
+        (queue, payload, tries, max_tries, backoff, timeout, retry_until, enqueued_at, handler,
+         ck, _) = (x if x is None or isinstance(x, str) else _text(x) for x in raw[i + 2])
+        jobs.append(Job.fetched(_text(raw[i]), queue, payload, int(raw[i + 1]), tries,
+                                max_tries, backoff, timeout, retry_until, enqueued_at, handler, ck))
     return jobs
 
 
@@ -376,11 +386,17 @@ class Broker:
         return parse_fetched(raw)
 
     async def settle(self, items: Sequence[Settlement], result_ttl: int) -> list[bool]:
-        args: list[Any] = [self.prefix, result_ttl]
-        for s in items:
+        """Apply outcomes in one round trip; True for each one applied (in ``items`` order)."""
+        done = [s for s in items if s.op == "done"]
+        other = [s for s in items if s.op != "done"]
+        args: list[Any] = [self.prefix, result_ttl, len(done)]
+        for s in done:
+            args += s.args()
+        for s in other:
             args += s.args()
         res = await self._settle(args=args)
-        return [bool(x) for x in res]
+        applied = dict(zip((id(s) for s in done + other), res, strict=True))
+        return [bool(applied[id(s)]) for s in items]
 
     async def beat(self, worker_id: str, heartbeat_json: str, ttl: int, lease: float,
                    running: Sequence[Job]) -> list[str]:

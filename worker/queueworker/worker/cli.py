@@ -122,10 +122,4 @@ def _stuck_threads() -> bool:
 
 
 async def _run(settings: config.Settings, table: handlers.HandlerTable) -> int:
-    worker = Worker(settings, table)
-    try:
-        await worker.redis.ping()
-    except BaseException:
-        await worker.redis.aclose()
-        raise
-    return await worker.run()
+    return await Worker(settings, table).run()

@@ -31,6 +31,7 @@ failed_at            when failed; ``last_error`` after a retried failure
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -227,6 +228,14 @@ def _int(text: str | None, default: int = 0) -> int:
         return default
 
 
+@functools.lru_cache(maxsize=256)
+def _backoff(text: str | None) -> Backoff:
+    try:
+        return Backoff.parse(text or None)
+    except ValueError:
+        return DEFAULT_BACKOFF
+
+
 @dataclass
 class Job:
     """A job as a worker (or a status lookup) sees it."""
@@ -248,11 +257,23 @@ class Job:
     fields: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
+    def fetched(cls, job_id: str, queue: str, payload: str, deliveries: int, tries: str | None,
+                max_tries: str | None, backoff: str | None, timeout: str | None,
+                retry_until: str | None, enqueued_at: str | None, handler: str | None,
+                concurrency_key: str | None) -> Job:
+        """A job as FETCH returns it (the fields a worker needs; the hot path)."""
+        return cls(
+            id=job_id, queue=queue, payload_text=payload or "", state="running",
+            deliveries=deliveries, tries=_int(tries),
+            max_tries=_int(max_tries, DEFAULT_MAX_TRIES), backoff=_backoff(backoff),
+            timeout=_float(timeout), retry_until=_float(retry_until),
+            enqueued_at=_float(enqueued_at) or keys.enqueued_at_from_id(job_id),
+            handler=handler or "", concurrency_key=concurrency_key or "",
+        )
+
+    @classmethod
     def from_hash(cls, job_id: str, h: Mapping[str, str]) -> Job:
-        try:
-            backoff = Backoff.parse(h.get("backoff") or None)
-        except ValueError:
-            backoff = DEFAULT_BACKOFF
+        backoff = _backoff(h.get("backoff"))
         return cls(
             id=job_id,
             queue=h.get("queue", ""),

@@ -153,8 +153,14 @@ class Worker:
     # ------------------------------------------------------------------ run
 
     async def run(self) -> int:
-        """Run until stopped (signal, --max-jobs, --max-time, --stop-when-empty)."""
-        await self.redis.ping()
+        """Run until stopped (signal, --max-jobs, --max-time, --stop-when-empty).
+
+        Raises RedisError/OSError when Redis cannot be reached at the start."""
+        try:
+            await self.redis.ping()
+        except BaseException:
+            await self._close()
+            raise
         self._ok()
         loop = asyncio.get_running_loop()
         if self.s.metrics_port:
@@ -202,7 +208,7 @@ class Worker:
     async def _final_settle(self, settler: asyncio.Task[None]) -> None:
         # Redis may be gone: then the leases run out and the jobs run again elsewhere.
         try:
-            await asyncio.wait_for(settler, timeout=max(5.0, self.s.drain_deadline))
+            await asyncio.wait_for(settler, timeout=5.0)
         except (TimeoutError, asyncio.CancelledError):
             settler.cancel()
             if self.pending:

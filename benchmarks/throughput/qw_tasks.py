@@ -1,0 +1,11 @@
+"""The no-op job for the queueworker runtime (async and sync variants)."""
+
+from typing import Any
+
+
+async def noop(payload: Any) -> None:
+    return None
+
+
+def noop_sync(payload: Any) -> None:
+    return None
