@@ -311,3 +311,42 @@ async def test_drain_deadline_hands_running_jobs_back(redis_url: str, producer: 
     assert await r.lrange(keys.waiting("default"), -1, -1) == [job_id]
     assert 'queueworker_worker_jobs_handed_back_total{queue="default"} 1.0' in (
         w.metrics.render().decode())
+
+
+async def test_max_time_drains_and_exits_0(redis_url: str) -> None:
+    async def handler(payload: Any) -> None:
+        pass
+
+    w = Worker(fast_settings(redis_url, max_time=0.3), table(handler))
+    t0 = time.monotonic()
+    assert await asyncio.wait_for(w.run(), 10) == 0
+    assert 0.25 < time.monotonic() - t0 < 3
+    assert w.stop_reason == "max-time"
+
+
+async def test_rate_limited_queue_yields_to_the_next_queue(redis_url: str,
+                                                           producer: Producer) -> None:
+    from queueworker.worker.cli import parser, settings_from
+
+    order: list[str] = []
+
+    async def handler(payload: Any, job: Job) -> None:
+        order.append(job.queue)
+
+    producer.enqueue_many("api", range(6))
+    producer.enqueue_many("bulk", range(3))
+    args = parser().parse_args(["--queue", "api,bulk", "--handler", "x:y", "--rate-limit",
+                                "api=2/0.5", "--redis-url", redis_url])
+    s = settings_from(args)
+    assert s.rate_limits["api"].limit == 2
+    w = Worker(fast_settings(redis_url, queues=s.queues, rate_limits=s.rate_limits),
+               table(handler))
+    t0 = time.monotonic()
+    await run_until(w, lambda: _count(order, 9))
+    assert order.count("api") == 6
+    assert time.monotonic() - t0 >= 0.5  # 6 jobs at 2 per 0.5 s: three fixed windows
+    assert order.index("bulk") < order.index("api", 2)  # bulk ran while api was limited
+
+
+async def _count(order: list[str], n: int) -> bool:
+    return len(order) >= n

@@ -23,7 +23,7 @@ Per job: ``{p}:job:{id}`` HASH with at least ``queue``, ``payload`` (JSON
 text), ``enqueued_at`` (epoch seconds), ``deliveries``, ``tries``, ``state``.
 
 Job ids start with the enqueue time in milliseconds, zero-padded to 13 digits
-(``0001732400000000-<hex>``): the age of the oldest waiting job is then
+(``1732400000000-<16 hex>``): the age of the oldest waiting job is then
 ``now - int(LINDEX waiting -1 [:13]) / 1000`` with no second round trip.
 
 Workers: ``{p}:workers`` ZSET worker id -> last heartbeat (epoch seconds) and

@@ -112,6 +112,7 @@ class Worker:
                                             thread_name_prefix="queueworker-job")
         self._http: Any = None
         self.metrics.concurrency.set(settings.concurrency)
+        self.metrics.in_flight.set_function(lambda: len(self.running))
 
     # ------------------------------------------------------------------ state
 
@@ -354,7 +355,6 @@ class Worker:
     async def _run(self, job: Job) -> None:
         start = time.time()
         self.running[job.id] = (job, start)
-        self.metrics.in_flight.set(len(self.running))
         m = self.metrics.queue(job.queue)
         m.started.inc()
         if job.enqueued_at:
@@ -380,7 +380,6 @@ class Worker:
             self._settle(Settlement("done", job, job.tries))
         finally:
             del self.running[job.id]
-            self.metrics.in_flight.set(len(self.running))
             m.duration.observe(time.time() - start)
 
     async def _call(self, job: Job) -> None:
