@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,10 +105,13 @@ async def scale(args: argparse.Namespace) -> None:
                                                      maxReplicas=20,
                                                      targetBacklogPerReplica=10))
             kubeconfig = c.kubeconfig(os.path.join(tmp, "kubeconfig"))
+            metrics_port = free_port()
             log = open(os.path.join(tmp, "operator.log"), "wb")  # noqa: SIM115
             proc = subprocess.Popen(
-                [sys.executable, "-m", "queueworker.cli", "operator", "--all-namespaces",
-                 "--standalone", "--metrics-port", str(free_port()), "--log-level", "warning"],
+                [sys.executable, *(["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
+                                   if os.environ.get("BENCH_PROFILE") else []),
+                 "-m", "queueworker.cli", "operator", "--all-namespaces",
+                 "--standalone", "--metrics-port", str(metrics_port), "--log-level", "warning"],
                 env={**os.environ, "KUBECONFIG": kubeconfig}, stdout=log,
                 stderr=subprocess.STDOUT)
             r = redis.Redis.from_url(server.url)
@@ -137,6 +141,11 @@ async def scale(args: argparse.Namespace) -> None:
             requests1 = c.k.handled
             rss, hwm = proc_mem_mb(proc.pid)
             task.cancel()
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+                for line in resp.read().decode().splitlines():
+                    if line.startswith(("queueworker_api_requests_total",
+                                        "queueworker_api_errors_total")):
+                        print("  " + line)
             scaled = sum(1 for i in busy if (c.replicas(f"qw{i:04d}") or 0) > 0)
             print(f"{n} QueueWorkers at poll {args.poll}s ({len(busy)} with changing backlog,"
                   f" {scaled} of them scaled up): operator CPU "

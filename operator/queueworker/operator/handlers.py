@@ -66,7 +66,8 @@ def _client() -> kube.KubeClient:
     info = kube.configured()
     if info is None:  # the login handler runs before any daemon or handler
         raise kopf.TemporaryError("not logged in yet", delay=1)
-    return kube.KubeClient(info, on_error=metrics.count_api_error)
+    return kube.KubeClient(info, on_error=metrics.count_api_error,
+                           on_request=metrics.count_api_request)
 
 
 @kopf.on.cleanup()

@@ -62,11 +62,13 @@ class KubeClient:
         *,
         backoffs: tuple[float, ...] = DEFAULT_BACKOFFS,
         on_error: Callable[[str], None] | None = None,
+        on_request: Callable[[str], None] | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.info = info
         self.backoffs = backoffs
         self.on_error = on_error
+        self.on_request = on_request
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -104,6 +106,8 @@ class KubeClient:
         headers = {"Content-Type": content_type} if data is not None else {}
         attempt = 0
         while True:
+            if self.on_request is not None:
+                self.on_request(operation)
             try:
                 session = self._get_session()
                 async with session.request(

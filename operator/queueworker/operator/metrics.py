@@ -42,6 +42,9 @@ redis_errors = Counter("queueworker_redis_errors_total", "Failed Redis reads.", 
                        registry=REGISTRY)
 api_errors = Counter("queueworker_api_errors_total", "Failed Kubernetes API calls.",
                      ("operation",), registry=REGISTRY)
+api_requests = Counter("queueworker_api_requests_total",
+                       "Kubernetes API calls made by the operator's loops (kopf's own aside).",
+                       ("operation",), registry=REGISTRY)
 redis_up = Gauge("queueworker_redis_up", "1 when the last Redis read worked.", QW,
                  registry=REGISTRY)
 spec_valid = Gauge("queueworker_spec_valid", "1 when the spec is usable.", QW,
@@ -52,6 +55,10 @@ last_poll = Gauge("queueworker_last_poll_timestamp_seconds", "Time of the last p
 _PER_QW = (desired_replicas, current_replicas, ready_replicas, max_replicas, gpu_limited,
            redis_up, spec_valid, last_poll)
 _WITH_EXTRA = (queue_jobs, queue_oldest_age, gpu_free, gpu_needed, scale_events)
+
+
+def count_api_request(operation: str) -> None:
+    api_requests.labels(operation=operation).inc()
 
 
 def count_api_error(operation: str) -> None:

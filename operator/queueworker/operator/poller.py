@@ -81,6 +81,7 @@ class Shared:
         self._redis: dict[tuple[Any, ...], redis.asyncio.Redis] = {}
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         self.loops: dict[tuple[str, str], QueueWorkerLoop] = {}
+        self._beats: dict[tuple[int, str], tuple[float, dict[str, autoscale.Heartbeat]]] = {}
 
     @property
     def kube(self) -> kube.KubeClient:
@@ -116,6 +117,24 @@ class Shared:
             client = redis.asyncio.Redis.from_url(url, **kwargs)
             self._redis[key] = client
         return client
+
+    async def heartbeats(self, client: redis.asyncio.Redis, prefix: str, now: float
+                         ) -> dict[str, autoscale.Heartbeat]:
+        """Worker heartbeats of one Redis and prefix, read at most twice a second.
+
+        Every QueueWorker on a Redis shares its ``{prefix}:workers`` set, so the
+        loops share one read of it instead of each reading all of it."""
+        key = (id(client), prefix)
+        cached = self._beats.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 0.5:
+            return cached[1]
+        try:
+            beats = await asyncio.wait_for(autoscale.read_heartbeats(client, prefix, now),
+                                           timeout=self.config.redis_timeout_seconds)
+        except (redis.RedisError, OSError, TimeoutError):
+            beats = {}
+        self._beats[key] = (time.monotonic(), beats)
+        return beats
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str:
         now = time.monotonic()
@@ -177,7 +196,23 @@ class QueueWorkerLoop:
         self.pending_replicas: tuple[int, float] | None = None
         self.created: dict[str, Any] | None = None
         self.corrected_digest: str | None = None
+        self.spec_cache: tuple[Any, api.QueueWorkerSpec] | None = None
+        self.desired_cache: tuple[bool, dict[str, Any]] | None = None
+        # The index entry last found in line with the spec (held, so compared by identity).
+        self.checked: tuple[dict[str, Any], str] | None = None
         self.labels = {"namespace": self.namespace, "queueworker": self.name}
+        # Children of the per-QueueWorker series, looked up once (a poll is hot).
+        self.m_last_poll = metrics.last_poll.labels(**self.labels)
+        self.m_max_replicas = metrics.max_replicas.labels(**self.labels)
+        self.m_spec_valid = metrics.spec_valid.labels(**self.labels)
+        self.m_decision = metrics.decision_duration.labels(**self.labels)
+        self.m_reconcile = metrics.reconcile_duration.labels(**self.labels)
+        self.m_redis_errors = metrics.redis_errors.labels(**self.labels)
+        self.m_redis_up = metrics.redis_up.labels(**self.labels)
+        self.m_desired = metrics.desired_replicas.labels(**self.labels)
+        self.m_current = metrics.current_replicas.labels(**self.labels)
+        self.m_ready = metrics.ready_replicas.labels(**self.labels)
+        self.m_gpu_limited = metrics.gpu_limited.labels(**self.labels)
 
     # ----------------------------------------------------------------------- running
 
@@ -227,17 +262,14 @@ class QueueWorkerLoop:
         generation = meta.get("generation")
         annotations = meta.get("annotations") or {}
         now = time.time()
-        metrics.last_poll.labels(**self.labels).set(now)
+        self.m_last_poll.set(now)
         try:
-            spec = parse_spec(dict(self.body.get("spec") or {}))
+            spec = self.parsed_spec(meta, annotations.get(dep.PAUSED_ANNOTATION) == "true")
         except SpecError as exc:
             await self.invalid("InvalidSpec", str(exc), generation)
             return config.retry_seconds
-        if annotations.get(dep.PAUSED_ANNOTATION) == "true" and not spec.scaling.paused:
-            spec = spec.model_copy(update={
-                "scaling": spec.scaling.model_copy(update={"paused": True})})
         paused = spec.scaling.paused
-        metrics.max_replicas.labels(**self.labels).set(spec.scaling.max_replicas)
+        self.m_max_replicas.set(spec.scaling.max_replicas)
 
         try:
             client, secrets = await self.redis_for(spec)
@@ -248,20 +280,16 @@ class QueueWorkerLoop:
         live = await self.reconcile(spec)
         if live is None:
             return config.retry_seconds
-        metrics.spec_valid.labels(**self.labels).set(1)
+        self.m_spec_valid.set(1)
         self.last_problem = None
 
         started = time.perf_counter()
         queues, error = await self.read_queues(client, spec, now, secrets)
         pods = _store_values(self.indexes.pods, (self.namespace, self.name))
         beats: dict[str, autoscale.Heartbeat] = {}
-        if queues is not None and any(q.layout == api.QueueLayout.native for q in spec.queues):
-            try:
-                beats = await asyncio.wait_for(
-                    autoscale.read_heartbeats(client, self.native_prefix(spec), now),
-                    timeout=config.redis_timeout_seconds)
-            except (redis.RedisError, OSError, TimeoutError):
-                beats = {}
+        if (pods and queues is not None
+                and any(q.layout == api.QueueLayout.native for q in spec.queues)):
+            beats = await self.shared.heartbeats(client, self.native_prefix(spec), now)
         current = self.current_replicas(live)
         ready = int((live.get("status") or {}).get("readyReplicas") or 0)
         gpu = self.gpu_capacity(spec, pods)
@@ -271,7 +299,7 @@ class QueueWorkerLoop:
             manual_replicas=spec.replicas,
         )
         decision = autoscale.decide(spec, obs, self.memory)
-        metrics.decision_duration.labels(**self.labels).observe(time.perf_counter() - started)
+        self.m_decision.observe(time.perf_counter() - started)
         self.memory = dict(decision.memory)
 
         if decision.desired != current:
@@ -281,6 +309,23 @@ class QueueWorkerLoop:
         return spec.scaling.poll_interval_seconds
 
     # ---------------------------------------------------------------------- pieces
+
+    def parsed_spec(self, meta: Mapping[str, Any], paused_annotation: bool
+                    ) -> api.QueueWorkerSpec:
+        """The validated spec, parsed again only when it changed (generation bumps on
+        every spec change; the poll runs far more often than specs change)."""
+        generation = meta.get("generation")
+        key = (generation, paused_annotation,
+               None if generation is not None else meta.get("resourceVersion"))
+        if self.spec_cache is not None and self.spec_cache[0] == key:
+            return self.spec_cache[1]
+        spec = parse_spec(dict(self.body.get("spec") or {}))
+        if paused_annotation and not spec.scaling.paused:
+            spec = spec.model_copy(update={
+                "scaling": spec.scaling.model_copy(update={"paused": True})})
+        self.spec_cache = (key, spec)
+        self.desired_cache = None
+        return spec
 
     def native_prefix(self, spec: api.QueueWorkerSpec) -> str:
         for q in spec.queues:
@@ -310,15 +355,15 @@ class QueueWorkerLoop:
             queues = await asyncio.wait_for(autoscale.read_depths(client, spec.queues, now),
                                             timeout=self.shared.config.redis_timeout_seconds)
         except autoscale.QueueReadError as exc:
-            metrics.redis_errors.labels(**self.labels).inc()
-            metrics.redis_up.labels(**self.labels).set(1)
+            self.m_redis_errors.inc()
+            self.m_redis_up.set(1)
             return None, st.redact(f"QueueReadFailed: {exc}", secrets)
         except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
-            metrics.redis_errors.labels(**self.labels).inc()
-            metrics.redis_up.labels(**self.labels).set(0)
+            self.m_redis_errors.inc()
+            self.m_redis_up.set(0)
             text = st.redact(f"{type(exc).__name__}: {exc}", secrets)
             return None, text
-        metrics.redis_up.labels(**self.labels).set(1)
+        self.m_redis_up.set(1)
         return queues, None
 
     def gpu_capacity(self, spec: api.QueueWorkerSpec, pods: list[dict[str, Any]]
@@ -349,7 +394,7 @@ class QueueWorkerLoop:
         try:
             return await self._reconcile(spec)
         finally:
-            metrics.reconcile_duration.labels(**self.labels).observe(
+            self.m_reconcile.observe(
                 time.perf_counter() - started)
 
     async def _reconcile(self, spec: api.QueueWorkerSpec) -> dict[str, Any] | None:
@@ -388,8 +433,16 @@ class QueueWorkerLoop:
             return None
         # Keep the current strategy while GPUs are short, so a busy cluster does
         # not flip it at every poll; a template change recomputes it.
-        desired = dep.build_deployment(self.name, self.namespace, self.uid, spec,
-                                       gpu_surge=gpu_surge)
+        if self.desired_cache is None or self.desired_cache[0] != gpu_surge:
+            self.desired_cache = (gpu_surge, dep.build_deployment(
+                self.name, self.namespace, self.uid, spec, gpu_surge=gpu_surge))
+        desired = self.desired_cache[1]
+        # kopf replaces an index entry when its object changes: the same entry and
+        # the same wish need no second look.
+        check_key = (live, desired["metadata"]["annotations"][dep.SPEC_HASH_ANNOTATION])
+        if (self.checked is not None and self.checked[0] is live
+                and self.checked[1] == check_key[1] and live is not self.created):
+            return live
         differs = dep.drift(desired, live)
         if differs == ["spec.strategy"] and gpu is not None:
             differs = []
@@ -421,6 +474,7 @@ class QueueWorkerLoop:
             self.created = None
         if self.created is not None and live is not self.created:
             self.created = None
+        self.checked = None if differs else check_key
         return live
 
     def initial_replicas(self, spec: api.QueueWorkerSpec) -> int:
@@ -485,7 +539,7 @@ class QueueWorkerLoop:
     # -------------------------------------------------------------------- reporting
 
     async def invalid(self, reason: str, message: str, generation: int | None) -> None:
-        metrics.spec_valid.labels(**self.labels).set(0)
+        self.m_spec_valid.set(0)
         now = st.now_iso()
         conds = st.set_condition(self.conditions, "SpecValid", "False", reason, message,
                                  generation=generation, now=now)
@@ -590,10 +644,10 @@ class QueueWorkerLoop:
     def export_metrics(self, obs: Observation, decision: Decision, pods_now: int, ready: int,
                        gpu: GPUCapacity | None) -> None:
         m, labels = metrics, self.labels
-        m.desired_replicas.labels(**labels).set(decision.desired)
-        m.current_replicas.labels(**labels).set(pods_now)
-        m.ready_replicas.labels(**labels).set(ready)
-        m.gpu_limited.labels(**labels).set(1 if decision.gpu_limited else 0)
+        self.m_desired.set(decision.desired)
+        self.m_current.set(pods_now)
+        self.m_ready.set(ready)
+        self.m_gpu_limited.set(1 if decision.gpu_limited else 0)
         for q in obs.queues or ():
             for state, value in (("waiting", q.waiting), ("in_flight", q.in_flight),
                                  ("delayed", q.delayed)):
