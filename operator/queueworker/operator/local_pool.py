@@ -91,7 +91,7 @@ def template_env(spec: api.QueueWorkerSpec) -> dict[str, str]:
 
 
 CRASH_BACKOFF_START = 0.5  # seconds before restarting after a first crash
-CRASH_BACKOFF_MAX = 30.0
+CRASH_BACKOFF_MAX = 10.0  # short: a laptop tool, not a cluster (CrashLoopBackOff caps at 5 min)
 HEALTHY_AFTER = 10.0  # a replica that lived this long resets the crash streak
 
 

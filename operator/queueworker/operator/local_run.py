@@ -75,7 +75,13 @@ class LocalRunner:
         stopping = [r.name for r in self.pool.stopping()]
         pods = pod_states(active, stopping, beats, heartbeats=self.pool.native)
         ready = sum(1 for p in pods if p.ready and not p.terminating)
-        obs = Observation(now=now, queues=queues, current_replicas=len(active),
+        # Like a Deployment's replicas: a replica that crashed and waits out its
+        # restart backoff still counts. Counting only live processes would let
+        # the engine see 0 replicas and, with nothing waiting, never restart
+        # one, stranding the jobs a killed worker held in flight (their leases
+        # are reaped by workers).
+        current = max(self.target, len(active))
+        obs = Observation(now=now, queues=queues, current_replicas=current,
                           ready_replicas=ready, pods=pods, error=error)
         decision = decide(self.spec, obs, self.memory)
         self.memory = dict(decision.memory)
