@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps({
         "jobs": args.jobs, "python": platform.python_version(), "cpus": os.cpu_count(),
-        "redis": redis.Redis.__module__,
+        "redis_py": redis.__version__,
         "results": [{"system": r.system.name, "error": r.error,
                      "runs": [vars(x) for x in r.runs]} for r in results]}, indent=2))
     return 0

@@ -102,6 +102,7 @@ class Worker:
         self._last_ok = 0.0
         self._closing = False
         self._fetcher_blocked = False
+        self._hand_back_buffer_on_stop = True
         self._slot_wake = asyncio.Event()
         self._fetch_wake = asyncio.Event()
         self._settle_wake = asyncio.Event()
@@ -259,6 +260,7 @@ class Worker:
         self.metrics.set_state("draining")
         event("worker.drain", reason=reason, running=len(self.running),
               buffered=len(self.buffer), deadline_s=self.s.drain_deadline)
+        self._hand_back_buffer_on_stop = hand_back_buffer
         if hand_back_buffer:
             self._hand_back_buffer()
         self._slot_wake.set()
@@ -315,8 +317,12 @@ class Worker:
             if jobs:
                 self.taken += len(jobs)
                 self.buffer.extend(jobs)
+                if self.stopping and self._hand_back_buffer_on_stop:
+                    self._hand_back_buffer()  # a signal came while this FETCH was in flight
                 self._slot_wake.set()
                 continue
+            if self.stopping:
+                break
             if self.s.stop_when_empty:
                 if not self.running and not self.buffer:
                     self.stop("empty")
