@@ -28,9 +28,11 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 def start_worker(redis_url: str, *args: str, handler: str = "support.worker_handlers:record",
-                 queues: str = "default", fast: bool = True, **env: str
+                 queues: str | None = "default", fast: bool = True, **env: str
                  ) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "queueworker.cli", "worker", "--queue", queues,
+    """queues=None: no --queue option (the environment's QUEUEWORKER_QUEUES applies)."""
+    cmd = [sys.executable, "-m", "queueworker.cli", "worker",
+           *(["--queue", queues] if queues else []),
            "--handler", handler, *(FAST if fast else []), *args]
     return subprocess.Popen(cmd, cwd=ROOT, env=worker_env(redis_url, **env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

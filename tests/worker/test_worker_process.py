@@ -7,14 +7,16 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 import redis
 
 from queueworker.worker import keys
+from queueworker.worker.heartbeat import read_heartbeats
 from queueworker.worker.producer import Producer
 
-from support.redis_server import RedisServer
+from support.redis_server import RedisServer, free_port
 from support.worker_proc import ROOT, entries, start_worker, stop, wait_until, worker_env
 
 
@@ -152,6 +154,32 @@ def test_four_workers_with_random_sigkills_lose_no_job(redis_url: str) -> None:
 def _run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "queueworker.cli", *args], cwd=ROOT,
                           env=worker_env(url), capture_output=True, text=True, timeout=30)
+
+
+def test_operator_env_sets_queues_drain_and_metrics_port(redis_url: str) -> None:
+    port = free_port()
+    p = _producer(redis_url)
+    high = p.enqueue("high", {})
+    proc = start_worker(redis_url, queues=None,
+                        QUEUEWORKER_QUEUES="low,high", QUEUEWORKER_METRICS_PORT=str(port),
+                        POD_NAME="emails-5d9c", QUEUEWORKER_DRAIN_DEADLINE="7")
+    try:
+        wait_until(lambda: f"{high}:1" in entries(redis_url, "test:done"))
+
+        def healthz() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    return r.status == 200 and r.read() == b"ok (idle)\n"
+            except OSError:
+                return False
+
+        wait_until(healthz, what="/healthz 200")
+        [beat] = read_heartbeats(redis.Redis.from_url(redis_url))
+        assert beat.pod == "emails-5d9c" and beat.queues == ("low", "high")
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+    assert "deadline_s=7.0" in out
 
 
 def test_unreachable_redis_is_one_clear_line() -> None:
