@@ -214,3 +214,29 @@ def test_a_handler_that_cannot_be_imported_stops_the_worker_at_start(redis_url: 
     assert res.stderr.strip() == (
         "queueworker: cannot import handler module 'no_such_pkg.jobs': "
         "No module named 'no_such_pkg'")
+
+
+def test_a_redis_outage_mid_job_loses_nothing() -> None:
+    server = RedisServer("--appendfsync", "always", appendonly=True).start()
+    try:
+        url = server.url
+        p = _producer(url)
+        job_id = p.enqueue("default", {"sleep": 1.5})
+        proc = start_worker(url, "--lease", "10", fast=False)
+        try:
+            wait_until(lambda: _started(url, job_id))
+            server.stop()  # Redis goes away while the job runs ...
+            time.sleep(1.0)
+            assert proc.poll() is None  # ... the worker waits for it, it does not die
+            server.start()
+            wait_until(lambda: _producer(url).job(job_id)["state"] == "done",  # type: ignore[index]
+                       timeout=30, what="the job to be acked after Redis came back")
+        finally:
+            code, out = stop(proc)
+        assert code == 0, out
+        assert "event=redis.error" in out
+        info = p.job(job_id)
+        assert info is not None and info["deliveries"] == 1
+        assert entries(url, "test:done") == [f"{job_id}:1"]
+    finally:
+        server.cleanup()
