@@ -92,6 +92,19 @@ def proc_mem_mb(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
+def api_calls(port: int) -> dict[str, float]:
+    """The operator's own API calls so far, by operation (from its metrics)."""
+    out: dict[str, float] = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        for line in resp.read().decode().splitlines():
+            for prefix in ("queueworker_api_requests_total", "queueworker_api_errors_total"):
+                if line.startswith(prefix + "{"):
+                    op = line.split('operation="', 1)[1].split('"', 1)[0]
+                    kind = "errors" if "errors" in prefix else "calls"
+                    out[f"{kind} {op}"] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 async def scale(args: argparse.Namespace) -> None:
     server = RedisServer().start()
     tmp = tempfile.mkdtemp(prefix="qw-bench-")
@@ -134,6 +147,7 @@ async def scale(args: argparse.Namespace) -> None:
 
             task = asyncio.create_task(churn())
             await asyncio.sleep(args.warmup)
+            calls0 = api_calls(metrics_port)
             cpu0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
             requests0 = c.k.handled
             await asyncio.sleep(args.measure)
@@ -141,11 +155,9 @@ async def scale(args: argparse.Namespace) -> None:
             requests1 = c.k.handled
             rss, hwm = proc_mem_mb(proc.pid)
             task.cancel()
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
-                for line in resp.read().decode().splitlines():
-                    if line.startswith(("queueworker_api_requests_total",
-                                        "queueworker_api_errors_total")):
-                        print("  " + line)
+            calls1 = api_calls(metrics_port)
+            for op, count in sorted(calls1.items()):
+                print(f"  {op}: {(count - calls0.get(op, 0)) / (t1 - t0):.1f}/s")
             scaled = sum(1 for i in busy if (c.replicas(f"qw{i:04d}") or 0) > 0)
             print(f"{n} QueueWorkers at poll {args.poll}s ({len(busy)} with changing backlog,"
                   f" {scaled} of them scaled up): operator CPU "

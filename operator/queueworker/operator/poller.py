@@ -156,6 +156,22 @@ class Shared:
         return data[key]
 
 
+def _shape(value: Any) -> Any:
+    """A value with its timestamps blanked: what is worth a status write.
+
+    The engine's memory stamps its entries with the poll time; an idle
+    QueueWorker's memory differs at every poll only in those stamps, and
+    writing them would cost 1,000 QueueWorkers hundreds of writes a minute.
+    """
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shape(v) for v in value]
+    if isinstance(value, float) and value > 1e9:  # epoch seconds
+        return 0.0
+    return value
+
+
 def _store_values(index: Mapping[Any, Any], key: Any) -> list[Any]:
     store = index.get(key)
     return list(store) if store is not None else []
@@ -667,7 +683,8 @@ class QueueWorkerLoop:
         every status_refresh_seconds, and only when they changed (an idle
         QueueWorker writes nothing)."""
         comparable = {**important, "conditions": st.comparable(important.get("conditions", []))}
-        volatile_changed = volatile is not None and volatile != self.last_volatile
+        volatile_changed = volatile is not None and (
+            _shape(volatile) != _shape(self.last_volatile))
         due = volatile_changed and (
             time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds)
         if self.last_written == comparable and not force and not due:
