@@ -350,3 +350,28 @@ async def test_rate_limited_queue_yields_to_the_next_queue(redis_url: str,
 
 async def _count(order: list[str], n: int) -> bool:
     return len(order) >= n
+
+
+async def test_timeouts_hold_even_when_the_handler_fights_the_cancellation(
+        redis_url: str, producer: Producer) -> None:
+    async def handler(payload: Any) -> None:
+        if payload == "ok":
+            return
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            if payload == "wrap":
+                raise RuntimeError("interrupted") from None
+            # "swallow": carry on as if nothing happened
+
+    swallow = producer.enqueue("default", "swallow", timeout=0.2, max_tries=1)
+    wrap = producer.enqueue("default", "wrap", timeout=0.2, max_tries=1)
+    w = Worker(fast_settings(redis_url, concurrency=1), table(handler))
+    task = asyncio.create_task(w.run())
+    await wait_for(lambda: _all_state(producer, [swallow, wrap], "failed"))
+    for job_id in (swallow, wrap):
+        assert str(producer.job(job_id)["error"]).startswith("Timeout: job exceeded")  # type: ignore[index]
+    after = producer.enqueue("default", "ok")  # the slot is healthy afterwards
+    await wait_for(lambda: _is(producer, after, "done"))
+    w.stop("test")
+    assert await task == 0
