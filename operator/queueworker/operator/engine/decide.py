@@ -136,11 +136,13 @@ def decide(
         active_at = now
     idle_for = now - float(active_at)
     to_zero = False
-    if current == 0 and waiting <= s.activation_backlog and s.min_replicas == 0:
+    # In-flight jobs with no replica are stranded (their worker died): only a
+    # worker's reaper hands them back, so they activate like waiting ones.
+    if current == 0 and waiting + in_flight <= s.activation_backlog and s.min_replicas == 0:
         if want > 0:
             reason += (
-                f"; not activated: waiting {waiting} <= activationBacklog "
-                f"{s.activation_backlog}"
+                f"; not activated: waiting {waiting} + in flight {in_flight} "
+                f"<= activationBacklog {s.activation_backlog}"
             )
         want = 0
     elif want == 0 and current > 0 and s.min_replicas == 0:
