@@ -148,6 +148,7 @@ async def scale(args: argparse.Namespace) -> None:
             task = asyncio.create_task(churn())
             await asyncio.sleep(args.warmup)
             calls0 = api_calls(metrics_port)
+            conns0 = int(r.info("stats")["total_connections_received"])
             cpu0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
             requests0 = c.k.handled
             await asyncio.sleep(args.measure)
@@ -156,6 +157,9 @@ async def scale(args: argparse.Namespace) -> None:
             rss, hwm = proc_mem_mb(proc.pid)
             task.cancel()
             calls1 = api_calls(metrics_port)
+            conns1 = int(r.info("stats")["total_connections_received"])
+            print(f"  redis connections opened: {(conns1 - conns0) / (t1 - t0):.1f}/s, "
+                  f"commands: {r.info('stats')['instantaneous_ops_per_sec']}/s now")
             for op, count in sorted(calls1.items()):
                 print(f"  {op}: {(count - calls0.get(op, 0)) / (t1 - t0):.1f}/s")
             scaled = sum(1 for i in busy if (c.replicas(f"qw{i:04d}") or 0) > 0)

@@ -3,7 +3,7 @@
 - One daemon per QueueWorker runs its loop (reconcile, observe, decide, act,
   report). kopf starts it on create and on operator start (resume), stops it
   on delete, and pauses it while a higher-priority peer is active.
-- create/update handlers only wake the loop so a spec change or a
+- A low-level event handler only wakes the loop so a spec change or a
   ``kubectl scale`` acts at once instead of at the next poll.
 - Indexes keep Pods, Nodes and our Deployments in memory (no LIST per poll).
 - The login handler gives kopf and the operator's own client the same
@@ -122,9 +122,14 @@ async def autoscale(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any)
         metrics.forget(loop.namespace, loop.name)
 
 
-@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL, id="wake")
-@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, id="wake")
-def wake(namespace: str | None, name: str, **_: Any) -> None:
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+def wake(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+    """Wake the loop at once when the spec (or the pause annotation) changed.
+
+    A low-level event handler, not on.create/on.update: those make kopf keep a
+    diff base and progress annotations on every QueueWorker and diff every
+    watch event, including the loop's own status writes; this costs a lookup.
+    """
     loop = _shared.loops.get((namespace or "", name)) if _shared is not None else None
-    if loop is not None:
+    if loop is not None and loop.spec_changed(meta):
         loop.kick.set()

@@ -213,6 +213,8 @@ class QueueWorkerLoop:
         self.created: dict[str, Any] | None = None
         self.corrected_digest: str | None = None
         self.spec_cache: tuple[Any, api.QueueWorkerSpec] | None = None
+        self.bad_spec_key: tuple[Any, ...] | None = None
+        self.last_fingerprint: tuple[Any, ...] | None = None
         self.desired_cache: tuple[bool, dict[str, Any]] | None = None
         # The index entry last found in line with the spec (held, so compared by identity).
         self.checked: tuple[dict[str, Any], str] | None = None
@@ -326,16 +328,31 @@ class QueueWorkerLoop:
 
     # ---------------------------------------------------------------------- pieces
 
+    @staticmethod
+    def spec_key(meta: Mapping[str, Any]) -> tuple[Any, ...]:
+        generation = meta.get("generation")
+        paused = (meta.get("annotations") or {}).get(dep.PAUSED_ANNOTATION) == "true"
+        return (generation, paused,
+                None if generation is not None else meta.get("resourceVersion"))
+
+    def spec_changed(self, meta: Mapping[str, Any]) -> bool:
+        key = self.spec_key(meta)
+        if key == self.bad_spec_key:
+            return False
+        return self.spec_cache is None or self.spec_cache[0] != key
+
     def parsed_spec(self, meta: Mapping[str, Any], paused_annotation: bool
                     ) -> api.QueueWorkerSpec:
         """The validated spec, parsed again only when it changed (generation bumps on
         every spec change; the poll runs far more often than specs change)."""
-        generation = meta.get("generation")
-        key = (generation, paused_annotation,
-               None if generation is not None else meta.get("resourceVersion"))
+        key = self.spec_key(meta)
         if self.spec_cache is not None and self.spec_cache[0] == key:
             return self.spec_cache[1]
-        spec = parse_spec(dict(self.body.get("spec") or {}))
+        try:
+            spec = parse_spec(dict(self.body.get("spec") or {}))
+        except SpecError:
+            self.bad_spec_key = key
+            raise
         if paused_annotation and not spec.scaling.paused:
             spec = spec.model_copy(update={
                 "scaling": spec.scaling.model_copy(update={"paused": True})})
@@ -555,6 +572,7 @@ class QueueWorkerLoop:
     # -------------------------------------------------------------------- reporting
 
     async def invalid(self, reason: str, message: str, generation: int | None) -> None:
+        self.last_fingerprint = None
         self.m_spec_valid.set(0)
         now = st.now_iso()
         conds = st.set_condition(self.conditions, "SpecValid", "False", reason, message,
@@ -573,10 +591,16 @@ class QueueWorkerLoop:
     async def report(self, spec: api.QueueWorkerSpec, obs: Observation, decision: Decision,
                      live: Mapping[str, Any], current: int, generation: int | None,
                      paused: bool, gpu: GPUCapacity | None) -> None:
-        now = st.now_iso()
         live_status = live.get("status") or {}
         ready = int(live_status.get("readyReplicas") or 0)
         pods_now = int(live_status.get("replicas") or 0)
+        # An idle QueueWorker sees the same thing poll after poll: nothing to redo.
+        fingerprint = (obs.queues, obs.error, decision.desired, decision.gpu_limited,
+                       decision.gpu_shortfall, current, ready, pods_now, gpu, paused,
+                       generation, self.last_scale_time, _shape(self.memory))
+        if fingerprint == self.last_fingerprint:
+            return
+        now = st.now_iso()
         conds = st.set_condition(self.conditions, "SpecValid", "True", "Valid",
                                  "spec accepted", generation=generation, now=now)
         read_failed = (obs.error or "").startswith("QueueReadFailed")
@@ -656,6 +680,7 @@ class QueueWorkerLoop:
         self.export_metrics(obs, decision, pods_now, ready, gpu)
         await self.write_status(body, volatile=volatile,
                                 force=bool(backlog) != bool(self.last_backlog))
+        self.last_fingerprint = fingerprint  # only once written: a failed write retries
 
     def export_metrics(self, obs: Observation, decision: Decision, pods_now: int, ready: int,
                        gpu: GPUCapacity | None) -> None:
