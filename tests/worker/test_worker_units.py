@@ -215,3 +215,20 @@ def test_heartbeat_parsing_skips_expired_and_malformed() -> None:
     assert len(beats) == 1
     assert beats[0].busy and beats[0].in_flight[0].id == "j" and beats[0].extra == {
         "concurrency": 4}
+
+
+def test_command_line_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from queueworker.worker.cli import parser, settings_from
+
+    monkeypatch.setenv("QUEUEWORKER_QUEUES", "from-env")
+    monkeypatch.setenv("QUEUEWORKER_DRAIN_DEADLINE", "45")
+    s = settings_from(parser().parse_args([
+        "--queue", "high,low", "--handler", "a:b,c:d", "--concurrency", "3", "--max-jobs", "9",
+        "--failed-max-age", "60", "--failed-max-count", "10", "--rate-limit", "high=5/2",
+        "--stop-when-empty"]))
+    assert (s.queues, s.handlers, s.concurrency, s.max_jobs, s.drain_deadline) == (
+        ["high", "low"], ["a:b", "c:d"], 3, 9, 45.0)
+    assert (s.failed_max_age, s.failed_max_count, s.stop_when_empty) == (60.0, 10, True)
+    assert s.rate_limits == {"high": RateLimit(5, 2.0)}
+    with pytest.raises(ValueError, match="QUEUE=N/SECONDS"):
+        settings_from(parser().parse_args(["--rate-limit", "5/2"]))

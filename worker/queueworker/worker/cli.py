@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=float, default=None)
     p.add_argument("--result-ttl", type=int, default=None,
                    help="seconds a finished job's hash is kept (default 3600)")
+    p.add_argument("--failed-max-age", type=float, default=None,
+                   help="seconds a failed job is kept in the failed store (default 7 days)")
+    p.add_argument("--failed-max-count", type=int, default=None,
+                   help="failed jobs kept at most, oldest dropped first (default 100000)")
     p.add_argument("--max-lost", type=int, default=None,
                    help="lease expiries before a job fails as a poison pill (default 5)")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -76,7 +80,8 @@ def settings_from(args: argparse.Namespace) -> config.Settings:
         s.handlers = [h for spec in args.handler for h in config.split_list(spec)]
     for name in ("concurrency", "prefetch", "max_jobs", "max_time", "lease", "timeout",
                  "drain_deadline", "heartbeat_interval", "reap_interval", "poll_interval",
-                 "result_ttl", "max_lost", "metrics_port", "log_level"):
+                 "result_ttl", "failed_max_age", "failed_max_count", "max_lost", "metrics_port",
+                 "log_level"):
         value = getattr(args, name)
         if value is not None:
             setattr(s, name, value)
