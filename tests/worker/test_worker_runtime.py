@@ -223,8 +223,13 @@ async def test_heartbeat_shows_busy_jobs_and_metrics_endpoint_answers(
     code, metrics = await asyncio.to_thread(_get, port, "/metrics")
     assert code == 200 and "queueworker_worker_jobs_in_flight 1.0" in metrics
     assert 'queueworker_worker_state{state="busy"} 1.0' in metrics
+    assert "queueworker_worker_busy_ratio 0.1" in metrics  # 1 job of concurrency 10
+    assert 'queueworker_worker_last_job_timestamp_seconds{queue="default"} 0.0' in metrics
     gate.set()
     await wait_for(lambda: _is(producer, job_id, "done"))
+    metrics = (await asyncio.to_thread(_get, port, "/metrics"))[1]
+    assert "queueworker_worker_busy_ratio 0.0" in metrics
+    assert 'queueworker_worker_last_job_timestamp_seconds{queue="default"} 1.7' in metrics
     await wait_for(lambda: _idle(r))
     assert (await asyncio.to_thread(_get, port, "/healthz"))[0] == 200  # idle is ready too
     w.stop("test")

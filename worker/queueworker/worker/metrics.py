@@ -14,6 +14,8 @@ queueworker_worker_jobs_handed_back_total          counter    queue
 queueworker_worker_job_duration_seconds            histogram  queue
 queueworker_worker_job_wait_seconds                histogram  queue  (enqueue -> start)
 queueworker_worker_jobs_in_flight                  gauge
+queueworker_worker_busy_ratio                      gauge      (in flight / concurrency)
+queueworker_worker_last_job_timestamp_seconds      gauge      queue (a job ended, any way)
 queueworker_worker_concurrency                     gauge
 queueworker_worker_state                           gauge      state (1 for the current)
 queueworker_worker_leases_recovered_total          counter    (by this worker's reaper)
@@ -25,6 +27,8 @@ queueworker_worker_gpu_utilization_ratio           gauge      gpu  (0..1)
 
 ``reason`` is one of ``exception``, ``timeout``, ``bad_payload``,
 ``unknown_handler`` (final failures; a retried failure counts in retried).
+``jobs_failed_total`` is the dead-letter count: every job it counts is in the
+failed store (``queueworker failed list``).
 
 The HTTP server answers ``/metrics``, ``/healthz`` (also ``/readyz``): 200
 while the worker runs and its last Redis round trip succeeded recently (idle
@@ -54,6 +58,8 @@ METRIC_NAMES = (
     "queueworker_worker_job_duration_seconds",
     "queueworker_worker_job_wait_seconds",
     "queueworker_worker_jobs_in_flight",
+    "queueworker_worker_busy_ratio",
+    "queueworker_worker_last_job_timestamp_seconds",
     "queueworker_worker_concurrency",
     "queueworker_worker_state",
     "queueworker_worker_leases_recovered_total",
@@ -80,6 +86,7 @@ class _PerQueue:
         self.duration = m.duration.labels(queue)
         self.wait = m.wait.labels(queue)
         self.failed = {r: m.failed.labels(queue, r) for r in FAIL_REASONS}
+        self.last_job = m.last_job.labels(queue)
 
 
 class WorkerMetrics:
@@ -105,6 +112,12 @@ class WorkerMetrics:
         self.in_flight = Gauge(p + "jobs_in_flight", "Jobs running now.", registry=r)
         self.concurrency = Gauge(p + "concurrency", "Jobs this worker runs at once.",
                                  registry=r)
+        # The runtime binds it to its running set (read at scrape, nothing in the hot path).
+        self.busy_ratio = Gauge(p + "busy_ratio", "Jobs running / concurrency (0..1).",
+                                registry=r)
+        self.last_job = Gauge(p + "last_job_timestamp_seconds",
+                              "When a job of this queue last ended (done, retried or failed).",
+                              ["queue"], registry=r)
         self.state = Gauge(p + "state", "1 for the worker's current state.", ["state"],
                            registry=r)
         self.leases_recovered = Counter(p + "leases_recovered",

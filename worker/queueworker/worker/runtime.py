@@ -121,6 +121,8 @@ class Worker:
         self._http: Any = None
         self.metrics.concurrency.set(settings.concurrency)
         self.metrics.in_flight.set_function(lambda: len(self.running))
+        self.metrics.busy_ratio.set_function(
+            lambda: min(1.0, len(self.running) / max(1, settings.concurrency)))
 
     # ------------------------------------------------------------------ state
 
@@ -397,7 +399,9 @@ class Worker:
             self._settle(Settlement("done", job, job.tries))
         finally:
             del self.running[job.id]
-            m.duration.observe(time.time() - start)
+            ended = time.time()
+            m.duration.observe(ended - start)
+            m.last_job.set(ended)
 
     async def _call(self, job: Job) -> None:
         handler = self.handlers.get(job.handler)
