@@ -13,7 +13,7 @@ def make(**over: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "redis": {"urlSecretRef": {"name": "redis", "key": "url"},
                   "passwordSecretRef": {"name": "redis", "key": "password"}, "db": 3},
-        "queues": [{"name": "a"}, {"name": "b", "layout": "list"}],
+        "queues": [{"name": "a", "keyPrefix": "app"}, {"name": "b", "layout": "list"}],
         "template": {"metadata": {"labels": {"team": "x", "app.kubernetes.io/instance": "lie"}},
                      "spec": {"containers": [{
                          "name": "w", "image": "img:1",
@@ -35,6 +35,7 @@ def test_env_secrets_and_user_overrides() -> None:
         "secretKeyRef": {"name": "redis", "key": "password"}}
     assert env["QUEUEWORKER_REDIS_DB"]["value"] == "3"
     assert env["QUEUEWORKER_DRAIN_DEADLINE"]["value"] == "20"
+    assert env["QUEUEWORKER_PREFIX"]["value"] == "app"
     # The user's own value wins and is not duplicated.
     assert [e["value"] for e in c["env"] if e["name"] == "QUEUEWORKER_QUEUES"] == ["mine"]
     labels = d["spec"]["template"]["metadata"]["labels"]

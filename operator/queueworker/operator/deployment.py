@@ -49,6 +49,7 @@ ENV_REDIS_PASSWORD = "QUEUEWORKER_REDIS_PASSWORD"
 ENV_REDIS_USERNAME = "QUEUEWORKER_REDIS_USERNAME"
 ENV_REDIS_DB = "QUEUEWORKER_REDIS_DB"
 ENV_QUEUES = "QUEUEWORKER_QUEUES"
+ENV_PREFIX = "QUEUEWORKER_PREFIX"
 ENV_DRAIN_DEADLINE = "QUEUEWORKER_DRAIN_DEADLINE"
 ENV_POD_NAME = "POD_NAME"
 
@@ -117,6 +118,10 @@ def _env_for(spec: api.QueueWorkerSpec) -> list[dict[str, Any]]:
     if redis.db is not None:
         env.append({"name": ENV_REDIS_DB, "value": str(redis.db)})
     env.append({"name": ENV_QUEUES, "value": ",".join(q.name for q in spec.queues)})
+    prefixes = [q.key_prefix for q in spec.queues
+                if q.layout == api.QueueLayout.native and q.key_prefix]
+    if prefixes:  # the native worker keeps all its keys under one prefix
+        env.append({"name": ENV_PREFIX, "value": prefixes[0]})
     env.append({"name": ENV_DRAIN_DEADLINE, "value": str(spec.drain.worker_deadline_seconds)})
     env.append({"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env
