@@ -430,7 +430,9 @@ class Cluster:
     async def add_node(self, name: str, allocatable: dict[str, str]) -> None:
         await self.client.create("/api/v1/nodes", {
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "spec": {}, "status": {"allocatable": allocatable}}, operation="test_node")
+            "spec": {}, "status": {"allocatable": allocatable,
+                                   "conditions": [{"type": "Ready", "status": "True"}]}},
+            operation="test_node")
 
     async def add_secret(self, name: str, data: dict[str, str],
                          namespace: str = "default") -> None:

@@ -1,9 +1,9 @@
-"""The operator's seams to the engine, the depth readers and GPU accounting.
+"""The operator's seams to the engine and the depth readers, and heartbeats.
 
-The poller (poller.py) calls only these functions: the engine's ``decide``, the
-layout readers (queueworker.operator.layouts) and GPU capacity from the
-indexed Nodes and Pods. Heartbeat reading lives here too: it is operator-side, reading the
-native worker's keys (queueworker.worker.keys).
+The poller (poller.py) calls the engine's ``decide`` and the layout readers
+(queueworker.operator.layouts) through these. Heartbeat reading lives here
+too: it is operator-side, reading the native worker's keys
+(queueworker.worker.keys).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import redis.asyncio
 
 from queueworker.operator import api, engine, layouts
-from queueworker.operator.engine.types import GPUCapacity, PodState, QueueDepth
+from queueworker.operator.engine.types import PodState, QueueDepth
 
 HEARTBEAT_STALE_SECONDS = 30.0
 
@@ -96,43 +96,3 @@ def pod_states(pods: Iterable[Mapping[str, Any]], beats: Mapping[str, Heartbeat]
             ready=bool(pod.get("ready")), terminating=bool(pod.get("terminating")),
         ))
     return tuple(sorted(out, key=lambda p: p.name))
-
-
-# ---------------------------------------------------------------------------- gpu
-
-
-def gpu_capacity(
-    resource: str,
-    per_replica: int,
-    nodes: Iterable[Mapping[str, Any]],
-    used_by_others: Mapping[str, int],
-    own_pods: Iterable[Mapping[str, Any]],
-    node_selector: Mapping[str, str] | None = None,
-) -> GPUCapacity:
-    """What the eligible nodes can hold of this QueueWorker, its own pods included.
-
-    Capacity is counted against what other pods hold, node by node (a replica
-    cannot span nodes), so it is the same whether or not our newest pods are
-    already scheduled: no race between the pod and node views.
-    """
-    per = max(1, per_replica)
-    own = [p for p in own_pods if not p.get("terminating")]
-    own_by_node: dict[str, int] = {}
-    for pod in own:
-        if pod.get("node"):
-            own_by_node[str(pod["node"])] = own_by_node.get(str(pod["node"]), 0) + 1
-    free = holdable = 0
-    for node in nodes:
-        if not node.get("schedulable", True) or not node.get("ready", True):
-            continue
-        labels = node.get("labels") or {}
-        if node_selector and any(labels.get(k) != v for k, v in node_selector.items()):
-            continue
-        name = str(node.get("name"))
-        alloc = int((node.get("allocatable") or {}).get(resource, 0))
-        available = max(0, alloc - int(used_by_others.get(name, 0)))
-        holdable += available // per
-        free += max(0, available - own_by_node.get(name, 0) * per)
-    pending = sum(1 for p in own if not p.get("node"))
-    return GPUCapacity(resource_name=resource, per_replica=per, max_replicas=holdable,
-                       free=free, pending=pending)

@@ -94,9 +94,9 @@ def qw_pods(namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec,
 
 
 @kopf.index("nodes")
-def qw_nodes(name: str, spec: kopf.Spec, status: kopf.Status, labels: kopf.Labels,
+def qw_nodes(name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
              **_: Any) -> dict[Any, Any]:
-    return {name: kube_index.node_entry(name, spec, status, labels)}
+    return {name: kube_index.trim_node(name, meta, spec, status)}
 
 
 @kopf.index("deployments", labels={dep.LABEL_MANAGED_BY: dep.MANAGED_BY})

@@ -15,9 +15,9 @@ from queueworker.operator import deployment as dep
 
 # Key of a QueueWorker's own objects in the pods and deployments indexes.
 QWKey = tuple[str, str]  # (namespace, queueworker name)
-# pods index: ("*node", nodeName) -> extended resources a pod there requests; a
-# namespace name never holds "*", so this never collides with a QWKey.
-NODE_USAGE = "*node"
+# pods index: every unfinished pod that requests an extended resource (GPUs),
+# trimmed; a namespace name never holds "*", so this never collides with a QWKey.
+GPU_PODS = ("*gpu", "")
 
 
 def _extended(resources: Mapping[str, Any] | None) -> dict[str, int]:
@@ -67,27 +67,42 @@ def index_pod(namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[
     instance = labels.get(dep.LABEL_INSTANCE)
     if labels.get(dep.LABEL_NAME) == dep.APP_NAME and instance:
         out[(namespace, instance)] = pod_entry(name, meta, spec, status)
-    node = spec.get("nodeName")
-    if node and status.get("phase") not in ("Succeeded", "Failed"):
-        requests = pod_requests(spec)
-        if requests:
-            owner = (namespace, instance) if instance else None
-            out[(NODE_USAGE, node)] = {"requests": requests, "owner": owner}
+    if status.get("phase") not in ("Succeeded", "Failed") and pod_requests(spec):
+        out[GPU_PODS] = trim_pod(namespace, name, meta, spec, status)
     return out
 
 
-def node_entry(name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
-               labels: Mapping[str, Any]) -> dict[str, Any]:
-    conditions = status.get("conditions") or []
-    ready_conds = [c for c in conditions if c.get("type") == "Ready"]
-    # A node without a Ready condition (the emulator's) counts as ready.
-    ready = not ready_conds or ready_conds[0].get("status") == "True"
+def trim_pod(namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],
+             status: Mapping[str, Any]) -> dict[str, Any]:
+    """What GPU accounting (queueworker.operator.gpu) reads of a pod, nothing more."""
+    def resources_only(containers: Any) -> list[dict[str, Any]]:
+        return [{k: c[k] for k in ("name", "resources", "restartPolicy") if k in c}
+                for c in containers or []]
+
     return {
-        "name": name,
-        "allocatable": _extended(status.get("allocatable")),
-        "schedulable": not spec.get("unschedulable", False),
-        "ready": ready,
-        "labels": dict(labels),
+        "metadata": {k: meta[k] for k in ("labels", "creationTimestamp", "deletionTimestamp")
+                     if meta.get(k) is not None} | {"name": name, "namespace": namespace},
+        "spec": {
+            "containers": resources_only(spec.get("containers")),
+            "initContainers": resources_only(spec.get("initContainers")),
+            **{k: spec[k] for k in ("nodeName", "overhead", "nodeSelector", "affinity",
+                                    "tolerations") if spec.get(k) is not None},
+        },
+        "status": {"phase": status.get("phase")},
+    }
+
+
+def trim_node(name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],
+              status: Mapping[str, Any]) -> dict[str, Any]:
+    """What GPU accounting reads of a node: labels, taints, allocatable, Ready."""
+    return {
+        "metadata": {"name": name, "labels": dict(meta.get("labels") or {})},
+        "spec": {k: spec[k] for k in ("unschedulable", "taints") if spec.get(k) is not None},
+        "status": {
+            "allocatable": _extended(status.get("allocatable")),
+            "conditions": [c for c in status.get("conditions") or []
+                           if c.get("type") == "Ready"],
+        },
     }
 
 
@@ -111,18 +126,3 @@ def deployment_entry(meta: Mapping[str, Any], spec: Mapping[str, Any],
             "updatedReplicas": status.get("updatedReplicas", 0),
         },
     }
-
-
-def node_usage(pods_index: Mapping[Any, Any], resource: str, exclude: QWKey | None = None
-               ) -> dict[str, int]:
-    """nodeName -> units of `resource` requested by pods there (but `exclude`'s own)."""
-    out: dict[str, int] = {}
-    for key, store in pods_index.items():
-        if isinstance(key, tuple) and len(key) == 2 and key[0] == NODE_USAGE:
-            for entry in store:
-                if exclude is not None and entry.get("owner") == exclude:
-                    continue
-                units = int(entry["requests"].get(resource, 0))
-                if units:
-                    out[str(key[1])] = out.get(str(key[1]), 0) + units
-    return out

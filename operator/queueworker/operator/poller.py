@@ -36,6 +36,7 @@ import redis.asyncio
 
 from queueworker.operator import api, autoscale, kube, kube_index, metrics
 from queueworker.operator import deployment as dep
+from queueworker.operator import gpu as gpu_alloc
 from queueworker.operator import status as st
 from queueworker.operator.engine.types import Decision, GPUCapacity, Observation, QueueDepth
 from queueworker.operator.validation import SpecError, parse_spec
@@ -81,6 +82,7 @@ class Shared:
         self._redis: dict[tuple[Any, ...], redis.asyncio.Redis] = {}
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         self.loops: dict[tuple[str, str], QueueWorkerLoop] = {}
+        self._gpu: tuple[float, dict[str, GPUCapacity]] | None = None
         self._beats: dict[tuple[int, str], tuple[float, dict[str, autoscale.Heartbeat]]] = {}
 
     @property
@@ -117,6 +119,23 @@ class Shared:
             client = redis.asyncio.Redis.from_url(url, **kwargs)
             self._redis[key] = client
         return client
+
+    def gpu_capacities(self, indexes: Indexes, fresh: bool = False
+                       ) -> dict[str, GPUCapacity]:
+        """GPU capacity of every GPU QueueWorker of this process, computed together
+        (priorities, pending pods first) at most twice a second."""
+        now = time.monotonic()
+        workers = [loop.gpu_worker for loop in self.loops.values()
+                   if loop.gpu_worker is not None]
+        keys = {w.key for w in workers}
+        if (not fresh and self._gpu is not None and now - self._gpu[0] < 0.5
+                and keys <= set(self._gpu[1])):
+            return self._gpu[1]
+        nodes = [v for store in indexes.nodes.values() for v in store]
+        pods = _store_values(indexes.pods, kube_index.GPU_PODS)
+        result = gpu_alloc.capacities(nodes, pods, workers)
+        self._gpu = (now, result)
+        return result
 
     async def heartbeats(self, client: redis.asyncio.Redis, prefix: str, now: float
                          ) -> dict[str, autoscale.Heartbeat]:
@@ -215,6 +234,7 @@ class QueueWorkerLoop:
         self.spec_cache: tuple[Any, api.QueueWorkerSpec] | None = None
         self.bad_spec_key: tuple[Any, ...] | None = None
         self.last_fingerprint: tuple[Any, ...] | None = None
+        self.gpu_worker: gpu_alloc.GPUWorker | None = None
         self.desired_cache: tuple[bool, dict[str, Any]] | None = None
         # The index entry last found in line with the spec (held, so compared by identity).
         self.checked: tuple[dict[str, Any], str] | None = None
@@ -310,7 +330,7 @@ class QueueWorkerLoop:
             beats = await self.shared.heartbeats(client, self.native_prefix(spec), now)
         current = self.current_replicas(live)
         ready = int((live.get("status") or {}).get("readyReplicas") or 0)
-        gpu = self.gpu_capacity(spec, pods)
+        gpu = self.gpu_capacity(spec, sum(q.waiting + q.in_flight for q in queues or ()))
         obs = Observation(
             now=now, queues=queues, current_replicas=current, ready_replicas=ready,
             pods=autoscale.pod_states(pods, beats), gpu=gpu, error=error,
@@ -399,16 +419,18 @@ class QueueWorkerLoop:
         self.m_redis_up.set(1)
         return queues, None
 
-    def gpu_capacity(self, spec: api.QueueWorkerSpec, pods: list[dict[str, Any]]
-                     ) -> GPUCapacity | None:
-        request = dep.gpu_request(spec)
-        if request is None:
+    def gpu_capacity(self, spec: api.QueueWorkerSpec, backlog: int | None = None,
+                     fresh: bool = False) -> GPUCapacity | None:
+        """Free GPUs for this QueueWorker, shared out among all GPU QueueWorkers here."""
+        if dep.gpu_request(spec) is None:
+            self.gpu_worker = None
             return None
-        resource, per_replica = request
-        nodes = [v for store in self.indexes.nodes.values() for v in store]
-        used = kube_index.node_usage(self.indexes.pods, resource, (self.namespace, self.name))
-        selector = (spec.template.spec.model_extra or {}).get("nodeSelector") or None
-        return autoscale.gpu_capacity(resource, per_replica, nodes, used, pods, selector)
+        if backlog is None and self.gpu_worker is not None:
+            backlog = self.gpu_worker.backlog
+        self.gpu_worker = gpu_alloc.GPUWorker(
+            key=f"{self.namespace}/{self.name}", spec=spec,
+            selector=dep.selector_labels(self.name), backlog=backlog or 0)
+        return self.shared.gpu_capacities(self.indexes, fresh).get(self.gpu_worker.key)
 
     def current_replicas(self, live: Mapping[str, Any]) -> int:
         value = int((live.get("spec") or {}).get("replicas") or 0)
@@ -436,15 +458,11 @@ class QueueWorkerLoop:
                                        (self.namespace, self.name))), None)
         if live is None and self.created is not None:
             live = self.created  # our own create, not yet seen through the watch
-        gpu_surge = True
-        gpu = self.gpu_capacity(spec, _store_values(self.indexes.pods,
-                                                    (self.namespace, self.name)))
-        if gpu is not None:
-            gpu_surge = gpu.free >= gpu.per_replica
+        gpu_worker = dep.gpu_request(spec) is not None
         if live is None:
             initial = self.initial_replicas(spec)
             desired = dep.build_deployment(self.name, self.namespace, self.uid, spec,
-                                           replicas=initial, gpu_surge=gpu_surge)
+                                           replicas=initial, gpu_surge=self.surge_ok(spec))
             try:
                 created = await kc.create(kube.deployments_path(self.namespace), desired,
                                           operation="create_deployment")
@@ -464,12 +482,11 @@ class QueueWorkerLoop:
                                f"Deployment {self.namespace}/{self.name} exists and is not "
                                "owned by this QueueWorker", self.body["metadata"].get("generation"))
             return None
-        # Keep the current strategy while GPUs are short, so a busy cluster does
-        # not flip it at every poll; a template change recomputes it.
-        if self.desired_cache is None or self.desired_cache[0] != gpu_surge:
-            self.desired_cache = (gpu_surge, dep.build_deployment(
-                self.name, self.namespace, self.uid, spec, gpu_surge=gpu_surge))
-        desired = self.desired_cache[1]
+        # GPU workers keep the strategy they have until the template changes (then
+        # it follows the free GPUs of that moment), so it never flips with them.
+        rolling = ((live.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
+        gpu_surge = rolling.get("maxSurge", 1) != 0 if gpu_worker else True
+        desired = self.desired(spec, gpu_surge)
         # kopf replaces an index entry when its object changes: the same entry and
         # the same wish need no second look.
         check_key = (live, desired["metadata"]["annotations"][dep.SPEC_HASH_ANNOTATION])
@@ -477,14 +494,14 @@ class QueueWorkerLoop:
                 and self.checked[1] == check_key[1] and live is not self.created):
             return live
         differs = dep.drift(desired, live)
-        if differs == ["spec.strategy"] and gpu is not None:
-            differs = []
         seen = dep.spec_hash(dict(live.get("spec") or {}))
         if differs and seen == self.corrected_digest:
             # Our last patch already produced exactly this; what is left is the API
             # server's normalisation, not a hand edit: patching again would loop.
             differs = []
         if differs:
+            if gpu_worker and "spec.template" in differs:
+                desired = self.desired(spec, self.surge_ok(spec))
             patch = {
                 "metadata": {"labels": desired["metadata"]["labels"],
                              "annotations": desired["metadata"]["annotations"]},
@@ -509,6 +526,17 @@ class QueueWorkerLoop:
             self.created = None
         self.checked = None if differs else check_key
         return live
+
+    def desired(self, spec: api.QueueWorkerSpec, gpu_surge: bool) -> dict[str, Any]:
+        if self.desired_cache is None or self.desired_cache[0] != gpu_surge:
+            self.desired_cache = (gpu_surge, dep.build_deployment(
+                self.name, self.namespace, self.uid, spec, gpu_surge=gpu_surge))
+        return self.desired_cache[1]
+
+    def surge_ok(self, spec: api.QueueWorkerSpec) -> bool:
+        """Whether a rollout's surge pod would find a free GPU right now."""
+        gpu = self.gpu_capacity(spec, fresh=True)
+        return gpu is None or gpu.free >= gpu.per_replica
 
     def initial_replicas(self, spec: api.QueueWorkerSpec) -> int:
         status = self.body.get("status") or {}
