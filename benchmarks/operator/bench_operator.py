@@ -62,8 +62,8 @@ async def latency(args: argparse.Namespace) -> None:
                 await asyncio.sleep(random.uniform(0, args.poll))  # a random poll phase
                 push_jobs(server.url, name, 5)
                 t0 = time.monotonic()
-                while (c.replicas(name) or 0) == 0:
-                    await asyncio.sleep(0.005)
+                await wait_for(lambda n=name: (c.replicas(n) or 0) > 0, 30, "a scale-up",
+                               interval=0.005)
                 samples.append(time.monotonic() - t0)
                 clear_queue(server.url, name)
             p50, p95 = pct(samples, 0.5), pct(samples, 0.95)
@@ -105,6 +105,18 @@ def api_calls(port: int) -> dict[str, float]:
     return out
 
 
+def start_operator(kubeconfig: str, metrics_port: int, log_path: str
+                   ) -> subprocess.Popen[bytes]:
+    profile = os.environ.get("BENCH_PROFILE")  # a cProfile output file, when set
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+             "-m", "queueworker.cli", "operator", "--all-namespaces", "--standalone",
+             "--metrics-port", str(metrics_port), "--log-level", "warning"],
+            env={**os.environ, "KUBECONFIG": kubeconfig}, stdout=log,
+            stderr=subprocess.STDOUT)
+
+
 async def scale(args: argparse.Namespace) -> None:
     server = RedisServer().start()
     tmp = tempfile.mkdtemp(prefix="qw-bench-")
@@ -119,14 +131,7 @@ async def scale(args: argparse.Namespace) -> None:
                                                      targetBacklogPerReplica=10))
             kubeconfig = c.kubeconfig(os.path.join(tmp, "kubeconfig"))
             metrics_port = free_port()
-            log = open(os.path.join(tmp, "operator.log"), "wb")  # noqa: SIM115
-            proc = subprocess.Popen(
-                [sys.executable, *(["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
-                                   if os.environ.get("BENCH_PROFILE") else []),
-                 "-m", "queueworker.cli", "operator", "--all-namespaces",
-                 "--standalone", "--metrics-port", str(metrics_port), "--log-level", "warning"],
-                env={**os.environ, "KUBECONFIG": kubeconfig}, stdout=log,
-                stderr=subprocess.STDOUT)
+            proc = start_operator(kubeconfig, metrics_port, os.path.join(tmp, "operator.log"))
             r = redis.Redis.from_url(server.url)
             started = time.monotonic()
             await wait_for(lambda: sum(1 for i in range(n)
