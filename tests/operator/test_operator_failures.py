@@ -97,3 +97,26 @@ async def test_bad_spec_is_reported_and_others_keep_scaling(redis_url: str) -> N
         await wait_for(lambda: (c.condition("bad", "SpecValid") or {}).get("status") == "True",
                        10, "SpecValid=True after the fix")
         await wait_for(lambda: c.replicas("bad") == 1, 10, "its Deployment")
+
+
+async def test_url_and_password_from_secrets() -> None:
+    server = RedisServer("--requirepass", "pa55-w0rd-xyz").start()
+    try:
+        async with Cluster(config=fast_config()) as c:
+            await c.start_operator()
+            await c.add_secret("redis", {"url": f"redis://127.0.0.1:{server.port}/0",
+                                         "password": "pa55-w0rd-xyz"})
+            qw = spec("redis://unused:6379/0", poll=POLL, targetBacklogPerReplica=10)
+            qw["redis"] = {"urlSecretRef": {"name": "redis", "key": "url"},
+                           "passwordSecretRef": {"name": "redis", "key": "password"}}
+            await c.create_qw("sec", qw)
+            push_jobs(f"redis://:pa55-w0rd-xyz@127.0.0.1:{server.port}/0", "jobs", 20)
+            await wait_for(lambda: c.replicas("sec") == 2, 10, "2 replicas")
+            assert c.condition("sec", "RedisReachable")["status"] == "True"  # type: ignore[index]
+            env = {e["name"]: e for e in c.deployment("sec")["spec"]["template"]  # type: ignore[index]
+                   ["spec"]["containers"][0]["env"]}
+            assert env["QUEUEWORKER_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                "name": "redis", "key": "password"}
+            assert "pa55-w0rd-xyz" not in str(c.deployment("sec")) + str(c.qw("sec"))
+    finally:
+        server.cleanup()

@@ -34,7 +34,7 @@ from typing import Any
 import kopf
 import redis.asyncio
 
-from queueworker.operator import api, autoscale, kube, kube_index, metrics
+from queueworker.operator import api, autoscale, kube, kube_index, metrics, redis_conn
 from queueworker.operator import deployment as dep
 from queueworker.operator import gpu as gpu_alloc
 from queueworker.operator import status as st
@@ -79,7 +79,7 @@ class Shared:
         # kopf runs startup handlers before it logs in: build the client on first use.
         self._kube = kube_client if isinstance(kube_client, kube.KubeClient) else None
         self._kube_factory = None if isinstance(kube_client, kube.KubeClient) else kube_client
-        self._redis: dict[tuple[Any, ...], redis.asyncio.Redis] = {}
+        self._redis: dict[redis_conn.RedisTarget, redis.asyncio.Redis] = {}
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         self.loops: dict[tuple[str, str], QueueWorkerLoop] = {}
         self._gpu: tuple[float, dict[str, GPUCapacity]] | None = None
@@ -102,22 +102,14 @@ class Shared:
         if self._kube is not None:
             await self._kube.close()
 
-    def redis_client(self, url: str, username: str | None, password: str | None,
-                     db: int | None) -> redis.asyncio.Redis:
-        key = (url, username, password, db)
-        client = self._redis.get(key)
+    def redis_client(self, target: redis_conn.RedisTarget) -> redis.asyncio.Redis:
+        """One client (and connection pool) per distinct Redis target, shared by loops."""
+        client = self._redis.get(target)
         if client is None:
             timeout = self.config.redis_timeout_seconds
-            kwargs: dict[str, Any] = {"socket_timeout": timeout,
-                                      "socket_connect_timeout": timeout}
-            if username:
-                kwargs["username"] = username
-            if password:
-                kwargs["password"] = password
-            if db is not None:
-                kwargs["db"] = db
-            client = redis.asyncio.Redis.from_url(url, **kwargs)
-            self._redis[key] = client
+            client = target.async_client(socket_timeout=timeout,
+                                         socket_connect_timeout=timeout)
+            self._redis[target] = client
         return client
 
     def gpu_capacities(self, indexes: Indexes, fresh: bool = False
@@ -314,6 +306,9 @@ class QueueWorkerLoop:
         except SecretMissing as exc:
             await self.invalid("SecretNotFound", str(exc), generation)
             return config.retry_seconds
+        except redis_conn.RedisConfigError as exc:
+            await self.invalid("InvalidRedis", redis_conn.redact(str(exc)), generation)
+            return config.retry_seconds
 
         live = await self.reconcile(spec)
         if live is None:
@@ -388,18 +383,17 @@ class QueueWorkerLoop:
 
     async def redis_for(self, spec: api.QueueWorkerSpec
                         ) -> tuple[redis.asyncio.Redis, list[str]]:
+        """The client for spec.redis (Secrets read through the API, cached briefly)."""
         r = spec.redis
-        url = r.url
-        if r.url_secret_ref is not None:
-            url = await self.shared.secret_value(self.namespace, r.url_secret_ref.name,
-                                                 r.url_secret_ref.key)
-        password = None
-        if r.password_secret_ref is not None:
-            password = await self.shared.secret_value(
-                self.namespace, r.password_secret_ref.name, r.password_secret_ref.key)
-        assert url is not None  # the spec's CEL rule: url or urlSecretRef
-        secrets = [s for s in (password, url if r.url_secret_ref else None) if s]
-        return self.shared.redis_client(url.strip(), r.username, password, r.db), secrets
+        refs = [ref for ref in (r.url_secret_ref, r.password_secret_ref, r.tls.ca_secret_ref)
+                if ref is not None]
+        values = {(ref.name, ref.key): await self.shared.secret_value(
+            self.namespace, ref.name, ref.key) for ref in refs}
+        target = redis_conn.target_from_spec(r, lambda name, key: values[(name, key)])
+        secrets = list(target.secrets)
+        if r.url_secret_ref is not None:  # a URL kept in a Secret is never shown whole
+            secrets.append(values[(r.url_secret_ref.name, r.url_secret_ref.key)].strip())
+        return self.shared.redis_client(target), secrets
 
     async def read_queues(self, client: redis.asyncio.Redis, spec: api.QueueWorkerSpec,
                           now: float, secrets: list[str]
