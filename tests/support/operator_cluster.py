@@ -36,6 +36,7 @@ from typing import Any
 import kmock
 import kopf
 from kmock._internal import enums
+from kmock._internal import parsing as kmock_parsing
 
 from queueworker.operator import api, kube
 from queueworker.operator.kube_index import pod_requests
@@ -71,6 +72,20 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
                                  verbs={"get", "list", "watch", "create", "patch"}),
 }
 _counter = itertools.count(1)
+_original_parse_path = kmock_parsing.parse_path
+
+
+def _parse_path(path: str) -> Any:
+    """kmock 0.8 reads /api/v1/namespaces[/NAME] as a namespace prefix with nothing
+    after it (HTTP 500); here it is the `namespaces` resource, as on a real server."""
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+        return kmock_parsing.ParsedPath("", "v1", "namespaces", None,
+                                        parts[3] if len(parts) == 4 else None, None)
+    return _original_parse_path(path)
+
+
+kmock_parsing.parse_path = _parse_path
 
 
 def _now() -> str:
@@ -377,7 +392,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ the operator
 
-    async def start_operator(self) -> None:
+    async def start_operator(self, namespaces: list[str] | None = None) -> None:
         from queueworker.operator import handlers
 
         kube.configure(self.info)
@@ -386,7 +401,8 @@ class Cluster:
         self._stop = asyncio.Event()
         ready = asyncio.Event()
         self._operator = asyncio.create_task(kopf.operator(
-            clusterwide=True, standalone=True, stop_flag=self._stop, ready_flag=ready))
+            clusterwide=not namespaces, namespaces=namespaces or (), standalone=True,
+            stop_flag=self._stop, ready_flag=ready))
         await asyncio.wait_for(ready.wait(), 20)
 
     async def stop_operator(self) -> None:
@@ -426,6 +442,11 @@ class Cluster:
                                namespace: str = "default") -> None:
         await self.client.patch(kube.deployments_path(namespace, name), patch,
                                 operation="test_patch")
+
+    async def add_namespace(self, name: str) -> None:
+        await self.client.create("/api/v1/namespaces", {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+            operation="test_namespace")
 
     async def add_node(self, name: str, allocatable: dict[str, str]) -> None:
         await self.client.create("/api/v1/nodes", {
