@@ -220,19 +220,20 @@ def test_peering_objects_follow_the_scope() -> None:
     assert not by_kind(namespaced, "ClusterKopfPeering")
 
 
-# The exact permissions, as (apiGroup, resource) -> verbs. A later check against
-# what the operator calls keeps this honest; here it keeps the template honest.
+# The exact permissions, as (apiGroup, resource) -> verbs. The check against what
+# the operator really calls is tests/security/test_security_operator_audit.py;
+# here it keeps the template honest in both RBAC modes.
 NAMESPACED_RULES = {
-    ("queueworker.dev", "queueworkers"): {"get", "list", "watch", "patch"},
+    ("queueworker.dev", "queueworkers"): {"list", "watch", "patch"},
     ("queueworker.dev", "queueworkers/status"): {"patch"},
     ("queueworker.dev", "queueworkers/finalizers"): {"update"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "pods"): {"get", "list", "watch", "patch"},
-    ("", "events"): {"create", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    ("", "pods"): {"list", "watch", "patch"},
+    ("", "events"): {"create"},
     ("", "secrets"): {"get"},
 }
 CLUSTER_RULES = {
-    ("", "nodes"): {"get", "list", "watch"},
+    ("", "nodes"): {"list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     ("", "namespaces"): {"list", "watch"},
 }
@@ -277,7 +278,7 @@ def test_rbac_watch_namespaces_uses_roles(all_docs: list[dict[str, Any]]) -> Non
         assert binding["subjects"][0]["namespace"] == NAMESPACE
     # Only cluster-scoped bits (plus pod reads to count GPUs on nodes) stay cluster-wide.
     cluster_role = one(all_docs, "ClusterRole")
-    assert _rules(cluster_role) == {**CLUSTER_RULES, ("", "pods"): {"get", "list", "watch"}}
+    assert _rules(cluster_role) == {**CLUSTER_RULES, ("", "pods"): {"list", "watch"}}
     without_pods = render(VALUES_ALL, sets=["rbac.clusterWidePodRead=false"])
     assert _rules(one(without_pods, "ClusterRole")) == CLUSTER_RULES
 
