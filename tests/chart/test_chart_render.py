@@ -189,7 +189,8 @@ def test_all_options_reach_the_deployment(all_docs: list[dict[str, Any]]) -> Non
     assert container["args"] == ["operator", "--namespace=jobs", "--namespace=ml",
                                  "--peering=queueworker-ha",
                                  "--liveness=http://0.0.0.0:8081/healthz",
-                                 "--metrics-port=9091", "--log-level=debug", "--verbose"]
+                                 "--metrics-port=9091", "--log-level=debug",
+                                 "--refuse-privileged", "--verbose"]
     assert {"name": "TZ", "value": "UTC"} in container["env"]
     assert pod["serviceAccountName"] == "queueworker-operator-sa"
     assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]

@@ -51,3 +51,38 @@ def test_several_problems_all_reported() -> None:
     template = _template(hostNetwork=True, hostPID=True,
                          volumes=[{"name": "h", "hostPath": {"path": "/"}}])
     assert len(privileged_reasons(template)) == 3
+
+
+async def test_operator_refuses_privileged_template_when_asked(redis_url: str) -> None:
+    from support.operator_cluster import Cluster, wait_for
+    from support.operator_specs import fast_config, spec
+
+    config = fast_config()
+    config.refuse_privileged = True
+    async with Cluster(config=config) as c:
+        await c.start_operator()
+        evil = spec(redis_url, ["a"])
+        evil["template"]["spec"]["hostNetwork"] = True
+        evil["template"]["spec"]["volumes"] = [{"name": "d",
+                                                "hostPath": {"path": "/var/run"}}]
+        await c.create_qw("evil", evil)
+        await c.create_qw("fine", spec(redis_url, ["b"]))
+        cond = await wait_for(lambda: (c.condition("evil", "SpecValid") or {}).get("status")
+                              == "False" and c.condition("evil", "SpecValid"), 10,
+                              "SpecValid=False on the privileged template")
+        assert "spec.template.spec.hostNetwork" in cond["message"]
+        assert "spec.template.spec.volumes[0].hostPath" in cond["message"]
+        await wait_for(lambda: c.deployment("fine") is not None, 10, "the fine Deployment")
+        assert c.deployment("evil") is None
+
+
+async def test_privileged_template_is_deployed_without_the_option(redis_url: str) -> None:
+    from support.operator_cluster import Cluster, wait_for
+    from support.operator_specs import fast_config, spec
+
+    async with Cluster(config=fast_config()) as c:
+        await c.start_operator()
+        host = spec(redis_url, ["a"])
+        host["template"]["spec"]["hostNetwork"] = True
+        await c.create_qw("host", host)
+        await wait_for(lambda: c.deployment("host") is not None, 10, "the Deployment")

@@ -77,6 +77,9 @@ the scope (all namespaces or a list), peering or standalone, liveness, metrics.
 - --liveness=http://0.0.0.0:{{ .Values.health.port }}{{ .Values.health.path }}
 - --metrics-port={{ .Values.metrics.port }}
 - --log-level={{ .Values.operator.logLevel }}
+{{- if .Values.operator.refusePrivileged }}
+- --refuse-privileged
+{{- end }}
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
                    help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("--status-refresh", type=float, default=10.0, metavar="S",
                    help="refresh backlog numbers in status at most this often (default 10)")
+    p.add_argument("--refuse-privileged", action="store_true",
+                   help="refuse QueueWorkers whose pod template asks for privileged "
+                   "containers, host namespaces or hostPath volumes (SpecValid=False)")
     p.add_argument("--log-format", choices=("json", "plain"), default="json")
     p.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     p.add_argument("--verbose", "-v", action="store_true", help="same as --log-level=debug")
@@ -67,6 +70,7 @@ def main(argv: list[str]) -> int:
                    log_format=kopf.LogFormat.JSON if args.log_format == "json"
                    else kopf.LogFormat.PLAIN)
     handlers.CONFIG.status_refresh_seconds = args.status_refresh
+    handlers.CONFIG.refuse_privileged = args.refuse_privileged
     priority = args.priority if args.priority is not None else random.randint(1, 2**30)
     handlers.SETTINGS["peering_priority"] = priority
     if args.metrics_port:

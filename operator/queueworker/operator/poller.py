@@ -39,7 +39,8 @@ from queueworker.operator import deployment as dep
 from queueworker.operator import gpu as gpu_alloc
 from queueworker.operator import status as st
 from queueworker.operator.engine.types import Decision, GPUCapacity, Observation, QueueDepth
-from queueworker.operator.validation import SpecError, parse_spec
+from queueworker.operator.podsecurity import privileged_reasons
+from queueworker.operator.validation import SpecError, SpecProblem, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class OperatorConfig:
     secret_cache_seconds: float = 30.0
     redis_timeout_seconds: float = 3.0
     retry_seconds: float = 5.0  # next try after a bad spec, a missing Secret, an API error
+    refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
 
 
 class SecretMissing(Exception):
@@ -365,6 +367,13 @@ class QueueWorkerLoop:
             return self.spec_cache[1]
         try:
             spec = parse_spec(dict(self.body.get("spec") or {}))
+            if self.shared.config.refuse_privileged:
+                refused = privileged_reasons(dict((self.body.get("spec") or {})
+                                                  .get("template") or {}))
+                if refused:
+                    raise SpecError([SpecProblem(r.split(":", 1)[0], r.split(": ", 1)[-1]
+                                                 + " is refused by this operator",
+                                                 "--refuse-privileged") for r in refused])
         except SpecError:
             self.bad_spec_key = key
             raise
