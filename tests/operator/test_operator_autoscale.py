@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from queueworker.operator import metrics
+from queueworker.operator import api, metrics
 
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import clear_queue, fast_config, heartbeat, push_jobs, spec
@@ -27,6 +27,7 @@ async def test_backlog_scales_up_then_idle_pods_go_first(redis_url: str) -> None
         await wait_for(lambda: c.replicas("jobs") == 10, 2 * POLL + 2.0, "10 replicas")
         st = await wait_for(lambda: c.qw("jobs")["status"].get("backlog") == 500 and
                             c.qw("jobs")["status"], 5, "backlog in status")
+        api.QueueWorkerStatus.model_validate(st)  # the CRD's status schema accepts it
         assert st["desiredReplicas"] == 10
         assert st["queues"][0]["waiting"] == 500
         assert st["oldestJobAgeSeconds"] is not None

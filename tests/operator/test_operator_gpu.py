@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from queueworker.operator import api
+
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
 
@@ -34,6 +36,7 @@ async def test_three_free_gpus_cap_replicas_at_three(redis_url: str) -> None:
             and c.condition("gpu", "GPULimited"), 5, "GPULimited=True")
         assert cond["reason"] == "InsufficientGPUs"
         st = c.qw("gpu")["status"]
+        api.QueueWorkerStatus.model_validate(st)  # the CRD's status schema accepts it
         assert st["gpuLimited"] is True
         assert st["gpu"]["resourceName"] == "nvidia.com/gpu"
         # Never above 3 while the backlog stays, across many polls.
