@@ -144,7 +144,7 @@ async def scale(args: argparse.Namespace) -> None:
                 while True:
                     for i in busy:
                         r.lpush(f"qw:{{q{i}}}:waiting",
-                                *[f"{int(time.time() * 1000):016d}-{k}"
+                                *[f"{int(time.time() * 1000):013d}-{k}"
                                   for k in range(random.randint(1, 20))])
                         if random.random() < 0.5:
                             r.ltrim(f"qw:{{q{i}}}:waiting", 0, random.randint(0, 100))

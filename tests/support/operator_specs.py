@@ -34,7 +34,7 @@ def spec(redis_url: str, queues: list[str] | None = None, *, poll: float = 0.5,
 def push_jobs(redis_url: str, queue: str, count: int, prefix: str = "qw") -> None:
     r = redis.Redis.from_url(redis_url)
     now_ms = int(time.time() * 1000)
-    ids = [f"{now_ms:016d}-{secrets.token_hex(4)}" for _ in range(count)]
+    ids = [f"{now_ms:013d}-{secrets.token_hex(4)}" for _ in range(count)]
     r.lpush(f"{prefix}:{{{queue}}}:waiting", *ids)
 
 
