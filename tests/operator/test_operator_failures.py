@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import kmock
+
+from queueworker.operator import metrics
+
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
 from support.redis_server import RedisServer
@@ -120,3 +126,33 @@ async def test_url_and_password_from_secrets() -> None:
             assert "pa55-w0rd-xyz" not in str(c.deployment("sec")) + str(c.qw("sec"))
     finally:
         server.cleanup()
+
+
+async def test_api_errors_are_retried(redis_url: str) -> None:
+    async with Cluster(config=fast_config()) as c:
+        failures = {"left": 6}
+        original = c.k._handle
+
+        async def flaky(request: Any) -> Any:
+            # The API server answers 503 to the operator's Deployment patches for a while.
+            path = request.url.path
+            if (str(request.method).upper().endswith("PATCH") and "/deployments/" in path
+                    and not path.endswith("/status") and failures["left"] > 0):
+                failures["left"] -= 1
+                raise kmock.KubernetesError(status=503, reason="ServiceUnavailable",
+                                            message="try again")
+            return await original(request)
+
+        c.k._handle = flaky  # type: ignore[method-assign]
+        before = metrics.REGISTRY.get_sample_value(
+            "queueworker_api_errors_total", {"operation": "scale_deployment"}) or 0
+        await c.start_operator()
+        await c.create_qw("flaky", spec(redis_url, ["flaky"], poll=POLL,
+                                        targetBacklogPerReplica=10))
+        await wait_for(lambda: c.deployment("flaky"), 10, "the Deployment")
+        push_jobs(redis_url, "flaky", 30)
+        await wait_for(lambda: c.replicas("flaky") == 3, 20, "3 replicas despite the 503s")
+        assert failures["left"] == 0
+        after = metrics.REGISTRY.get_sample_value(
+            "queueworker_api_errors_total", {"operation": "scale_deployment"}) or 0
+        assert after > before  # a call that ran out of retries is counted, then retried
