@@ -48,6 +48,12 @@ ENV_REDIS_URL = "QUEUEWORKER_REDIS_URL"
 ENV_REDIS_PASSWORD = "QUEUEWORKER_REDIS_PASSWORD"
 ENV_REDIS_USERNAME = "QUEUEWORKER_REDIS_USERNAME"
 ENV_REDIS_DB = "QUEUEWORKER_REDIS_DB"
+ENV_REDIS_TLS = "QUEUEWORKER_REDIS_TLS"
+ENV_REDIS_TLS_INSECURE = "QUEUEWORKER_REDIS_TLS_INSECURE"
+ENV_REDIS_CA_FILE = "QUEUEWORKER_REDIS_CA_FILE"
+# The CA Secret of spec.redis.tls.caSecretRef is mounted here, read-only.
+CA_MOUNT_PATH = "/etc/queueworker/redis-ca"
+CA_VOLUME = "queueworker-redis-ca"
 ENV_QUEUES = "QUEUEWORKER_QUEUES"
 ENV_PREFIX = "QUEUEWORKER_PREFIX"
 ENV_DRAIN_DEADLINE = "QUEUEWORKER_DRAIN_DEADLINE"
@@ -117,6 +123,13 @@ def _env_for(spec: api.QueueWorkerSpec) -> list[dict[str, Any]]:
         env.append({"name": ENV_REDIS_USERNAME, "value": redis.username})
     if redis.db is not None:
         env.append({"name": ENV_REDIS_DB, "value": str(redis.db)})
+    if redis.tls.enabled:
+        env.append({"name": ENV_REDIS_TLS, "value": "true"})
+    if redis.tls.insecure_skip_verify:
+        env.append({"name": ENV_REDIS_TLS_INSECURE, "value": "true"})
+    if redis.tls.ca_secret_ref is not None:
+        env.append({"name": ENV_REDIS_CA_FILE,
+                    "value": f"{CA_MOUNT_PATH}/{redis.tls.ca_secret_ref.key}"})
     env.append({"name": ENV_QUEUES, "value": ",".join(q.name for q in spec.queues)})
     prefixes = [q.key_prefix for q in spec.queues
                 if q.layout == api.QueueLayout.native and q.key_prefix]
@@ -141,8 +154,15 @@ def build_pod_template(name: str, spec: api.QueueWorkerSpec) -> dict[str, Any]:
         # The user's own setting of a name wins: it may point the worker elsewhere on purpose.
         user_names = {e.get("name") for e in user_env}
         container["env"] = [e for e in ours if e["name"] not in user_names] + user_env
+        if spec.redis.tls.ca_secret_ref is not None:
+            container["volumeMounts"] = [
+                *(container.get("volumeMounts") or []),
+                {"name": CA_VOLUME, "mountPath": CA_MOUNT_PATH, "readOnly": True}]
         containers.append(container)
     pod_spec["containers"] = containers
+    if spec.redis.tls.ca_secret_ref is not None:
+        pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), {
+            "name": CA_VOLUME, "secret": {"secretName": spec.redis.tls.ca_secret_ref.name}}]
     pod_spec["terminationGracePeriodSeconds"] = spec.drain.grace_seconds
     template["spec"] = pod_spec
     return template

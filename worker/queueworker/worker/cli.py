@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> config.Settings:
     s = config.from_env()
     if args.redis_url:
-        s.redis_url = args.redis_url
+        s.redis_url = config.redis_url_from(args.redis_url, os.environ)
     if args.prefix:
         s.prefix = args.prefix
     if args.queue:

@@ -9,7 +9,7 @@ import sys
 import redis
 
 from queueworker.worker import keys
-from queueworker.worker.config import DEFAULT_REDIS_URL
+from queueworker.worker.config import DEFAULT_REDIS_URL, redis_url_from
 from queueworker.worker.log import redact_url
 
 
@@ -25,7 +25,8 @@ def add_redis_options(p: argparse.ArgumentParser) -> None:
 
 
 def redis_url(args: argparse.Namespace) -> str:
-    return str(args.redis_url or os.environ.get("QUEUEWORKER_REDIS_URL") or DEFAULT_REDIS_URL)
+    url = str(args.redis_url or os.environ.get("QUEUEWORKER_REDIS_URL") or DEFAULT_REDIS_URL)
+    return redis_url_from(url, os.environ)
 
 
 def prefix(args: argparse.Namespace) -> str:

@@ -1,6 +1,7 @@
 """Worker settings: defaults, environment (what the operator sets), command line.
 
-Environment: QUEUEWORKER_REDIS_URL, QUEUEWORKER_QUEUES (comma list, in
+Environment: QUEUEWORKER_REDIS_URL (with QUEUEWORKER_REDIS_PASSWORD, _USERNAME,
+_DB, _TLS, _CA_FILE, _TLS_INSECURE: see ``redis_url_from``), QUEUEWORKER_QUEUES (comma list, in
 priority order), QUEUEWORKER_HANDLER, QUEUEWORKER_PREFIX,
 QUEUEWORKER_DRAIN_DEADLINE (seconds after SIGTERM), QUEUEWORKER_METRICS_PORT,
 QUEUEWORKER_CONCURRENCY, POD_NAME. Command-line options win over them.
@@ -12,6 +13,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from queueworker.worker import keys
 from queueworker.worker.broker import RateLimit
@@ -70,10 +72,40 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def redis_url_from(url: str, env: Mapping[str, str]) -> str:
+    """The URL with what the operator passes beside it folded in.
+
+    The operator keeps the password in a Secret and hands it over as
+    QUEUEWORKER_REDIS_PASSWORD (QUEUEWORKER_REDIS_USERNAME, _DB likewise), and
+    for TLS sets QUEUEWORKER_REDIS_TLS=true, QUEUEWORKER_REDIS_CA_FILE (a mounted
+    Secret) or QUEUEWORKER_REDIS_TLS_INSECURE=true. redis-py reads all of it
+    from one URL, so every client (worker, CLI) connects the same way.
+    """
+    parts = urlsplit(url)
+    user = env.get("QUEUEWORKER_REDIS_USERNAME") or (unquote(parts.username or "") or None)
+    password = env.get("QUEUEWORKER_REDIS_PASSWORD") or (
+        unquote(parts.password) if parts.password else None)
+    scheme = parts.scheme
+    if env.get("QUEUEWORKER_REDIS_TLS", "").lower() == "true" and scheme == "redis":
+        scheme = "rediss"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    auth = ""
+    if user or password:
+        auth = quote(user or "", safe="") + (":" + quote(password, safe="") if password else "")
+        auth += "@"
+    path = f"/{env['QUEUEWORKER_REDIS_DB']}" if env.get("QUEUEWORKER_REDIS_DB") else parts.path
+    query = dict(parse_qsl(parts.query))
+    if env.get("QUEUEWORKER_REDIS_CA_FILE"):
+        query["ssl_ca_certs"] = env["QUEUEWORKER_REDIS_CA_FILE"]
+    if env.get("QUEUEWORKER_REDIS_TLS_INSECURE", "").lower() == "true":
+        query["ssl_cert_reqs"] = "none"
+    return urlunsplit((scheme, auth + host, path, urlencode(query), parts.fragment))
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     s = Settings()
-    s.redis_url = env.get("QUEUEWORKER_REDIS_URL") or s.redis_url
+    s.redis_url = redis_url_from(env.get("QUEUEWORKER_REDIS_URL") or s.redis_url, env)
     s.prefix = env.get("QUEUEWORKER_PREFIX") or s.prefix
     if env.get("QUEUEWORKER_QUEUES"):
         s.queues = split_list(env["QUEUEWORKER_QUEUES"])
