@@ -10,10 +10,10 @@ import redis
 from queueworker.operator import api
 from queueworker.operator.redis_conn import (
     RedisConfigError,
-    redact,
     target_from_spec,
     url_with_credentials,
 )
+from queueworker.operator.status import redact
 
 from support.redis_tls import SecureRedisServer
 

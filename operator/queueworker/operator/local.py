@@ -38,10 +38,10 @@ from queueworker.operator.local_view import LiveView, PlainView, View
 from queueworker.operator.redis_conn import (
     RedisConfigError,
     RedisTarget,
-    redact,
     target_from_spec,
     url_with_credentials,
 )
+from queueworker.operator.status import redact
 from queueworker.operator.validation import SpecError, parse_manifest
 
 log = logging.getLogger("queueworker.local")

@@ -309,7 +309,7 @@ class QueueWorkerLoop:
             await self.invalid("SecretNotFound", str(exc), generation)
             return config.retry_seconds
         except redis_conn.RedisConfigError as exc:
-            await self.invalid("InvalidRedis", redis_conn.redact(str(exc)), generation)
+            await self.invalid("InvalidRedis", st.redact(str(exc)), generation)
             return config.retry_seconds
 
         live = await self.reconcile(spec)

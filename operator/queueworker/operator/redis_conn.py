@@ -4,12 +4,11 @@ A spec names its Redis by URL or by Secret, with an optional ACL user, a
 password Secret, a database index and TLS (with a CA from a Secret). Secrets
 are looked up through a resolver the caller passes in (the operator reads
 them from the API; local mode and tests pass a dict), so this module does no
-Kubernetes I/O. `redact` is the one way a URL is ever shown to a person.
+Kubernetes I/O. `status.redact` is the one way a URL is ever shown to a person.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,22 +18,13 @@ import redis
 import redis.asyncio
 
 from queueworker.operator import api
+from queueworker.operator.status import redact
 
 SecretResolver = Callable[[str, str], str]  # (secret name, key) -> value
 
 
 class RedisConfigError(ValueError):
     """The spec's Redis settings cannot be turned into a connection (names what)."""
-
-
-_USERINFO = re.compile(r"(?P<scheme>[a-z]+://)(?P<user>[^:@/]*)(?::(?P<pw>[^@/]*))?@")
-
-
-def redact(text: str) -> str:
-    """Replace any password in a Redis URL (or in text holding one) with ***."""
-    return _USERINFO.sub(
-        lambda m: f"{m['scheme']}{m['user']}{':***' if m['pw'] is not None else ''}@", text
-    )
 
 
 @dataclass(frozen=True)
