@@ -85,23 +85,25 @@ def probe(**_: Any) -> int:
 
 
 # ---------------------------------------------------------------------------- indexes
+# Async on purpose: kopf runs a plain `def` handler in a thread pool, a hop per
+# watch event that these few dict lookups do not need.
 
 
 @kopf.index("pods")
-def qw_pods(namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec,
-            status: kopf.Status, **_: Any) -> dict[Any, Any]:
+async def qw_pods(namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec,
+                  status: kopf.Status, **_: Any) -> dict[Any, Any]:
     return kube_index.index_pod(namespace or "", name, meta, spec, status)
 
 
 @kopf.index("nodes")
-def qw_nodes(name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
-             **_: Any) -> dict[Any, Any]:
+async def qw_nodes(name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
+                   **_: Any) -> dict[Any, Any]:
     return {name: kube_index.trim_node(name, meta, spec, status)}
 
 
 @kopf.index("deployments", labels={dep.LABEL_MANAGED_BY: dep.MANAGED_BY})
-def qw_deployments(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
-                   labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+async def qw_deployments(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec,
+                         status: kopf.Status, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
     instance = labels.get(dep.LABEL_INSTANCE)
     if not instance:
         return {}
@@ -123,7 +125,7 @@ async def autoscale(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def wake(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+async def wake(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
     """Wake the loop at once when the spec (or the pause annotation) changed.
 
     A low-level event handler, not on.create/on.update: those make kopf keep a
