@@ -8,8 +8,6 @@ too: it is operator-side, reading the native worker's keys
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +16,7 @@ import redis.asyncio
 
 from queueworker.operator import api, engine, layouts
 from queueworker.operator.engine.types import PodState, QueueDepth
-
-HEARTBEAT_STALE_SECONDS = 30.0
-
+from queueworker.worker import heartbeat as worker_heartbeat
 
 # ------------------------------------------------------------------ decide, depth
 
@@ -55,28 +51,13 @@ class Heartbeat:
     in_flight: int
 
 
-async def read_heartbeats(client: redis.asyncio.Redis, prefix: str, now: float | None = None
-                          ) -> dict[str, Heartbeat]:
-    """Pod name -> latest heartbeat of the native workers (stale ones ignored)."""
-    now = time.time() if now is None else now
-    ids = await client.zrangebyscore(f"{prefix}:workers", now - HEARTBEAT_STALE_SECONDS, "+inf")
-    if not ids:
-        return {}
-    names = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
-    raw = await client.mget([f"{prefix}:worker:{i}" for i in names])
+async def read_heartbeats(client: redis.asyncio.Redis, prefix: str) -> dict[str, Heartbeat]:
+    """Pod name -> latest heartbeat of the native workers, through the worker's own reader
+    (one round trip; liveness is the beat key's TTL, so no clock comparison is needed)."""
     out: dict[str, Heartbeat] = {}
-    for item in raw:
-        if not item:
-            continue
-        try:
-            doc = json.loads(item)
-        except ValueError:
-            continue
-        if not isinstance(doc, dict) or not doc.get("pod"):
-            continue
-        in_flight = doc.get("in_flight")
-        count = len(in_flight) if isinstance(in_flight, list) else 0
-        out[str(doc["pod"])] = Heartbeat(str(doc["pod"]), str(doc.get("state", "")), count)
+    for beat in await worker_heartbeat.aread_heartbeats(client, prefix):
+        if beat.pod:
+            out[beat.pod] = Heartbeat(beat.pod, beat.state, len(beat.in_flight))
     return out
 
 

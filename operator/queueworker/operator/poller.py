@@ -142,7 +142,7 @@ class Shared:
         if cached is not None and time.monotonic() - cached[0] < 0.5:
             return cached[1]
         try:
-            beats = await asyncio.wait_for(autoscale.read_heartbeats(client, prefix, now),
+            beats = await asyncio.wait_for(autoscale.read_heartbeats(client, prefix),
                                            timeout=self.config.redis_timeout_seconds)
         except (redis.RedisError, OSError, TimeoutError):
             beats = {}
