@@ -14,16 +14,7 @@ from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
-
-
-def _wait(predicate: object, timeout: float, what: str) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from support.worker_proc import wait_until
 
 
 def _payload_n(client: redis.Redis, job_id: bytes) -> int:
@@ -45,7 +36,7 @@ def test_sigint_finishes_running_jobs_and_leaves_the_rest_queued(
         for n in range(12):
             producer.enqueue("work", {"n": n, "seconds": 1.0})
         local.wait_for(" -> 2: ", timeout=20)  # maxReplicas (maybe via 1 if polled mid-enqueue)
-        _wait(lambda: client.zcard(keys.inflight("work")) >= 2, 30, "2 jobs running")
+        wait_until(lambda: client.zcard(keys.inflight("work")) >= 2, 30, 0.1, "2 jobs running")
         code = local.interrupt(timeout=60)
     finally:
         local.kill()
@@ -71,7 +62,7 @@ def test_sigint_hands_back_jobs_longer_than_the_drain_deadline(
         producer = Producer(client)
         for n in range(3):
             producer.enqueue("work", {"n": n, "seconds": 8.0})
-        _wait(lambda: client.zcard(keys.inflight("work")) >= 2, 30, "2 jobs running")
+        wait_until(lambda: client.zcard(keys.inflight("work")) >= 2, 30, 0.1, "2 jobs running")
         code = local.interrupt(timeout=30)
     finally:
         local.kill()
@@ -95,7 +86,7 @@ def test_a_second_sigint_kills_the_workers_and_still_stops_embedded_redis(
         server_port = int(line.rsplit(":", 1)[1].split("/")[0])
         client = redis.Redis(port=server_port)
         Producer(client).enqueue("work", {"n": 0, "seconds": 8.0})
-        _wait(lambda: client.zcard(keys.inflight("work")) == 1, 30, "the job running")
+        wait_until(lambda: client.zcard(keys.inflight("work")) == 1, 30, 0.1, "the job running")
         local.proc.send_signal(signal.SIGINT)
         local.wait_for("draining", timeout=10)
         time.sleep(0.5)

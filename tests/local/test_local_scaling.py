@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import urllib.request
 from pathlib import Path
 
@@ -13,16 +12,7 @@ from queueworker.operator.embedded_redis import free_port
 from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
-
-
-def _wait(predicate: object, timeout: float, what: str) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from support.worker_proc import wait_until
 
 
 def _metric(port: int, name: str) -> float:
@@ -43,17 +33,19 @@ def test_scales_up_on_backlog_and_back_to_zero(tmp_path: Path, redis_url: str) -
         producer = Producer(client)
         producer.enqueue_many("work", ({"n": n, "seconds": 0.3} for n in range(12)))
         local.wait_for("scale up 0 -> ", timeout=20)
-        _wait(lambda: _metric(port, "queueworker_current_replicas") >= 2, 20, "2 replicas")
+        wait_until(lambda: _metric(port, "queueworker_current_replicas") >= 2, 20, 0.1,
+                   "2 replicas")
         assert _metric(port, "queueworker_desired_replicas") >= 2
         # Ready comes from the workers' heartbeats in Redis (POD_NAME = replica name).
-        _wait(lambda: _metric(port, "queueworker_ready_replicas") >= 1, 20, "a heartbeat")
-        _wait(lambda: client.scard("t:done") == 12, 60, "all 12 jobs done")
+        wait_until(lambda: _metric(port, "queueworker_ready_replicas") >= 1, 20, 0.1, "a heartbeat")
+        wait_until(lambda: client.scard("t:done") == 12, 60, 0.1, "all 12 jobs done")
         local.wait_for("-> 0:", timeout=30)  # idle for idleSecondsBeforeZero: back to zero
-        _wait(lambda: _metric(port, "queueworker_current_replicas") == 0, 10, "0 replicas")
+        wait_until(lambda: _metric(port, "queueworker_current_replicas") == 0, 10, 0.1,
+                   "0 replicas")
         assert "queueworker_scale_events_total" in urllib.request.urlopen(
             f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         # The workers' processes are gone: their heartbeats stop.
-        _wait(lambda: not client.keys("qw:worker:*"), 20, "worker heartbeats to expire")
+        wait_until(lambda: not client.keys("qw:worker:*"), 20, 0.1, "worker heartbeats to expire")
         code = local.interrupt()
     finally:
         local.kill()
@@ -80,7 +72,7 @@ def test_scale_down_stops_the_idle_replica_not_the_busy_one(
         local.wait_for(" -> 2: ", timeout=20)
         line = local.wait_for("scale down 2 -> 1", timeout=30)
         assert "in flight 1" in line, "scaled down while the long job ran"
-        _wait(lambda: client.sismember("t:done", "0"), 30, "the long job done")
+        wait_until(lambda: client.sismember("t:done", "0"), 30, 0.1, "the long job done")
         code = local.interrupt()
     finally:
         local.kill()
