@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -13,13 +12,6 @@ from queueworker.worker import keys
 from queueworker.worker.broker import Broker, RateLimit, Settlement
 from queueworker.worker.heartbeat import aread_heartbeats, read_heartbeats
 from queueworker.worker.producer import AsyncProducer, Producer
-
-
-@pytest.fixture
-async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
