@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import yaml
 
-from queueworker.operator.embedded_redis import EmbeddedRedis
+from queueworker.local.embedded_redis import EmbeddedRedis
 from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 

@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Any
 
-from queueworker.operator.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
+from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
 from queueworker.operator.validation import parse_spec
 
 SPEC = parse_spec(

@@ -19,8 +19,8 @@ import redis.asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
+from queueworker.observe.layouts import read_depths
 from queueworker.operator.api import QueueSpec
-from queueworker.operator.layouts import read_depths
 from queueworker.worker import keys
 
 from support.redis_server import RedisServer

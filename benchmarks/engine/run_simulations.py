@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from queueworker.operator import simulate_trace
-from queueworker.operator.simulate import POLICIES, Result, load_spec, simulate
+from queueworker.simulate import trace as simulate_trace
+from queueworker.simulate.cli import POLICIES, Result, load_spec, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "benchmarks" / "traces"

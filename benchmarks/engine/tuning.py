@@ -12,9 +12,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from queueworker.operator import simulate_trace
-from queueworker.operator.simulate import load_spec, simulate
 from queueworker.operator.validation import parse_spec
+from queueworker.simulate import trace as simulate_trace
+from queueworker.simulate.cli import load_spec, simulate
 
 TRACES = Path(__file__).resolve().parents[2] / "benchmarks" / "traces"
 VARIANTS: list[tuple[str, dict[str, Any]]] = [

@@ -313,7 +313,7 @@ def test_monitors_select_the_right_targets(all_docs: list[dict[str, Any]]) -> No
     (pod_endpoint,) = pm["spec"]["podMetricsEndpoints"]
     assert pod_endpoint["relabelings"][0]["replacement"] == "queueworker-worker"
     # The worker pods the operator creates carry these labels.
-    from queueworker.operator import deployment as worker_deployment
+    from queueworker.operator.cluster import deployment as worker_deployment
 
     default_pm = one(render(sets=["metrics.workerPodMonitor.enabled=true"]), "PodMonitor")
     selector = default_pm["spec"]["selector"]["matchLabels"]

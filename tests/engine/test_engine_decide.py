@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from queueworker.operator.engine import Decision, GPUCapacity, PodState, decide
+from queueworker.engine import Decision, GPUCapacity, PodState, decide
 
 from support.engine_specs import obs, spec
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from queueworker.operator.engine import decide, placement
-from queueworker.operator.gpu import GPUWorker, capacities, node_free
+from queueworker.engine import decide, placement
+from queueworker.engine.capacity import GPUWorker, capacities, node_free
 
 from support.engine_specs import obs, spec
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queueworker.operator.gpu import GPUWorker, capacities, node_free
+from queueworker.engine.capacity import GPUWorker, capacities, node_free
 
 from support.engine_specs import spec
 

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
 from queueworker.operator.api import QueueWorkerSpec
-from queueworker.operator.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
 
 from support.engine_specs import spec
 

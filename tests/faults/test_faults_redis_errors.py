@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from queueworker.observe.layouts.read import read_depths_sync
 from queueworker.operator import api
-from queueworker.operator.layouts.read import read_depths_sync
 from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from queueworker.operator.embedded_redis import EmbeddedRedis
+from queueworker.local.embedded_redis import EmbeddedRedis
 from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 

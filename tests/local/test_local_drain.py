@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from queueworker.operator.embedded_redis import free_port, port_is_free
+from queueworker.local.embedded_redis import free_port, port_is_free
 from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 

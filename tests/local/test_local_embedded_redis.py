@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from queueworker.operator.embedded_redis import (
+from queueworker.local.embedded_redis import (
     EmbeddedRedis,
     free_port,
     port_is_free,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from queueworker.operator.local_pool import ProcessPool
+from queueworker.local.pool import ProcessPool
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 # Ignores SIGTERM, like a worker stuck in a job that never checks for a drain.

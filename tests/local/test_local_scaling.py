@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from queueworker.operator.embedded_redis import free_port
+from queueworker.local.embedded_redis import free_port
 from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, write_manifest

@@ -7,9 +7,9 @@ import time
 
 from rich.console import Console
 
-from queueworker.operator.engine.types import QueueDepth
-from queueworker.operator.local_observe import pod_states
-from queueworker.operator.local_view import PlainView, ScaleRecord, Snapshot, render
+from queueworker.engine.types import QueueDepth
+from queueworker.local.view import PlainView, ScaleRecord, Snapshot, render
+from queueworker.observe.reading_sync import pod_states
 
 
 def _snap() -> Snapshot:

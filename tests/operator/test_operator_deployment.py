@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from queueworker.operator import deployment as dep
+from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.validation import parse_spec
 
 

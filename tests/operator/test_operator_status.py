@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from queueworker.operator import status as st
+from queueworker.operator.cluster import status as st
 
 
 def test_transition_time_moves_only_when_status_changes() -> None:

@@ -20,7 +20,8 @@ import kopf
 import pytest
 from prometheus_client import generate_latest
 
-from queueworker.operator import kube, metrics
+from queueworker.operator import metrics
+from queueworker.operator.cluster import client as kube
 
 from support.chart_tools import by_kind, render
 from support.operator_cluster import Cluster, wait_for

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from queueworker.operator import api
-from queueworker.operator.redis_conn import (
+from queueworker.observe.connections import (
     RedisConfigError,
     target_from_spec,
     url_with_credentials,
 )
-from queueworker.operator.status import redact
+from queueworker.operator import api
+from queueworker.operator.cluster.status import redact
 
 from support.redis_tls import SecureRedisServer
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from queueworker.operator import api, deployment
+from queueworker.operator import api
+from queueworker.operator.cluster import deployment
 from queueworker.worker.config import redis_url_from
 from queueworker.worker.producer import Producer
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth
 from queueworker.operator.api import QueueWorkerSpec
-from queueworker.operator.engine import GPUCapacity, Observation, PodState, QueueDepth
 from queueworker.operator.validation import parse_spec
 
 

@@ -38,8 +38,9 @@ import kopf
 from kmock._internal import enums
 from kmock._internal import parsing as kmock_parsing
 
-from queueworker.operator import api, kube
-from queueworker.operator.kube_index import pod_requests
+from queueworker.operator import api
+from queueworker.operator.cluster import client as kube
+from queueworker.operator.cluster.index import pod_requests
 
 QW = f"{api.GROUP}/{api.VERSION}/{api.PLURAL}"
 DEPLOYMENTS = "apps/v1/deployments"

@@ -1,1 +1,1 @@
-"""queueworker.operator: API, scaling engine, GPU capacity, kopf handlers."""
+"""queueworker.operator: the QueueWorker contract (api, validation, crd, metrics) and the kopf controller."""

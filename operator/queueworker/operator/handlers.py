@@ -17,8 +17,11 @@ from typing import Any
 
 import kopf
 
-from queueworker.operator import api, kube, kube_index, metrics, poller
-from queueworker.operator import deployment as dep
+from queueworker.operator import api, metrics
+from queueworker.operator.cluster import client as kube
+from queueworker.operator.cluster import deployment as dep
+from queueworker.operator.cluster import index as kube_index
+from queueworker.operator.controller import loop as poller
 
 logger = logging.getLogger(__name__)
 

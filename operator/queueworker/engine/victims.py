@@ -1,0 +1,28 @@
+"""Which pods go first when scaling down: idle before busy, always.
+
+The ReplicaSet ranks not-ready pods before ready ones whatever their deletion
+cost (keda-and-hpa.md section 7), so a not-ready idle pod is the cheapest
+victim, then a ready idle one, then busy pods with the least work in hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from queueworker.engine.types import PodState
+
+
+def _rank(pod: PodState) -> tuple[int, int, int, str]:
+    return (int(pod.busy), pod.in_flight, int(pod.ready), pod.name)
+
+
+def pick(pods: Sequence[PodState], count: int) -> tuple[str, ...]:
+    """Names of `count` pods to remove; pods already terminating are not counted."""
+    if count <= 0:
+        return ()
+    live = sorted((p for p in pods if not p.terminating), key=_rank)
+    return tuple(p.name for p in live[:count])
+
+
+def busy_count(pods: Sequence[PodState]) -> int:
+    return sum(1 for p in pods if p.busy and not p.terminating)

@@ -1,0 +1,190 @@
+"""Local mode's control loop: observe, `engine.decide`, act on the process pool.
+
+The same loop as the operator's, with a process pool instead of a Deployment:
+every poll interval it reads queue depths and heartbeats, asks the engine for
+a replica count and starts or drains processes. Between polls it reaps exited
+processes; one that exits without being asked is replaced at once, as a
+ReplicaSet replaces a crashed pod. `drain()` is what Ctrl-C does: stop
+scaling, SIGTERM every worker, wait until they have finished or handed back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from queueworker.engine import decide
+from queueworker.engine.types import Decision, Observation
+from queueworker.local.metrics import LocalMetrics
+from queueworker.local.pool import ProcessPool
+from queueworker.local.view import ScaleRecord, Snapshot, View
+from queueworker.observe.reading_sync import (
+    pod_states,
+    read_beats,
+    read_counters,
+    read_queues,
+)
+from queueworker.operator import api
+
+log = logging.getLogger("queueworker.local")
+
+RATE_WINDOW = 10.0  # seconds of completions the shown throughput averages over
+
+
+class LocalRunner:
+    def __init__(self, name: str, spec: api.QueueWorkerSpec, client: redis.Redis,
+                 pool: ProcessPool, view: View, metrics: LocalMetrics,
+                 redis_display: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.client = client
+        self.pool = pool
+        self.view = view
+        self.metrics = metrics
+        self.memory: dict[str, Any] = {}
+        self.stop_event = threading.Event()  # first Ctrl-C: stop scaling, drain
+        self.force_event = threading.Event()  # second Ctrl-C: kill the workers now
+        self.snap = Snapshot(name=name, redis=redis_display, started_at=time.time())
+        self.target = 0  # the replica count last decided (what a ReplicaSet keeps)
+        self.crashed = 0  # replicas that exited without being asked
+        self.max_running = 0  # most replicas active at once (the demo reports it)
+        self.scale_ups = 0
+        self.scale_downs = 0
+        self._baseline: tuple[int, int, int] | None = None
+        self._completions: deque[tuple[float, int]] = deque()
+        self._last_decision: Decision | None = None
+
+    # --------------------------------------------------------------- polling
+
+    def poll(self) -> Decision:
+        now = time.time()
+        queues, error = read_queues(self.client, self.spec, now)
+        try:
+            beats = read_beats(self.client)
+            counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("heartbeats unreadable error=%s", type(exc).__name__)
+            beats, counters = {}, None
+        active = [r.name for r in self.pool.active()]
+        stopping = [r.name for r in self.pool.stopping()]
+        pods = pod_states(active, stopping, beats, heartbeats=self.pool.native)
+        ready = sum(1 for p in pods if p.ready and not p.terminating)
+        # Like a Deployment's replicas: a replica that crashed and waits out its
+        # restart backoff still counts. Counting only live processes would let
+        # the engine see 0 replicas and, with nothing waiting, never restart
+        # one, stranding the jobs a killed worker held in flight (their leases
+        # are reaped by workers).
+        current = max(self.target, len(active))
+        obs = Observation(now=now, queues=queues, current_replicas=current,
+                          ready_replicas=ready, pods=pods, error=error)
+        decision = decide(self.spec, obs, self.memory)
+        self.memory = dict(decision.memory)
+        if decision.desired != len(active):
+            self.pool.scale_to(decision.desired, decision.remove_first)
+        if decision.desired != self.target:
+            # A change of the count is a scale event; restoring a crashed
+            # replica to the same count is not.
+            direction = "up" if decision.desired > self.target else "down"
+            self.snap.decisions.append(ScaleRecord(now, self.target, decision.desired,
+                                                   direction, decision.reason))
+            self.metrics.scale_event(direction, decision.reason)
+            if direction == "up":
+                self.scale_ups += 1
+            else:
+                self.scale_downs += 1
+            log.info("scale direction=%s from=%d to=%d reason=%r", direction, self.target,
+                     decision.desired, decision.reason)
+            self.target = decision.desired
+        self._last_decision = decision
+        self._update(obs, decision, counters)
+        return decision
+
+    def _update(self, obs: Observation, decision: Decision,
+                counters: tuple[int, int, int] | None) -> None:
+        snap = self.snap
+        snap.queues, snap.error = obs.queues, obs.error
+        snap.desired = decision.desired
+        # Counted after this poll's action: a replica just asked to stop is no
+        # longer running, ready or busy here, only stopping.
+        active = {r.name for r in self.pool.active()}
+        snap.running = len(active)
+        snap.stopping = len(self.pool.stopping())
+        snap.ready = sum(1 for p in obs.pods if p.ready and p.name in active)
+        snap.busy = sum(1 for p in obs.pods if p.busy and p.name in active)
+        snap.last_reason = decision.reason
+        snap.worker_seconds = self.pool.worker_seconds()
+        snap.problem = self.pool.last_start_error
+        self.max_running = max(self.max_running, snap.running)
+        if counters is not None:
+            if self._baseline is None:
+                self._baseline = counters
+            snap.done = max(0, counters[0] - self._baseline[0])
+            snap.failed = max(0, counters[1] - self._baseline[1])
+            snap.retried = max(0, counters[2] - self._baseline[2])
+            t = time.monotonic()
+            self._completions.append((t, snap.done))
+            while self._completions and t - self._completions[0][0] > RATE_WINDOW:
+                self._completions.popleft()
+            first_t, first_done = self._completions[0]
+            snap.rate = (snap.done - first_done) / (t - first_t) if t > first_t else 0.0
+        self.metrics.replicas(decision.desired, snap.running, snap.ready,
+                              self.spec.scaling.max_replicas)
+        self.metrics.queues(obs.queues)
+        self.metrics.polled(obs.now)
+        self.view.update(snap)
+
+    def reap(self) -> None:
+        """Collect exited replicas and, like a ReplicaSet, replace crashed ones
+        (after the pool's crash backoff)."""
+        for replica in self.pool.reap():
+            if replica.stopping_since is None:
+                self.crashed += 1
+                self.snap.crashed = self.crashed
+                log.warning("replica exited unasked name=%s code=%s", replica.name,
+                            replica.exit_code)
+        if not self.stop_event.is_set() and len(self.pool.active()) < self.target:
+            self.pool.scale_to(self.target)
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Poll until `stop_event` is set (Ctrl-C) or `until()` says so."""
+        interval = self.spec.scaling.poll_interval_seconds
+        next_poll = 0.0
+        while not self.stop_event.is_set():
+            self.reap()
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + interval
+                try:
+                    self.poll()
+                except (redis.RedisError, OSError) as exc:
+                    # Never fall over on a Redis hiccup: the next poll retries.
+                    log.warning("poll failed error=%s: %s", type(exc).__name__, exc)
+                if until is not None and until():
+                    return
+            self.stop_event.wait(0.1)
+
+    def drain(self) -> None:
+        """Stop scaling, SIGTERM every worker, wait for all (SIGKILL after grace)."""
+        self.stop_event.set()
+        if self.snap.draining:
+            return  # drained already (the demo drains before its summary)
+        self.snap.draining = True
+        self.snap.stopping = len(self.pool.running())
+        self.snap.running = 0
+        self.view.update(self.snap)
+        log.info("draining replicas=%d grace=%ss", len(self.pool.running()),
+                 self.pool.grace_seconds)
+        self.pool.drain_all(force=self.force_event)
+        self.snap.stopping = 0
+        self.snap.worker_seconds = self.pool.worker_seconds()
+        self.view.update(self.snap)
+        log.info("drained exited_ok=%d exited_failed=%d killed=%d",
+                 self.pool.stats.exited_ok, self.pool.stats.exited_failed,
+                 self.pool.stats.killed_after_grace)

@@ -1,0 +1,1 @@
+"""Kubernetes edges: the API client, watch indexes, the Deployment builder, status conditions."""

@@ -1,0 +1,1 @@
+"""The kopf controller's per-QueueWorker loop: spec -> observe -> decide -> act -> report."""

@@ -1,0 +1,199 @@
+"""`queueworker simulate`: replay a job trace through a scaling policy.
+
+    queueworker simulate --spec qw.yaml --trace trace.csv
+                         [--policy ours|keda-hpa|horizon|keda-hpa-inflight]
+                         [--pod-start-seconds S] [--gpus N] [--json]
+
+Prints the queue wait (p50/p95/max), the cost in worker-seconds, how often
+replicas changed and how many jobs a scale-down cut off. See
+simulate_policies.py for what each policy models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from queueworker.engine import placement
+from queueworker.operator.api import QueueWorkerSpec
+from queueworker.operator.validation import SpecError, parse_manifest, parse_spec
+from queueworker.simulate import trace as simulate_trace
+from queueworker.simulate.model import Model
+from queueworker.simulate.policies import Horizon, KedaHpa, Ours
+
+POLICIES = ("ours", "keda-hpa", "horizon", "keda-hpa-inflight")
+TAIL_SECONDS = 900.0  # keep running after the last job so idle cost is counted
+
+
+@dataclass(frozen=True)
+class Result:
+    policy: str
+    jobs: int
+    completed: int
+    wait_p50: float
+    wait_p95: float
+    wait_max: float
+    wait_mean: float
+    worker_seconds: float
+    busy_seconds: float
+    scale_events: int
+    interrupted: int
+    max_replicas: int
+    duration: float
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def gpu_of(spec: QueueWorkerSpec) -> tuple[str, int]:
+    tmpl = spec.template.to_wire()["spec"]
+    resource = spec.gpu.resource_name or placement.find_resource(tmpl) or "nvidia.com/gpu"
+    return resource, max(1, placement.pod_request(tmpl, resource))
+
+
+def simulate(
+    spec: QueueWorkerSpec,
+    jobs: Sequence[simulate_trace.TraceJob],
+    policy: str = "ours",
+    pod_start_seconds: float = 20.0,
+    gpus: int | None = None,
+    seed: int = 1,
+    concurrency: int | None = None,
+) -> Result:
+    """Replay `jobs`; pods run `concurrency` jobs at once (targetBacklogPerReplica)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    queues = [q.name for q in spec.queues]
+    # Jobs of a queue the spec does not watch go to its first queue: the
+    # operator would never see them otherwise (the CLI says so).
+    jobs = [j if j.queue in queues else replace(j, queue=queues[0]) for j in jobs]
+    resource, per = gpu_of(spec)
+    slots = None if gpus is None else gpus // per
+    model = Model(jobs, queues, pod_start_seconds, slots,
+                  drain_seconds=spec.drain.worker_deadline_seconds,
+                  concurrency=concurrency or spec.scaling.target_backlog_per_replica)
+    max_processes = spec.scaling.max_replicas
+    if policy == "ours":
+        Ours(spec, model, per, resource)
+    elif policy in ("keda-hpa", "keda-hpa-inflight"):
+        KedaHpa(spec, model, seed, with_in_flight=policy == "keda-hpa-inflight")
+    else:
+        max_processes = max_processes if slots is None else min(max_processes, slots)
+        Horizon(spec, model, max(1, max_processes))
+    stats = model.run(TAIL_SECONDS)
+    cost = stats.worker_seconds
+    if policy == "horizon":
+        cost = max_processes * stats.end  # servers sized for maxProcesses, always on
+    w = stats.waits
+    return Result(
+        policy=policy,
+        jobs=len(jobs),
+        completed=stats.completed,
+        wait_p50=percentile(w, 50),
+        wait_p95=percentile(w, 95),
+        wait_max=max(w, default=0.0),
+        wait_mean=sum(w) / len(w) if w else 0.0,
+        worker_seconds=cost,
+        busy_seconds=stats.busy_seconds,
+        scale_events=stats.scale_events,
+        interrupted=stats.interrupted,
+        max_replicas=stats.max_replicas,
+        duration=stats.end,
+    )
+
+
+class SimulateError(ValueError):
+    """Input the simulator cannot use; the message says what and where."""
+
+
+def load_spec(path: str) -> QueueWorkerSpec:
+    """The QueueWorker in a YAML file (a manifest among others, or a bare spec).
+
+    Raises OSError, yaml.YAMLError, SpecError or SimulateError on bad input.
+    """
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+    workers = [d for d in docs if isinstance(d, dict) and d.get("kind") == "QueueWorker"]
+    if len(workers) > 1:
+        raise SimulateError(f"{len(workers)} QueueWorkers in one file; give one")
+    if workers:
+        return parse_manifest(workers[0])
+    if len(docs) == 1 and not (isinstance(docs[0], dict) and "kind" in docs[0]):
+        return parse_spec(docs[0])
+    raise SimulateError("no QueueWorker manifest (kind: QueueWorker) or bare spec found")
+
+
+def format_result(r: Result) -> str:
+    return (
+        f"{r.policy}: {r.completed}/{r.jobs} jobs; wait p50 {r.wait_p50:.1f}s "
+        f"p95 {r.wait_p95:.1f}s max {r.wait_max:.1f}s; worker-seconds {r.worker_seconds:.0f} "
+        f"(busy {r.busy_seconds:.0f}); scale events {r.scale_events}; "
+        f"interrupted by scale-down {r.interrupted}; peak replicas {r.max_replicas}"
+    )
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="queueworker simulate", description=__doc__.split("\n")[0])
+    ap.add_argument("--spec", required=True, help="QueueWorker manifest or spec (YAML)")
+    ap.add_argument("--trace", required=True, help="CSV: arrival,run_seconds,queue")
+    ap.add_argument("--policy", choices=POLICIES, default="ours",
+                    help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults), "
+                    "horizon (Laravel Horizon's auto balancer on a fixed budget) or "
+                    "keda-hpa-inflight (keda-hpa also counting in-flight jobs)")
+    ap.add_argument("--pod-start-seconds", type=float, default=20.0,
+                    help="from pod created to worker ready (default 20)")
+    ap.add_argument("--gpus", type=int, default=None,
+                    help="GPUs in the cluster; pods beyond them wait Pending")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="jobs a pod runs at once (default: targetBacklogPerReplica)")
+    ap.add_argument("--seed", type=int, default=1, help="victim choice of the ReplicaSet")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = ap.parse_args(argv)
+    if args.pod_start_seconds < 0 or any(
+        v is not None and v < 1 for v in (args.gpus, args.concurrency)
+    ):
+        print("queueworker simulate: --pod-start-seconds must be >= 0, --gpus and "
+              "--concurrency >= 1", file=sys.stderr)
+        return 2
+    try:
+        spec = load_spec(args.spec)
+        jobs = simulate_trace.load(args.trace, spec.queues[0].name)
+    except OSError as exc:
+        print(f"queueworker simulate: {args.spec}: cannot read ({exc.strerror})",
+              file=sys.stderr)
+        return 2
+    except (SpecError, SimulateError) as exc:
+        print(f"queueworker simulate: {args.spec}: {exc}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as exc:
+        print(f"queueworker simulate: {args.spec}: not YAML ({exc})", file=sys.stderr)
+        return 2
+    except simulate_trace.TraceError as exc:
+        print(f"queueworker simulate: {exc}", file=sys.stderr)
+        return 2
+    watched = {q.name for q in spec.queues}
+    others = sorted({j.queue for j in jobs} - watched)
+    if others:
+        print(f"queueworker simulate: note: trace queues {', '.join(others)} are not in the "
+              f"spec; their jobs count as queue {spec.queues[0].name!r}", file=sys.stderr)
+    result = simulate(spec, jobs, args.policy, args.pod_start_seconds, args.gpus, args.seed,
+                      args.concurrency)
+    if args.json:
+        out: dict[str, Any] = asdict(result)
+        print(json.dumps(out))
+    else:
+        print(format_result(result))
+    return 0

@@ -1,0 +1,209 @@
+"""The scaling policies `queueworker simulate` compares, driving a Model.
+
+- ours: `engine.decide` every pollIntervalSeconds, idle pods removed first,
+  busy ones (only when capped) drained.
+- keda-hpa: KEDA's Redis list scaler plus the HPA with KEDA's defaults
+  (keda-and-hpa.md sections 1b, 2, 3, 7): KEDA polls every 30 s and owns
+  0 <-> 1 (cooldown 300 s); the HPA syncs every 15 s on the sum of waiting
+  jobs (LLEN: in-flight jobs are invisible) as an AverageValue target with 0.1
+  tolerance, behavior nil: scale-down takes the highest recommendation of
+  300 s, scale-up at most max(2 x current, 4) per sync. The ReplicaSet picks
+  victims not-ready first, then at random among ready pods, busy or not; a
+  busy victim's job is cut (no long grace period configured).
+- keda-hpa-inflight: the same, with in-flight jobs added to the metric
+  (a second trigger on the in-flight ZSET, summed by scalingModifiers).
+- horizon: Laravel Horizon's auto balancer (peer-workers.md section 5) on a
+  fixed budget of maxProcesses processes, one pool per queue, time strategy,
+  balanceMaxShift 1 every balanceCooldown 3 s. It runs on servers sized for
+  maxProcesses, so its cost is maxProcesses x the whole run. Surplus
+  processes get SIGTERM and finish their job.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
+from queueworker.operator.api import QueueWorkerSpec
+from queueworker.simulate.model import READY, Model
+
+
+class Ours:
+    name = "ours"
+
+    def __init__(self, spec: QueueWorkerSpec, model: Model, gpu_per_replica: int,
+                 resource: str) -> None:
+        self.spec, self.m = spec, model
+        self.memory: dict[str, Any] | None = None
+        self.per, self.resource = gpu_per_replica, resource
+        self.last_desired: int | None = None
+        model.every(spec.scaling.poll_interval_seconds, self.tick)
+
+    def tick(self, now: float) -> None:
+        m = self.m
+        live = m.live()
+        queues = tuple(
+            QueueDepth(q, "native", len(m.waiting.get(q, ())),
+                       sum(1 for p in m.pods.values() for j in p.jobs if j.queue == q),
+                       # Each queue's counters would be separate; summed here they
+                       # give the same rates to the engine.
+                       enqueued_total=m.enqueued if i == 0 else 0,
+                       completed_total=m.finished if i == 0 else 0)
+            for i, q in enumerate(m.queues)
+        )
+        pods = tuple(
+            PodState(p.name, busy=bool(p.jobs), in_flight=len(p.jobs),
+                     ready=p.state == READY)
+            for p in live
+        )
+        gpu = None
+        if m.slots is not None:
+            holding = m.holding()
+            pending = len(live) - sum(1 for p in live if p.scheduled_at is not None)
+            gpu = GPUCapacity(self.resource, self.per, max_replicas=m.slots,
+                              free=max(0, m.slots - holding) * self.per, pending=pending)
+        obs = Observation(now, queues, len(live), sum(1 for p in live if p.state == READY),
+                          pods, gpu)
+        d = decide(self.spec, obs, self.memory)
+        self.memory = d.memory
+        if d.desired > len(live):
+            m.add_pods(d.desired - len(live), now)
+            m.stats.scale_events += 1
+        elif d.desired < len(live):
+            by_name = {p.name: p for p in live}
+            for name in d.remove_first:
+                m.remove_pod(by_name[name], now, graceful=True)
+            m.stats.scale_events += 1
+
+
+class KedaHpa:
+    """KEDA + HPA. `with_in_flight`: the best a KEDA user can do for in-flight
+    jobs, a second redis trigger on the in-flight ZSET (the scaler's Lua uses
+    ZCARD for a zset) summed with scalingModifiers `(waiting + inflight)`."""
+
+    name = "keda-hpa"
+    POLL, SYNC, COOLDOWN, WINDOW, TOLERANCE = 30.0, 15.0, 300.0, 300.0, 0.1
+
+    def __init__(self, spec: QueueWorkerSpec, model: Model, seed: int = 1,
+                 with_in_flight: bool = False) -> None:
+        self.spec, self.m = spec, model
+        self.with_in_flight = with_in_flight
+        self.replicas = 0
+        self.last_active = -math.inf
+        self.recs: list[tuple[float, int]] = []
+        self.rng = random.Random(seed)
+        s = spec.scaling
+        self.target = s.target_backlog_per_replica
+        self.lo, self.hi = max(s.min_replicas, 1), s.max_replicas
+        if s.min_replicas > 0:
+            self._set(self.lo, 0.0)
+        model.every(self.POLL, self.poll)
+        # The HPA's clock is not KEDA's: offset so they do not tick together.
+        model.every(self.SYNC, self.sync, start=7.0)
+
+    def metric(self) -> int:
+        waiting = self.m.waiting_count(self.m.queues)
+        return waiting + self.m.in_flight() if self.with_in_flight else waiting
+
+    def poll(self, now: float) -> None:
+        s = self.spec.scaling
+        active = self.metric() > s.activation_backlog
+        if active:
+            self.last_active = now
+            if self.replicas == 0:
+                self._set(self.lo, now)
+        elif self.replicas > 0 and s.min_replicas == 0 and now - self.last_active >= self.COOLDOWN:
+            self._set(0, now)
+
+    def sync(self, now: float) -> None:
+        if self.replicas == 0:
+            return  # HPA maintenance mode: KEDA owns 0 <-> 1
+        cur = self.replicas
+        metric = self.metric()
+        ratio = metric / (self.target * cur)
+        rec = cur if abs(ratio - 1.0) <= self.TOLERANCE else math.ceil(metric / self.target)
+        self.recs = [(t, r) for t, r in self.recs if t > now - self.WINDOW]
+        self.recs.append((now, rec))
+        desired = max(r for _, r in self.recs)
+        desired = min(desired, max(2 * cur, 4))
+        self._set(min(max(desired, self.lo), self.hi), now)
+
+    def _set(self, desired: int, now: float) -> None:
+        m = self.m
+        live = m.live()
+        if desired == len(live):
+            self.replicas = desired
+            return
+        m.stats.scale_events += 1
+        self.replicas = desired
+        if desired > len(live):
+            m.add_pods(desired - len(live), now)
+            return
+        # ReplicaSet ranking: unscheduled, then not ready, then the rest in an
+        # order that ignores what the pod is doing (log-bucketed age, UID).
+        ranked = sorted(
+            live,
+            key=lambda p: (p.scheduled_at is not None, p.state == READY, self.rng.random()),
+        )
+        for pod in ranked[: len(live) - desired]:
+            m.remove_pod(pod, now, graceful=False)
+
+
+class Horizon:
+    name = "horizon"
+    COOLDOWN, MAX_SHIFT, START_SECONDS = 3.0, 1, 1.0
+
+    def __init__(self, spec: QueueWorkerSpec, model: Model, max_processes: int) -> None:
+        self.m = model
+        self.max_p = max_processes
+        self.min_p = 1
+        model.pod_start = self.START_SECONDS
+        model.concurrency = 1  # a Horizon worker process runs one job at a time
+        pools = len(model.queues)
+        # Startup goes straight to maxProcesses (Horizon #1536), split over the pools.
+        share = max(self.min_p, self.max_p // pools)
+        for q in model.queues:
+            model.add_pods(share, 0.0, queues=(q,))
+        model.every(self.COOLDOWN, self.tick, start=self.COOLDOWN)
+
+    def pool(self, q: str) -> list[Any]:
+        return [p for p in self.m.live() if p.queues == (q,)]
+
+    def tick(self, now: float) -> None:
+        m = self.m
+        sizes = {q: len(m.waiting.get(q, ())) for q in m.queues}
+        # Mean runtime per queue of the jobs finished so far (Horizon's `runtime`
+        # metric, kept per snapshot there).
+        times = {q: sizes[q] * self._mean_runtime(q) for q in m.queues}
+        total_time, pools = sum(times.values()), len(m.queues)
+        for q in sorted(m.queues, key=lambda q: times[q]):
+            if total_time > 0:
+                target = self.max_p * times[q] / total_time
+            else:
+                target = self.max_p if sizes[q] > 0 else self.min_p
+            desired = math.ceil(target)
+            pool = self.pool(q)
+            cur = len(pool)
+            total = len(m.live())
+            if desired > cur:
+                new = min(cur + min(max(0, self.max_p - total), self.MAX_SHIFT),
+                          max(self.min_p, self.max_p - (pools - 1) * self.min_p), desired)
+            elif desired < cur:
+                new = max(cur - min(total - self.min_p, self.MAX_SHIFT), self.min_p, desired)
+            else:
+                continue
+            if new > cur:
+                m.add_pods(new - cur, now, queues=(q,))
+                m.stats.scale_events += 1
+            elif new < cur:
+                # ProcessPool marks the oldest processes for termination; they
+                # finish the job in hand.
+                for pod in pool[: cur - new]:
+                    m.remove_pod(pod, now, graceful=True)
+                m.stats.scale_events += 1
+
+    def _mean_runtime(self, q: str) -> float:
+        count, total = self.m.stats.runtime_by_queue.get(q, [0.0, 0.0])
+        return total / count if count else 0.0
