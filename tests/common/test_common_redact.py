@@ -23,7 +23,12 @@ def test_short_or_missing_secrets_do_not_blank_text() -> None:
     assert redact("a b c", [None, "", "a"]) == "a b c"
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="@/: \n"), min_size=1, max_size=20))
+# A URL cannot carry raw whitespace or control characters (they are %-encoded), so
+# the password alphabet is letters, digits, punctuation and symbols, less URL delimiters.
+_PASSWORD = st.characters(categories=("L", "N", "P", "S"), exclude_characters="@/:")
+
+
+@given(st.text(alphabet=_PASSWORD, min_size=1, max_size=20))
 def test_any_password_in_a_url_is_removed(password: str) -> None:
     text = f"error talking to redis://user:{password}@host:6379/0"
     assert redact(text) == "error talking to redis://user:***@host:6379/0"
