@@ -1,6 +1,7 @@
 """The decision: one observation in, one replica count (and why) out. No I/O.
 
-Order of the steps, each a rule a person can check in the reason line:
+`decide` is the policy, read top to bottom; each step below it is a small pure
+function that returns its result and the part it adds to the reason line:
 paused -> queues unreadable (fallback) -> demand by policy -> activation from
 zero / idle before zero -> [min, max] -> stabilization windows -> never below
 the busy pods -> rate limits -> free GPUs.
@@ -12,14 +13,270 @@ from typing import Any
 
 from queueworker.engine import ratelimit, rates, victims, window
 from queueworker.engine.policy import Demand, recommend
-from queueworker.engine.types import Decision, Observation
-from queueworker.operator.api import QueueWorkerSpec
+from queueworker.engine.types import Decision, Observation, QueueDepth
+from queueworker.operator.api import QueueWorkerSpec, ScalingSpec
 
 MEMORY_VERSION = 1
 
 
+def decide(
+    spec: QueueWorkerSpec, obs: Observation, memory: dict[str, Any] | None
+) -> Decision:
+    """Replicas for this QueueWorker now. Pass `Decision.memory` back next call.
+
+    Raises ValueError naming the field for an observation that cannot be true
+    (negative counts): a bug in the caller, not something to scale on.
+    """
+    _check(obs)
+    s = spec.scaling
+    mem_in = _memory_in(memory)
+    if s.paused:
+        return _paused(obs, mem_in)
+    if obs.queues is None:
+        return _unreadable(spec, obs, mem_in)
+    now, current = obs.now, obs.current_replicas
+
+    demand, rate_mem, measured = _demand(obs.queues, now, mem_in)
+    want, reason = recommend(s, demand, measured)
+    busy = victims.busy_count(obs.pods)
+    active_at = _last_active(mem_in, now, demand, busy)
+
+    want, to_zero, why = _activation_and_idle(s, current, demand, want, now - active_at)
+    reason += why
+    bounded, why = _bounds(s, want)
+    reason += why
+    up_win, down_win, desired, why = _stabilize(s, mem_in, now, current, bounded, to_zero)
+    reason += why
+    if not to_zero:
+        desired, why = _busy_floor(s, current, desired, busy)
+        reason += why
+    desired, events, why = _rate_limit(s, mem_in, now, current, desired)
+    reason += why
+
+    memory_out = _memory_out(s, active_at, up_win, down_win, events, rate_mem)
+    return _finish(spec, obs, desired, reason, memory_out, wanted=bounded)
+
+
+# ----------------------------------------------------------------- entry, exit
+
+
+def _check(obs: Observation) -> None:
+    # One pass without building anything: this runs at every poll of every QueueWorker.
+    ok = obs.current_replicas >= 0
+    for q in obs.queues or ():
+        ok = ok and q.waiting >= 0 and q.in_flight >= 0 and q.delayed >= 0
+    if ok:
+        return
+    bad = [f"current_replicas={obs.current_replicas}"] if obs.current_replicas < 0 else []
+    for q in obs.queues or ():
+        for name in ("waiting", "in_flight", "delayed"):
+            if getattr(q, name) < 0:
+                bad.append(f"queues[{q.name!r}].{name}={getattr(q, name)}")
+    raise ValueError("impossible observation: " + ", ".join(bad) + " (must be >= 0)")
+
+
+def _memory_in(memory: dict[str, Any] | None) -> dict[str, Any]:
+    """The memory of the last call, or empty when missing or of another version."""
+    mem_in: dict[str, Any] = memory if isinstance(memory, dict) else {}
+    return mem_in if mem_in.get("v") == MEMORY_VERSION else {}
+
+
 def _direction(desired: int, current: int) -> str:
     return "up" if desired > current else "down" if desired < current else "none"
+
+
+def _paused(obs: Observation, mem_in: dict[str, Any]) -> Decision:
+    """Paused: hold spec.replicas (or the current count); memory kept as it was."""
+    current = obs.current_replicas
+    desired = obs.manual_replicas if obs.manual_replicas is not None else current
+    src = "spec.replicas" if obs.manual_replicas is not None else "current replicas"
+    return Decision(
+        desired=desired,
+        reason=f"paused: {src} -> {desired}",
+        remove_first=victims.pick(obs.pods, current - desired),
+        memory=dict(mem_in) or {"v": MEMORY_VERSION},
+        direction=_direction(desired, current),
+    )
+
+
+def _unreadable(spec: QueueWorkerSpec, obs: Observation, mem_in: dict[str, Any]) -> Decision:
+    """Queues unreadable: fallbackReplicas (or keep current), within bounds."""
+    s = spec.scaling
+    why = obs.error or "queues not readable"
+    if s.fallback_replicas is not None:
+        desired, src = s.fallback_replicas, "fallbackReplicas"
+    else:
+        desired, src = obs.current_replicas, "keep current"
+    desired = min(max(desired, s.min_replicas), s.max_replicas)
+    return _finish(
+        spec, obs, desired, f"queues unreadable ({why}): {src} -> {desired}",
+        dict(mem_in) or {"v": MEMORY_VERSION},
+    )
+
+
+def _finish(
+    spec: QueueWorkerSpec,
+    obs: Observation,
+    desired: int,
+    reason: str,
+    memory: dict[str, Any],
+    wanted: int | None = None,
+) -> Decision:
+    """Last step, free GPUs, then the Decision with the pods to remove first."""
+    desired, shortfall, gpu_why = _gpu_cap(
+        spec, obs, desired if wanted is None else wanted, desired
+    )
+    current = obs.current_replicas
+    return Decision(
+        desired=desired,
+        reason=reason + gpu_why,
+        remove_first=victims.pick(obs.pods, current - desired),
+        gpu_limited=shortfall > 0,
+        gpu_shortfall=shortfall,
+        memory=memory,
+        direction=_direction(desired, current),
+    )
+
+
+# ----------------------------------------------------------------- the steps
+
+
+def _demand(
+    queues: tuple[QueueDepth, ...], now: float, mem_in: dict[str, Any]
+) -> tuple[Demand, dict[str, Any], rates.Rates | None]:
+    """Jobs waiting and in flight over all queues; rates where every queue counts."""
+    waiting = in_flight = enq = done = 0
+    counted = True
+    for q in queues:  # one loop, not five sums: this runs at every poll
+        waiting += q.waiting
+        in_flight += q.in_flight
+        if q.enqueued_total is None or q.completed_total is None:
+            counted = False
+        else:
+            enq += q.enqueued_total
+            done += q.completed_total
+    rate_mem, measured = rates.update(
+        mem_in.get("rates"), now, enq if counted else None, done if counted else None, in_flight
+    )
+    return Demand(waiting, in_flight), rate_mem, measured
+
+
+def _last_active(mem_in: dict[str, Any], now: float, demand: Demand, busy: int) -> float:
+    """The idle-before-zero clock: any job anywhere (waiting, in flight, a busy pod) resets it."""
+    active_at = mem_in.get("active")
+    if demand.jobs > 0 or busy > 0 or not isinstance(active_at, int | float):
+        return now
+    return float(active_at)
+
+
+def _activation_and_idle(
+    s: ScalingSpec, current: int, demand: Demand, want: int, idle_for: float
+) -> tuple[int, bool, str]:
+    """From zero only above activationBacklog; to zero only after idleSecondsBeforeZero.
+
+    Returns (want, going to zero, reason part).
+    """
+    if s.min_replicas != 0:
+        return want, False, ""
+    # In-flight jobs with no replica are stranded (their worker died): only a
+    # worker's reaper hands them back, so they activate like waiting ones.
+    if current == 0 and demand.jobs <= s.activation_backlog:
+        why = (
+            f"; not activated: waiting {demand.waiting} + in flight {demand.in_flight} "
+            f"<= activationBacklog {s.activation_backlog}"
+            if want > 0
+            else ""
+        )
+        return 0, False, why
+    if want == 0 and current > 0:
+        if idle_for >= s.idle_seconds_before_zero:
+            return 0, True, (
+                f"; no jobs for {idle_for:.0f}s >= {s.idle_seconds_before_zero}s -> 0"
+            )
+        return 1, False, (
+            f"; no jobs for {idle_for:.0f}s of {s.idle_seconds_before_zero}s "
+            "before zero: keep 1"
+        )
+    return want, False, ""
+
+
+def _bounds(s: ScalingSpec, want: int) -> tuple[int, str]:
+    bounded = min(max(want, s.min_replicas), s.max_replicas)
+    if bounded != want:
+        return bounded, f"; bounds [{s.min_replicas}, {s.max_replicas}] -> {bounded}"
+    return bounded, ""
+
+
+def _stabilize(
+    s: ScalingSpec,
+    mem_in: dict[str, Any],
+    now: float,
+    current: int,
+    bounded: int,
+    to_zero: bool,
+) -> tuple[window.Window, window.Window, int, str]:
+    """Stabilization windows: rise no higher than the lowest recent recommendation
+    (scale-up window), fall no lower than the highest (scale-down window).
+
+    Returns (scale-up window, scale-down window, desired, reason part).
+    """
+    up_win = window.load(mem_in.get("up"))
+    down_win = window.load(mem_in.get("down"))
+    lowest = window.push(up_win, now, bounded, s.scale_up.stabilization_seconds, keep_max=False)
+    highest = window.push(
+        down_win, now, bounded, s.scale_down.stabilization_seconds, keep_max=True
+    )
+    if current == 0 or to_zero:
+        # From zero: the first job should not wait out a window. To zero: the
+        # idle clock already was the stabilization.
+        return up_win, down_win, bounded, ""
+    desired = min(max(current, lowest), highest)
+    why = ""
+    if desired < bounded:
+        why = f"; scale-up window {s.scale_up.stabilization_seconds}s holds {desired}"
+    elif desired > bounded:
+        why = f"; scale-down window {s.scale_down.stabilization_seconds}s holds {desired}"
+    return up_win, down_win, desired, why
+
+
+def _busy_floor(s: ScalingSpec, current: int, desired: int, busy: int) -> tuple[int, str]:
+    """Never scale down below the pods running a job (nor above maxReplicas for them)."""
+    if desired >= current:
+        return desired, ""
+    floor = min(busy, s.max_replicas)
+    if desired < floor:
+        return floor, f"; {busy} pods busy: not below {floor}"
+    return desired, ""
+
+
+def _rate_limit(
+    s: ScalingSpec, mem_in: dict[str, Any], now: float, current: int, desired: int
+) -> tuple[int, ratelimit.Events, str]:
+    """The scale-up and scale-down rate limits; records this change for the next calls.
+
+    Returns (desired, recent changes, reason part).
+    """
+    longest = max(
+        (r.period_seconds for r in (s.scale_up.rate_limit, s.scale_down.rate_limit) if r),
+        default=0,
+    )
+    events = ratelimit.prune(ratelimit.load(mem_in.get("ev")), now, longest)
+    why = ""
+    if desired > current:
+        top = ratelimit.up_limit(s.scale_up.rate_limit, current, events, now)
+        if top is not None and desired > top:
+            desired = max(top, current)
+            why = f"; scale-up rate limit -> {desired}"
+    elif desired < current:
+        bottom = ratelimit.down_limit(s.scale_down.rate_limit, current, events, now)
+        if bottom is not None and desired < bottom:
+            desired = min(bottom, current)
+            why = f"; scale-down rate limit -> {desired}"
+    # Rate limits shape moves inside the bounds, never hold a count outside them.
+    desired = min(max(desired, s.min_replicas), s.max_replicas)
+    if desired != current and longest > 0:
+        events.append([now, float(desired - current)])
+    return desired, events, why
 
 
 def _gpu_cap(
@@ -45,170 +302,15 @@ def _gpu_cap(
     )
 
 
-def _finish(
-    spec: QueueWorkerSpec,
-    obs: Observation,
-    desired: int,
-    reason: str,
-    memory: dict[str, Any],
-    wanted: int | None = None,
-) -> Decision:
-    desired, shortfall, gpu_why = _gpu_cap(
-        spec, obs, desired if wanted is None else wanted, desired
-    )
-    current = obs.current_replicas
-    return Decision(
-        desired=desired,
-        reason=reason + gpu_why,
-        remove_first=victims.pick(obs.pods, current - desired),
-        gpu_limited=shortfall > 0,
-        gpu_shortfall=shortfall,
-        memory=memory,
-        direction=_direction(desired, current),
-    )
-
-
-def _check(obs: Observation) -> None:
-    bad = [f"current_replicas={obs.current_replicas}"] if obs.current_replicas < 0 else []
-    for q in obs.queues or ():
-        for name in ("waiting", "in_flight", "delayed"):
-            if getattr(q, name) < 0:
-                bad.append(f"queues[{q.name!r}].{name}={getattr(q, name)}")
-    if bad:
-        raise ValueError("impossible observation: " + ", ".join(bad) + " (must be >= 0)")
-
-
-def decide(
-    spec: QueueWorkerSpec, obs: Observation, memory: dict[str, Any] | None
-) -> Decision:
-    """Replicas for this QueueWorker now. Pass `Decision.memory` back next call.
-
-    Raises ValueError naming the field for an observation that cannot be true
-    (negative counts): a bug in the caller, not something to scale on.
-    """
-    _check(obs)
-    s = spec.scaling
-    mem_in: dict[str, Any] = memory if isinstance(memory, dict) else {}
-    if mem_in.get("v") != MEMORY_VERSION:
-        mem_in = {}
-    current = obs.current_replicas
-    now = obs.now
-
-    if s.paused:
-        desired = obs.manual_replicas if obs.manual_replicas is not None else current
-        src = "spec.replicas" if obs.manual_replicas is not None else "current replicas"
-        return Decision(
-            desired=desired,
-            reason=f"paused: {src} -> {desired}",
-            remove_first=victims.pick(obs.pods, current - desired),
-            memory=dict(mem_in) or {"v": MEMORY_VERSION},
-            direction=_direction(desired, current),
-        )
-
-    if obs.queues is None:
-        why = obs.error or "queues not readable"
-        if s.fallback_replicas is not None:
-            desired, src = s.fallback_replicas, "fallbackReplicas"
-        else:
-            desired, src = current, "keep current"
-        desired = min(max(desired, s.min_replicas), s.max_replicas)
-        return _finish(
-            spec, obs, desired, f"queues unreadable ({why}): {src} -> {desired}",
-            dict(mem_in) or {"v": MEMORY_VERSION},
-        )
-
-    waiting = sum(q.waiting for q in obs.queues)
-    in_flight = sum(q.in_flight for q in obs.queues)
-    counted = all(
-        q.enqueued_total is not None and q.completed_total is not None for q in obs.queues
-    )
-    enq = sum(q.enqueued_total or 0 for q in obs.queues) if counted else None
-    done = sum(q.completed_total or 0 for q in obs.queues) if counted else None
-    rate_mem, measured = rates.update(mem_in.get("rates"), now, enq, done, in_flight)
-
-    demand = Demand(waiting, in_flight)
-    want, reason = recommend(s, demand, measured)
-    busy = victims.busy_count(obs.pods)
-
-    # Idle-before-zero clock: any job anywhere (waiting, in flight, a busy pod) resets it.
-    active_at = mem_in.get("active")
-    if demand.jobs > 0 or busy > 0 or not isinstance(active_at, int | float):
-        active_at = now
-    idle_for = now - float(active_at)
-    to_zero = False
-    # In-flight jobs with no replica are stranded (their worker died): only a
-    # worker's reaper hands them back, so they activate like waiting ones.
-    if current == 0 and waiting + in_flight <= s.activation_backlog and s.min_replicas == 0:
-        if want > 0:
-            reason += (
-                f"; not activated: waiting {waiting} + in flight {in_flight} "
-                f"<= activationBacklog {s.activation_backlog}"
-            )
-        want = 0
-    elif want == 0 and current > 0 and s.min_replicas == 0:
-        if idle_for >= s.idle_seconds_before_zero:
-            to_zero = True
-            reason += f"; no jobs for {idle_for:.0f}s >= {s.idle_seconds_before_zero}s -> 0"
-        else:
-            want = 1
-            reason += (
-                f"; no jobs for {idle_for:.0f}s of {s.idle_seconds_before_zero}s "
-                "before zero: keep 1"
-            )
-
-    bounded = min(max(want, s.min_replicas), s.max_replicas)
-    if bounded != want:
-        reason += f"; bounds [{s.min_replicas}, {s.max_replicas}] -> {bounded}"
-
-    up_win = window.load(mem_in.get("up"))
-    down_win = window.load(mem_in.get("down"))
-    lowest = window.push(up_win, now, bounded, s.scale_up.stabilization_seconds, keep_max=False)
-    highest = window.push(
-        down_win, now, bounded, s.scale_down.stabilization_seconds, keep_max=True
-    )
-    desired = current
-    if current == 0 or to_zero:
-        # From zero: the first job should not wait out a window. To zero: the
-        # idle clock already was the stabilization.
-        desired = bounded
-    else:
-        if desired < lowest:
-            desired = lowest
-        if desired > highest:
-            desired = highest
-        if desired < bounded:
-            reason += f"; scale-up window {s.scale_up.stabilization_seconds}s holds {desired}"
-        elif desired > bounded and desired != current:
-            reason += f"; scale-down window {s.scale_down.stabilization_seconds}s holds {desired}"
-        elif desired > bounded:
-            reason += f"; scale-down window {s.scale_down.stabilization_seconds}s holds {current}"
-
-    if desired < current and not to_zero:
-        floor = min(busy, s.max_replicas)
-        if desired < floor:
-            desired = floor
-            reason += f"; {busy} pods busy: not below {floor}"
-
-    longest = max(
-        (r.period_seconds for r in (s.scale_up.rate_limit, s.scale_down.rate_limit) if r),
-        default=0,
-    )
-    events = ratelimit.prune(ratelimit.load(mem_in.get("ev")), now, longest)
-    if desired > current:
-        top = ratelimit.up_limit(s.scale_up.rate_limit, current, events, now)
-        if top is not None and desired > top:
-            desired = max(top, current)
-            reason += f"; scale-up rate limit -> {desired}"
-    elif desired < current:
-        bottom = ratelimit.down_limit(s.scale_down.rate_limit, current, events, now)
-        if bottom is not None and desired < bottom:
-            desired = min(bottom, current)
-            reason += f"; scale-down rate limit -> {desired}"
-    # Rate limits shape moves inside the bounds, never hold a count outside them.
-    desired = min(max(desired, s.min_replicas), s.max_replicas)
-    if desired != current and longest > 0:
-        events.append([now, float(desired - current)])
-
+def _memory_out(
+    s: ScalingSpec,
+    active_at: float,
+    up_win: window.Window,
+    down_win: window.Window,
+    events: ratelimit.Events,
+    rate_mem: dict[str, Any],
+) -> dict[str, Any]:
+    """What the next call needs, and only what the spec makes it use."""
     memory_out: dict[str, Any] = {"v": MEMORY_VERSION, "active": float(active_at)}
     if up_win and s.scale_up.stabilization_seconds > 0:
         memory_out["up"] = up_win
@@ -218,4 +320,4 @@ def decide(
         memory_out["ev"] = events
     if rate_mem:
         memory_out["rates"] = rate_mem
-    return _finish(spec, obs, desired, reason, memory_out, wanted=bounded)
+    return memory_out
