@@ -49,6 +49,18 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
 
 def _structural(node: dict[str, Any]) -> dict[str, Any]:
     """Turn one resolved pydantic schema node into a structural CRD schema node."""
+    node = _unwrap(node)
+    out = _keywords(node)
+    if node.get("type") == "object" or "properties" in node:
+        _object(node, out)
+    elif node.get("type") == "array":
+        out["items"] = _structural(node["items"])
+        _list_keys(node, out)
+    return out
+
+
+def _unwrap(node: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [X, null]`` (an optional) and ``allOf: [X]`` (a described ref) -> X."""
     if "anyOf" in node:
         variants = [v for v in node["anyOf"] if v.get("type") != "null"]
         if len(variants) != 1:
@@ -62,7 +74,11 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         inner = dict(node["allOf"][0])
         inner.update({k: v for k, v in node.items() if k != "allOf"})
         node = inner
+    return node
 
+
+def _keywords(node: dict[str, Any]) -> dict[str, Any]:
+    """The kept keywords of one node, written the way OpenAPI v3.0 wants them."""
     out: dict[str, Any] = {k: v for k, v in node.items() if k in _KEEP}
     if "description" in out:
         out["description"] = " ".join(out["description"].split())
@@ -83,32 +99,33 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         out["enum"] = [node["const"]]
     if "enum" in node and "type" not in out:
         out["type"] = "string"
-
-    if node.get("type") == "object" or "properties" in node:
-        out["type"] = "object"
-        props = node.get("properties", {})
-        if props:
-            out["properties"] = {k: _structural(v) for k, v in props.items()}
-        required = node.get("required")
-        if required:
-            out["required"] = list(required)
-        extra = node.get("additionalProperties")
-        if isinstance(extra, dict) and extra:
-            out["additionalProperties"] = _structural(extra)
-        elif extra is True or (not props and extra is None):
-            out["x-kubernetes-preserve-unknown-fields"] = True
-        rules = node.get("x-kubernetes-validations")
-        if rules:
-            out["x-kubernetes-validations"] = rules
-        for key in ("x-kubernetes-list-type", "x-kubernetes-list-map-keys"):
-            if key in node:
-                out[key] = node[key]
-    elif node.get("type") == "array":
-        out["items"] = _structural(node["items"])
-        for key in ("x-kubernetes-list-type", "x-kubernetes-list-map-keys"):
-            if key in node:
-                out[key] = node[key]
     return out
+
+
+def _object(node: dict[str, Any], out: dict[str, Any]) -> None:
+    """Properties, required, free-form maps and CEL rules of an object node, into `out`."""
+    out["type"] = "object"
+    props = node.get("properties", {})
+    if props:
+        out["properties"] = {k: _structural(v) for k, v in props.items()}
+    required = node.get("required")
+    if required:
+        out["required"] = list(required)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict) and extra:
+        out["additionalProperties"] = _structural(extra)
+    elif extra is True or (not props and extra is None):
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    rules = node.get("x-kubernetes-validations")
+    if rules:
+        out["x-kubernetes-validations"] = rules
+    _list_keys(node, out)
+
+
+def _list_keys(node: dict[str, Any], out: dict[str, Any]) -> None:
+    for key in ("x-kubernetes-list-type", "x-kubernetes-list-map-keys"):
+        if key in node:
+            out[key] = node[key]
 
 
 def _with_cel(model: type[api.Model], schema: dict[str, Any]) -> None:
