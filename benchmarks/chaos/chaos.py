@@ -10,7 +10,8 @@ the 5 s client timeouts) every `--pause-every` seconds; and every
 machine crash mid-scale), then start a fresh local mode. At the end: every job
 done at least once (lost = 0), duplicates counted and checked against
 redeliveries (a job may run twice only if its worker died with it in flight).
-Prints a markdown summary.
+Prints a markdown summary, or with `--json` one JSON object (the fields of
+`summarize`) that tests read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import yaml
@@ -101,7 +102,7 @@ class Local:
         return children(self.proc.pid) if self.proc else []
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=3000)
     ap.add_argument("--seconds", type=float, default=180)
@@ -111,101 +112,165 @@ def main() -> int:
     ap.add_argument("--pause", type=float, default=8.0)
     ap.add_argument("--crash-every", type=float, default=50.0)
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
-    rng = random.Random(args.seed)
-    work = Path(tempfile.mkdtemp(prefix="qw-chaos-"))
-    server = EmbeddedRedis(data_dir=work / "redis").start()
-    client = redis.Redis.from_url(server.url, socket_timeout=5,
-                                  retry_on_error=[redis.ConnectionError, redis.TimeoutError])
-    producer = Producer(client)
-    qw = work / "chaos.yaml"
-    qw.write_text(yaml.safe_dump(manifest(server.url)))
-    local = Local(qw, work / "local.log")
-    local.start()
-    counts = {"kills": 0, "restarts": 0, "pauses": 0, "crashes": 0, "crash_victims": 0}
-    sent = 0
-    start = time.monotonic()
-    nxt = {"kill": start + args.kill_every, "restart": start + args.restart_every,
-           "pause": start + args.pause_every, "crash": start + args.crash_every}
+    ap.add_argument("--json", action="store_true",
+                    help="print one JSON object instead of the markdown table")
+    return ap.parse_args(argv)
 
-    def enqueue_some(k: int) -> None:
-        nonlocal sent
+
+class Chaos:
+    """One run: jobs fed in while the faults fire, each on its own schedule."""
+
+    def __init__(self, args: argparse.Namespace, server: EmbeddedRedis, local: Local,
+                 client: redis.Redis) -> None:
+        self.args, self.server, self.local = args, server, local
+        self.rng = random.Random(args.seed)
+        self.producer = Producer(client)
+        self.counts = {"kills": 0, "restarts": 0, "pauses": 0, "crashes": 0,
+                       "crash_victims": 0}
+        self.sent = 0
+        start = time.monotonic()
+        self.next = {"kill": start + args.kill_every, "restart": start + args.restart_every,
+                     "pause": start + args.pause_every, "crash": start + args.crash_every}
+
+    def run(self) -> None:
+        start = time.monotonic()
+        per_tick = max(1, int(self.args.jobs / (self.args.seconds * 0.8) * 0.2))
+        while time.monotonic() - start < self.args.seconds:
+            self.enqueue_some(per_tick)
+            now = time.monotonic()
+            self.kill_worker(now)
+            self.restart_redis(now)
+            self.pause_redis(now)
+            self.crash_local(now)
+            time.sleep(0.2)
+        self.enqueue_some(self.args.jobs)
+
+    def enqueue_some(self, k: int) -> None:
         for _ in range(k):
-            if sent >= args.jobs:
+            if self.sent >= self.args.jobs:
                 return
-            queue = "chaos-high" if rng.random() < 0.2 else "chaos"
+            queue = "chaos-high" if self.rng.random() < 0.2 else "chaos"
+            payload = {"n": self.sent, "seconds": round(self.rng.uniform(0.02, 0.5), 3)}
             for attempt in range(100):  # Redis may be down or paused right now
                 try:
-                    producer.enqueue(queue, {"n": sent, "seconds": round(rng.uniform(0.02, 0.5),
-                                                                         3)}, max_tries=20)
+                    self.producer.enqueue(queue, payload, max_tries=20)
                     break
                 except (redis.ConnectionError, redis.TimeoutError):
                     time.sleep(0.2 * (attempt + 1))
-            sent += 1
+            self.sent += 1
 
-    per_tick = max(1, int(args.jobs / (args.seconds * 0.8) * 0.2))
-    while time.monotonic() - start < args.seconds:
-        enqueue_some(per_tick)
-        now = time.monotonic()
-        if now >= nxt["kill"]:
-            workers = local.workers()
-            if workers:
-                try:
-                    os.kill(rng.choice(workers), signal.SIGKILL)
-                    counts["kills"] += 1
-                except ProcessLookupError:
-                    pass
-            nxt["kill"] = now + args.kill_every
-        if now >= nxt["restart"]:
-            server.restart()
-            counts["restarts"] += 1
-            nxt["restart"] = now + args.restart_every
-        if now >= nxt["pause"] and server.pid:
-            os.kill(server.pid, signal.SIGSTOP)
-            time.sleep(args.pause)
-            os.kill(server.pid, signal.SIGCONT)
-            counts["pauses"] += 1
-            nxt["pause"] = time.monotonic() + args.pause_every
-        if now >= nxt["crash"] and local.workers():  # crash mid-scale, with workers busy
-            counts["crash_victims"] += local.crash()
-            counts["crashes"] += 1
-            local.start()
-            nxt["crash"] = now + args.crash_every
-        time.sleep(0.2)
-    enqueue_some(args.jobs)
-    deadline = time.monotonic() + 180
-    while client.scard("chaos:done") < sent and time.monotonic() < deadline:
+    def kill_worker(self, now: float) -> None:
+        if now < self.next["kill"]:
+            return
+        workers = self.local.workers()
+        if workers:
+            try:
+                os.kill(self.rng.choice(workers), signal.SIGKILL)
+                self.counts["kills"] += 1
+            except ProcessLookupError:
+                pass
+        self.next["kill"] = now + self.args.kill_every
+
+    def restart_redis(self, now: float) -> None:
+        if now < self.next["restart"]:
+            return
+        self.server.restart()
+        self.counts["restarts"] += 1
+        self.next["restart"] = now + self.args.restart_every
+
+    def pause_redis(self, now: float) -> None:
+        if now < self.next["pause"] or not self.server.pid:
+            return
+        os.kill(self.server.pid, signal.SIGSTOP)
+        time.sleep(self.args.pause)
+        os.kill(self.server.pid, signal.SIGCONT)
+        self.counts["pauses"] += 1
+        self.next["pause"] = time.monotonic() + self.args.pause_every
+
+    def crash_local(self, now: float) -> None:
+        if now < self.next["crash"] or not self.local.workers():
+            return  # crash mid-scale, with workers busy
+        self.counts["crash_victims"] += self.local.crash()
+        self.counts["crashes"] += 1
+        self.local.start()
+        self.next["crash"] = now + self.args.crash_every
+
+
+def wait_done(client: redis.Redis, sent: int, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while cast(int, client.scard("chaos:done")) < sent and time.monotonic() < deadline:
         time.sleep(0.5)
-    done = {int(x) for x in client.smembers("chaos:done")}
-    runs = {int(k): int(v) for k, v in client.hgetall("chaos:runs").items()}
-    deliveries: dict[int, int] = {}
-    for key in client.scan_iter(match=keys.job("*")):
-        h = client.hgetall(key)
-        if b"payload" in h:
-            deliveries[int(json.loads(h[b"payload"])["n"])] = int(h.get(b"deliveries", 1))
+
+
+def stop_local(local: Local) -> int:
+    """SIGINT local mode (a graceful drain); its exit code, -1 if it had to be killed."""
     assert local.proc is not None
     local.proc.send_signal(signal.SIGINT)
     try:
-        code = local.proc.wait(60)
+        return local.proc.wait(60)
     except subprocess.TimeoutExpired:
-        code = -1
         local.crash()
-    server.stop()
-    lost = sorted(set(range(sent)) - done)
+        return -1
+
+
+def summarize(client: redis.Redis, chaos: Chaos) -> dict[str, Any]:
+    """What the run did and what came of it, read back from Redis."""
+    # redis-py's sync and async clients share annotations (`Awaitable[T] | T`).
+    done = {int(x) for x in cast(set[bytes], client.smembers("chaos:done"))}
+    runs = {int(k): int(v) for k, v in cast(dict[bytes, bytes],
+                                            client.hgetall("chaos:runs")).items()}
+    deliveries: dict[int, int] = {}
+    for key in client.scan_iter(match=keys.job("*")):
+        h = cast(dict[bytes, bytes], client.hgetall(key))
+        if b"payload" in h:
+            deliveries[int(json.loads(h[b"payload"])["n"])] = int(h.get(b"deliveries", 1))
+    lost = sorted(set(range(chaos.sent)) - done)
     twice = sorted(n for n, r in runs.items() if r > 1)
-    unexplained = [n for n in twice if deliveries.get(n, 1) <= 1]
-    redelivered = sum(1 for d in deliveries.values() if d > 1)
-    print(f"## Chaos: {sent} jobs in {args.seconds:g} s (seed {args.seed})\n")
+    return {
+        "jobs": chaos.sent, "seconds": chaos.args.seconds, "seed": chaos.args.seed,
+        **chaos.counts, "pause_seconds": chaos.args.pause,
+        "lost": len(lost), "lost_jobs": lost[:50], "duplicates": len(twice),
+        # A job may run twice only if its worker died with it in flight (a redelivery).
+        "duplicates_without_redelivery": sum(1 for n in twice if deliveries.get(n, 1) <= 1),
+        "redelivered": sum(1 for d in deliveries.values() if d > 1),
+    }
+
+
+def print_markdown(r: dict[str, Any]) -> None:
+    print(f"## Chaos: {r['jobs']} jobs in {r['seconds']:g} s (seed {r['seed']})\n")
     print("| jobs | worker SIGKILLs | Redis restarts | Redis SIGSTOP pauses | local-mode "
           "crashes (workers killed with it) | lost | duplicates | duplicates without a "
           "redelivery | redelivered jobs | final drain exit |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {sent} | {counts['kills']} | {counts['restarts']} | {counts['pauses']} "
-          f"({args.pause:g} s each) | {counts['crashes']} ({counts['crash_victims']}) | "
-          f"**{len(lost)}** | {len(twice)} | {len(unexplained)} | {redelivered} | {code} |")
-    if lost:
-        print(f"\nlost: {lost[:50]}")
-    return 0 if not lost and not unexplained else 1
+    print(f"| {r['jobs']} | {r['kills']} | {r['restarts']} | {r['pauses']} "
+          f"({r['pause_seconds']:g} s each) | {r['crashes']} ({r['crash_victims']}) | "
+          f"**{r['lost']}** | {r['duplicates']} | {r['duplicates_without_redelivery']} | "
+          f"{r['redelivered']} | {r['drain_exit']} |")
+    if r["lost"]:
+        print(f"\nlost: {r['lost_jobs']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="qw-chaos-"))
+    server = EmbeddedRedis(data_dir=work / "redis").start()
+    client = redis.Redis.from_url(server.url, socket_timeout=5,
+                                  retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+    qw = work / "chaos.yaml"
+    qw.write_text(yaml.safe_dump(manifest(server.url)))
+    local = Local(qw, work / "local.log")
+    local.start()
+    chaos = Chaos(args, server, local, client)
+    chaos.run()
+    wait_done(client, chaos.sent)
+    result = summarize(client, chaos)
+    result["drain_exit"] = stop_local(local)
+    server.stop()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_markdown(result)
+    return 0 if not result["lost"] and not result["duplicates_without_redelivery"] else 1
 
 
 if __name__ == "__main__":
