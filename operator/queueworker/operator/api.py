@@ -12,12 +12,20 @@ goes through the API server or through ``queueworker validate``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+
+# The base and the spec's redis/queues parts live in sibling modules (to keep
+# each file short); every name stays importable from here as `api.X`.
+from queueworker.operator.api_model import CelRule as CelRule
+from queueworker.operator.api_model import Model as Model
+from queueworker.operator.api_queues import QueueLayout as QueueLayout
+from queueworker.operator.api_queues import QueueSpec as QueueSpec
+from queueworker.operator.api_queues import RedisSpec as RedisSpec
+from queueworker.operator.api_queues import RedisTLS as RedisTLS
+from queueworker.operator.api_queues import SecretKeyRef as SecretKeyRef
 
 GROUP = "queueworker.dev"
 VERSION = "v1alpha1"
@@ -29,186 +37,6 @@ SHORT_NAMES = ["qw"]
 
 # Kubernetes names for condition types, reported on every QueueWorker.
 CONDITION_TYPES = ("Ready", "SpecValid", "RedisReachable", "GPULimited", "Scaling")
-
-
-class CelRule:
-    """A cross-field rule: the CEL text for the CRD and the same check in Python.
-
-    ``check`` receives the model instance and returns True when the rule holds.
-    ``field`` names the field the message is about (for error reporting).
-    """
-
-    def __init__(
-        self, rule: str, message: str, field: str, check: Callable[[Any], bool]
-    ) -> None:
-        self.rule = rule
-        self.message = message
-        self.field = field
-        self.check = check
-
-    def as_crd(self) -> dict[str, str]:
-        return {"rule": self.rule, "message": self.message, "fieldPath": f".{self.field}"}
-
-
-class Model(BaseModel):
-    """Base: camelCase on the wire, snake_case in Python, unknown fields rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        use_enum_values=False,
-        validate_default=True,
-    )
-    CEL_RULES: ClassVar[tuple[CelRule, ...]] = ()
-
-    @model_validator(mode="after")
-    def _check_cel_rules(self) -> Model:
-        for cel in type(self).CEL_RULES:
-            if not cel.check(self):
-                raise PydanticCustomError(
-                    "cel_rule",
-                    "{field}: {message} (rule: {rule})",
-                    {"field": cel.field, "message": cel.message, "rule": cel.rule},
-                )
-        return self
-
-    def to_wire(self) -> dict[str, Any]:
-        """The object as it appears in the Kubernetes API (camelCase, no unset optionals)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-# --------------------------------------------------------------------------- redis
-
-
-class SecretKeyRef(Model):
-    """A key in a Secret in the QueueWorker's own namespace."""
-
-    name: Annotated[str, Field(min_length=1, max_length=253, description="Secret name.")]
-    key: Annotated[str, Field(min_length=1, max_length=253, description="Key in the Secret.")]
-
-
-class RedisTLS(Model):
-    enabled: Annotated[bool, Field(description="Connect with TLS (rediss://).")] = False
-    ca_secret_ref: Annotated[
-        SecretKeyRef | None,
-        Field(description="PEM CA bundle to verify the server; the system CAs when absent."),
-    ] = None
-    insecure_skip_verify: Annotated[
-        bool, Field(description="Do not verify the server certificate (testing only).")
-    ] = False
-
-    CEL_RULES = (
-        CelRule(
-            "!self.insecureSkipVerify || !has(self.caSecretRef)",
-            "caSecretRef and insecureSkipVerify exclude each other",
-            "insecureSkipVerify",
-            lambda s: not (s.insecure_skip_verify and s.ca_secret_ref is not None),
-        ),
-    )
-
-
-class RedisSpec(Model):
-    """Where the queues live. Give `url`, or `urlSecretRef` to keep it out of the spec."""
-
-    url: Annotated[
-        str | None,
-        Field(
-            max_length=2048,
-            pattern=r"^(redis|rediss|unix)://",
-            description="redis://host:6379/0 (or rediss:// for TLS). Put passwords in "
-            "passwordSecretRef, not here.",
-        ),
-    ] = None
-    url_secret_ref: Annotated[
-        SecretKeyRef | None, Field(description="Secret key that holds the Redis URL.")
-    ] = None
-    username: Annotated[
-        str | None, Field(max_length=256, description="ACL user name (Redis 6+).")
-    ] = None
-    password_secret_ref: Annotated[
-        SecretKeyRef | None, Field(description="Secret key that holds the Redis password.")
-    ] = None
-    db: Annotated[
-        int | None,
-        Field(ge=0, le=1023, description="Database index; overrides the one in the URL."),
-    ] = None
-    tls: Annotated[RedisTLS, Field(description="TLS settings.")] = RedisTLS()
-
-    CEL_RULES = (
-        CelRule(
-            "has(self.url) != has(self.urlSecretRef)",
-            "set exactly one of url and urlSecretRef",
-            "url",
-            lambda s: (s.url is None) != (s.url_secret_ref is None),
-        ),
-    )
-
-
-# -------------------------------------------------------------------------- queues
-
-
-class QueueLayout(enum.StrEnum):
-    """How a queue is stored in Redis: decides which keys are summed for depth."""
-
-    native = "native"
-    list = "list"
-    stream = "stream"
-    celery = "celery"
-    rq = "rq"
-    laravel = "laravel"
-    bullmq = "bullmq"
-    sidekiq = "sidekiq"
-
-
-class QueueSpec(Model):
-    name: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=512,
-            description="Queue name as the worker library knows it (for `list`, the key).",
-        ),
-    ]
-    layout: Annotated[QueueLayout, Field(description="Redis key layout of the queue.")] = (
-        QueueLayout.native
-    )
-    weight: Annotated[
-        int,
-        Field(
-            ge=1,
-            le=1000,
-            description="Relative weight when GPU capacity or replicas are shared; "
-            "the list order is the priority order for native workers.",
-        ),
-    ] = 1
-    key_prefix: Annotated[
-        str | None,
-        Field(
-            max_length=256,
-            description="Key prefix override: Laravel's Redis prefix, BullMQ's prefix "
-            "(default 'bull'), Celery's global_keyprefix, Sidekiq's namespace.",
-        ),
-    ] = None
-    consumer_group: Annotated[
-        str | None,
-        Field(max_length=256, description="Consumer group (layout `stream` only)."),
-    ] = None
-
-    CEL_RULES = (
-        CelRule(
-            "self.layout != 'stream' || has(self.consumerGroup)",
-            "layout 'stream' needs consumerGroup",
-            "consumerGroup",
-            lambda s: s.layout != QueueLayout.stream or s.consumer_group is not None,
-        ),
-        CelRule(
-            "self.layout == 'stream' || !has(self.consumerGroup)",
-            "consumerGroup is only for layout 'stream'",
-            "consumerGroup",
-            lambda s: s.layout == QueueLayout.stream or s.consumer_group is None,
-        ),
-    )
 
 
 # ------------------------------------------------------------------------- scaling
