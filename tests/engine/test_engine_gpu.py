@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from queueworker.engine import decide, placement
+from queueworker.engine import decide
 from queueworker.engine.capacity import GPUWorker, capacities, node_free
 
 from support.engine_specs import obs, spec
@@ -74,14 +74,6 @@ def worker(key: str, gpus: int = 1, *, priority: int = 0, backlog: int = 0,
 def test_node_free(nodes: list[dict[str, Any]], pods: list[dict[str, Any]],
                    expected: dict[str, int]) -> None:
     assert node_free(nodes, pods, GPU) == expected
-
-
-def test_sidecar_adds_to_app_containers() -> None:
-    spec_ = {"initContainers": [{"name": "s", "restartPolicy": "Always",
-                                 "resources": {"limits": {GPU: "1"}}},
-                                {"name": "i", "resources": {"limits": {GPU: "1"}}}],
-             "containers": [{"name": "c", "resources": {"requests": {GPU: 2}}}]}
-    assert placement.pod_request(spec_, GPU) == 3
 
 
 @pytest.mark.parametrize(
@@ -154,12 +146,6 @@ def test_decide_respects_capacity() -> None:
     caps = capacities([node("a", 4)], [], [GPUWorker("w", s, {"qw": "w"}, backlog=12)])
     d = decide(s, obs(0, waiting=12, current=0, gpu=caps["w"]), None)
     assert (d.desired, d.gpu_limited, d.gpu_shortfall) == (4, True, 8)
-
-
-def test_quantity_parsing() -> None:
-    assert [placement.quantity(x) for x in ("2", 3, "1k", "1Ki", "4.0")] == [2, 3, 1000, 1024, 4]
-    with pytest.raises(ValueError, match="not a resource quantity: 'lots'"):
-        placement.quantity("lots")
 
 
 def test_pending_pods_of_others_are_placed_before_new_replicas() -> None:

@@ -47,8 +47,8 @@ def test_plain_view_prints_each_decision_once_and_a_status_line() -> None:
 
 
 def test_replicas_without_heartbeats_are_ready_only_for_non_native_commands() -> None:
-    native = pod_states(["a"], ["b"], {}, heartbeats=True)
-    other = pod_states(["a"], ["b"], {}, heartbeats=False)
+    native = pod_states(["a"], ["b"], {}, heartbeats_expected=True)
+    other = pod_states(["a"], ["b"], {}, heartbeats_expected=False)
     assert [p.ready for p in native] == [False, False]
     assert [p.ready for p in other] == [True, False]
     assert [p.terminating for p in other] == [False, True]

@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from queueworker.engine.types import QueueDepth
+from queueworker.observe.layouts import DepthError
 from queueworker.operator.api import QueueSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,6 +17,13 @@ NODE_DIR = ROOT / "tests" / "peers" / "node"
 
 def qspec(name: str, layout: str, **kw: Any) -> QueueSpec:
     return QueueSpec.model_validate({"name": name, "layout": layout, **kw})
+
+
+def only(results: list[QueueDepth | DepthError]) -> QueueDepth:
+    """The one depth read, which must have succeeded."""
+    assert len(results) == 1
+    assert isinstance(results[0], QueueDepth), results[0]
+    return results[0]
 
 
 def ensure_node() -> None:

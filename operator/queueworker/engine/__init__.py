@@ -5,8 +5,8 @@ The operator, the local mode and the simulator all call
 takes and returns) and keep ``Decision.memory`` for the next call (the
 operator persists it in status.engineMemory). The inputs come from:
 
-- ``queueworker.observe.layouts.read_depths`` / ``read_depths_sync``, then
-  ``layouts.for_observation`` for ``Observation.queues`` and ``.error``;
+- ``queueworker.observe.depths.read`` / ``read_sync`` for ``Observation.queues``
+  (with ``.error`` when a queue cannot be read);
 - ``queueworker.engine.capacity.capacities`` for ``Observation.gpu``.
 """
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from queueworker.engine import placement
+from queueworker.engine import placement, resources
 from queueworker.engine.types import GPUCapacity
 from queueworker.operator.api import QueueWorkerSpec
 
@@ -60,11 +60,11 @@ def node_free(
     for n in nodes:
         alloc = ((n.get("status") or {}).get("allocatable") or {}).get(resource)
         if alloc is not None:
-            free[str(_meta(n, "name"))] = placement.quantity(alloc)
+            free[str(_meta(n, "name"))] = resources.units(alloc)
     for p in pods:
         node = (p.get("spec") or {}).get("nodeName")
         if node in free and (p.get("status") or {}).get("phase") not in TERMINAL:
-            free[node] -= placement.pod_request(p.get("spec") or {}, resource)
+            free[node] -= resources.pod_request(p.get("spec") or {}, resource)
     return {k: max(0, v) for k, v in free.items()}
 
 
@@ -103,7 +103,7 @@ def _place_pending(
     waiting.sort(key=lambda p: str(_meta(p, "creationTimestamp") or ""))
     for p in waiting:
         spec = p.get("spec") or {}
-        need = placement.pod_request(spec, resource)
+        need = resources.pod_request(spec, resource)
         if need <= 0:
             continue
         fits = [n for n in free if placement.can_land(spec, nodes_by_name[n])]
@@ -129,10 +129,10 @@ def capacities(
     order = sorted(workers, key=lambda w: (-w.spec.gpu.priority, -w.backlog, w.key))
     for w in order:
         tmpl = w.spec.template.to_wire()["spec"]
-        resource = w.spec.gpu.resource_name or placement.find_resource(tmpl)
+        resource = w.spec.gpu.resource_name or resources.find_gpu_resource(tmpl)
         if resource is None:
             continue
-        per = placement.pod_request(tmpl, resource)
+        per = resources.pod_request(tmpl, resource)
         if per <= 0:
             continue
         if resource not in free_by_res:

@@ -1,36 +1,15 @@
 """Kubernetes scheduling rules the GPU accounting needs, on plain API dicts.
 
-Only what decides whether a worker pod can land on a node and what it takes
-there: Ready and schedulable nodes, nodeSelector, taints against
-tolerations, required node affinity, and a pod's effective request of an
-extended resource (kopf-and-conventions.md section 4).
+Only what decides whether a worker pod can land on a node: Ready and
+schedulable nodes, nodeSelector, taints against tolerations, required node
+affinity. What a pod takes there (quantities, its effective request) is
+resources.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-GPU_RESOURCE = re.compile(r"^(nvidia\.com/(gpu|gpu\.shared|mig-[0-9a-z.]+)|amd\.com/gpu)$")
-
-_SUFFIX = {"k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
-
-
-def quantity(value: Any) -> int:
-    """A resource quantity as a whole number (extended resources are integers)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a quantity: {value!r}")
-    if isinstance(value, int | float):
-        return int(value)
-    text = str(value).strip()
-    try:
-        for suffix, mult in sorted(_SUFFIX.items(), key=lambda kv: -len(kv[0])):
-            if text.endswith(suffix):
-                return int(float(text[: -len(suffix)]) * mult)
-        return int(float(text))
-    except ValueError:
-        raise ValueError(f"not a resource quantity: {value!r}") from None
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -39,41 +18,6 @@ def _get(obj: Any, *path: str) -> Any:
             return None
         obj = obj.get(part)
     return obj
-
-
-def container_request(container: Mapping[str, Any], resource: str) -> int:
-    res = container.get("resources") or {}
-    # Extended resources: requests default to limits (and must equal them).
-    for part in ("requests", "limits"):
-        v = _get(res, part, resource)
-        if v is not None:
-            return quantity(v)
-    return 0
-
-
-def pod_request(pod_spec: Mapping[str, Any], resource: str) -> int:
-    """Effective request: max(app containers + sidecars, largest init step) + overhead."""
-    sidecars = 0
-    init_peak = 0
-    for c in pod_spec.get("initContainers") or []:
-        r = container_request(c, resource)
-        if c.get("restartPolicy") == "Always":
-            sidecars += r
-        else:
-            init_peak = max(init_peak, r + sidecars)
-    app = sum(container_request(c, resource) for c in pod_spec.get("containers") or [])
-    overhead = _get(pod_spec, "overhead", resource)
-    return max(app + sidecars, init_peak) + (quantity(overhead) if overhead is not None else 0)
-
-
-def find_resource(pod_spec: Mapping[str, Any]) -> str | None:
-    """The GPU-like extended resource a pod template asks for, if any."""
-    for c in [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]:
-        for part in ("limits", "requests"):
-            for name in _get(c, "resources", part) or {}:
-                if GPU_RESOURCE.match(name):
-                    return str(name)
-    return None
 
 
 def node_ready(node: Mapping[str, Any]) -> bool:

@@ -24,6 +24,7 @@ from typing import IO
 
 from queueworker.local.orphans import die_with_parent
 from queueworker.operator import api
+from queueworker.worker.config import ENV_POD_NAME
 
 log = logging.getLogger("queueworker.local.pool")
 
@@ -132,7 +133,7 @@ class ProcessPool:
         """Start one replica; None when the command cannot be run (then crash backoff)."""
         self._serial += 1
         name = f"{self.name}-{self._serial}"
-        env = {**os.environ, **self.env, "POD_NAME": name}
+        env = {**os.environ, **self.env, ENV_POD_NAME: name}
         # Workers' output goes to the log file, else to our stderr (fd 2): our
         # stdout is the view.
         out: IO[bytes] | int = self.log_file if self.log_file is not None else 2

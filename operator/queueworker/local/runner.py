@@ -66,14 +66,14 @@ class LocalRunner:
         now = time.time()
         queues, error = read_queues(self.client, self.spec, now)
         try:
-            beats = read_beats(self.client)
+            beats = read_beats(self.client, self.spec)
             counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
         except (redis.RedisError, OSError) as exc:
             log.warning("heartbeats unreadable error=%s", type(exc).__name__)
             beats, counters = {}, None
         active = [r.name for r in self.pool.active()]
         stopping = [r.name for r in self.pool.stopping()]
-        pods = pod_states(active, stopping, beats, heartbeats=self.pool.native)
+        pods = pod_states(active, stopping, beats, heartbeats_expected=self.pool.native)
         ready = sum(1 for p in pods if p.ready and not p.terminating)
         # Like a Deployment's replicas: a replica that crashed and waits out its
         # restart backoff still counts. Counting only live processes would let

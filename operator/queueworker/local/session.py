@@ -40,9 +40,11 @@ from queueworker.observe.connections import (
     target_from_spec,
     url_with_credentials,
 )
+from queueworker.observe.layouts.native import worker_prefix
 from queueworker.operator import api
 from queueworker.operator.cluster.status import redact
 from queueworker.operator.validation import SpecError, parse_manifest
+from queueworker.worker.config import ENV_DRAIN_DEADLINE, ENV_PREFIX, ENV_QUEUES, ENV_REDIS_URL
 
 log = logging.getLogger("queueworker.local")
 
@@ -118,12 +120,15 @@ def session(setup: Setup, view: View) -> Iterator[LocalRunner]:
 @contextlib.contextmanager
 def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarget,
                      view: View) -> Iterator[LocalRunner]:
-    env = {
-        **template_env(spec),
-        "QUEUEWORKER_REDIS_URL": url_with_credentials(target),
-        "QUEUEWORKER_QUEUES": ",".join(q.name for q in spec.queues),
-        "QUEUEWORKER_DRAIN_DEADLINE": str(spec.drain.worker_deadline_seconds),
+    ours = {
+        ENV_REDIS_URL: url_with_credentials(target),
+        ENV_QUEUES: ",".join(q.name for q in spec.queues),
+        ENV_DRAIN_DEADLINE: str(spec.drain.worker_deadline_seconds),
     }
+    prefix = worker_prefix(spec)
+    if prefix is not None:  # as the Deployment builder does: the readers look there
+        ours[ENV_PREFIX] = prefix
+    env = {**template_env(spec), **ours}
     pool = ProcessPool(setup.name, worker_command(spec), env,
                        grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log)
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from queueworker.engine import placement
+from queueworker.engine import resources
 from queueworker.operator.api import QueueWorkerSpec
 from queueworker.operator.validation import SpecError, parse_manifest, parse_spec
 from queueworker.simulate import trace as simulate_trace
@@ -61,8 +61,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def gpu_of(spec: QueueWorkerSpec) -> tuple[str, int]:
     tmpl = spec.template.to_wire()["spec"]
-    resource = spec.gpu.resource_name or placement.find_resource(tmpl) or "nvidia.com/gpu"
-    return resource, max(1, placement.pod_request(tmpl, resource))
+    resource = spec.gpu.resource_name or resources.find_gpu_resource(tmpl) or "nvidia.com/gpu"
+    return resource, max(1, resources.pod_request(tmpl, resource))
 
 
 def simulate(

@@ -5,6 +5,10 @@ _DB, _TLS, _CA_FILE, _TLS_INSECURE: see ``redis_url_from``), QUEUEWORKER_QUEUES 
 priority order), QUEUEWORKER_HANDLER, QUEUEWORKER_PREFIX,
 QUEUEWORKER_DRAIN_DEADLINE (seconds after SIGTERM), QUEUEWORKER_METRICS_PORT,
 QUEUEWORKER_CONCURRENCY, POD_NAME. Command-line options win over them.
+
+The ``ENV_*`` names below are the one list of them: the operator's Deployment
+builder (queueworker.operator.cluster.deployment) and local mode
+(queueworker.local.session, .pool) set the environment through these names.
 """
 
 from __future__ import annotations
@@ -19,6 +23,22 @@ from queueworker.worker import keys
 from queueworker.worker.broker import RateLimit
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+# The environment a worker reads (what the operator and local mode set).
+ENV_REDIS_URL = "QUEUEWORKER_REDIS_URL"
+ENV_REDIS_PASSWORD = "QUEUEWORKER_REDIS_PASSWORD"
+ENV_REDIS_USERNAME = "QUEUEWORKER_REDIS_USERNAME"
+ENV_REDIS_DB = "QUEUEWORKER_REDIS_DB"
+ENV_REDIS_TLS = "QUEUEWORKER_REDIS_TLS"
+ENV_REDIS_TLS_INSECURE = "QUEUEWORKER_REDIS_TLS_INSECURE"
+ENV_REDIS_CA_FILE = "QUEUEWORKER_REDIS_CA_FILE"
+ENV_QUEUES = "QUEUEWORKER_QUEUES"
+ENV_HANDLER = "QUEUEWORKER_HANDLER"
+ENV_PREFIX = "QUEUEWORKER_PREFIX"
+ENV_DRAIN_DEADLINE = "QUEUEWORKER_DRAIN_DEADLINE"
+ENV_METRICS_PORT = "QUEUEWORKER_METRICS_PORT"
+ENV_CONCURRENCY = "QUEUEWORKER_CONCURRENCY"
+ENV_POD_NAME = "POD_NAME"
 
 
 @dataclass
@@ -82,22 +102,22 @@ def redis_url_from(url: str, env: Mapping[str, str]) -> str:
     from one URL, so every client (worker, CLI) connects the same way.
     """
     parts = urlsplit(url)
-    user = env.get("QUEUEWORKER_REDIS_USERNAME") or (unquote(parts.username or "") or None)
-    password = env.get("QUEUEWORKER_REDIS_PASSWORD") or (
+    user = env.get(ENV_REDIS_USERNAME) or (unquote(parts.username or "") or None)
+    password = env.get(ENV_REDIS_PASSWORD) or (
         unquote(parts.password) if parts.password else None)
     scheme = parts.scheme
-    if env.get("QUEUEWORKER_REDIS_TLS", "").lower() == "true" and scheme == "redis":
+    if env.get(ENV_REDIS_TLS, "").lower() == "true" and scheme == "redis":
         scheme = "rediss"
     host = parts.netloc.rsplit("@", 1)[-1]
     auth = ""
     if user or password:
         auth = quote(user or "", safe="") + (":" + quote(password, safe="") if password else "")
         auth += "@"
-    path = f"/{env['QUEUEWORKER_REDIS_DB']}" if env.get("QUEUEWORKER_REDIS_DB") else parts.path
+    path = f"/{env[ENV_REDIS_DB]}" if env.get(ENV_REDIS_DB) else parts.path
     query = dict(parse_qsl(parts.query))
-    if env.get("QUEUEWORKER_REDIS_CA_FILE"):
-        query["ssl_ca_certs"] = env["QUEUEWORKER_REDIS_CA_FILE"]
-    if env.get("QUEUEWORKER_REDIS_TLS_INSECURE", "").lower() == "true":
+    if env.get(ENV_REDIS_CA_FILE):
+        query["ssl_ca_certs"] = env[ENV_REDIS_CA_FILE]
+    if env.get(ENV_REDIS_TLS_INSECURE, "").lower() == "true":
         query["ssl_cert_reqs"] = "none"
     return urlunsplit((scheme, auth + host, path, urlencode(query), parts.fragment))
 
@@ -105,17 +125,17 @@ def redis_url_from(url: str, env: Mapping[str, str]) -> str:
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     s = Settings()
-    s.redis_url = redis_url_from(env.get("QUEUEWORKER_REDIS_URL") or s.redis_url, env)
-    s.prefix = env.get("QUEUEWORKER_PREFIX") or s.prefix
-    if env.get("QUEUEWORKER_QUEUES"):
-        s.queues = split_list(env["QUEUEWORKER_QUEUES"])
-    if env.get("QUEUEWORKER_HANDLER"):
-        s.handlers = split_list(env["QUEUEWORKER_HANDLER"])
-    if env.get("QUEUEWORKER_DRAIN_DEADLINE"):
-        s.drain_deadline = float(env["QUEUEWORKER_DRAIN_DEADLINE"])
-    if env.get("QUEUEWORKER_METRICS_PORT"):
-        s.metrics_port = int(env["QUEUEWORKER_METRICS_PORT"])
-    if env.get("QUEUEWORKER_CONCURRENCY"):
-        s.concurrency = int(env["QUEUEWORKER_CONCURRENCY"])
-    s.pod = env.get("POD_NAME") or socket.gethostname()
+    s.redis_url = redis_url_from(env.get(ENV_REDIS_URL) or s.redis_url, env)
+    s.prefix = env.get(ENV_PREFIX) or s.prefix
+    if env.get(ENV_QUEUES):
+        s.queues = split_list(env[ENV_QUEUES])
+    if env.get(ENV_HANDLER):
+        s.handlers = split_list(env[ENV_HANDLER])
+    if env.get(ENV_DRAIN_DEADLINE):
+        s.drain_deadline = float(env[ENV_DRAIN_DEADLINE])
+    if env.get(ENV_METRICS_PORT):
+        s.metrics_port = int(env[ENV_METRICS_PORT])
+    if env.get(ENV_CONCURRENCY):
+        s.concurrency = int(env[ENV_CONCURRENCY])
+    s.pod = env.get(ENV_POD_NAME) or socket.gethostname()
     return s

@@ -1,4 +1,10 @@
-"""The native queueworker layout (worker/queueworker/worker/keys.py)."""
+"""The native queueworker layout (worker/queueworker/worker/keys.py).
+
+A native worker keeps every key (queues, heartbeats, counters) under one
+prefix, ``QUEUEWORKER_PREFIX``. `worker_prefix` is the one rule for which
+prefix that is for a spec: the Deployment builder and local mode tell the
+workers, and the heartbeat and counter readers read there.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,37 @@ from typing import Any
 
 from queueworker.engine.types import QueueDepth
 from queueworker.observe.layouts.base import Command, Reader, age, integer, text
-from queueworker.operator.api import QueueLayout, QueueSpec
+from queueworker.operator.api import QueueLayout, QueueSpec, QueueWorkerSpec
 from queueworker.worker import keys
+
+
+def queue_prefix(q: QueueSpec) -> str:
+    """The prefix of one native queue's keys."""
+    return q.key_prefix or keys.DEFAULT_PREFIX
+
+
+def worker_prefix(spec: QueueWorkerSpec) -> str | None:
+    """The prefix the spec's native workers keep their keys under; None: the default.
+
+    A worker has one prefix for all its queues, so the first native queue
+    that sets a ``keyPrefix`` names it.
+    """
+    for q in spec.queues:
+        if q.layout == QueueLayout.native and q.key_prefix:
+            return q.key_prefix
+    return None
+
+
+def heartbeat_prefix(spec: QueueWorkerSpec) -> str:
+    """Where the spec's native workers beat and count (`worker_prefix` or the default)."""
+    return worker_prefix(spec) or keys.DEFAULT_PREFIX
 
 
 class NativeReader(Reader):
     layout = QueueLayout.native
 
     def commands(self, q: QueueSpec, now: float) -> list[Command]:
-        p = q.key_prefix or keys.DEFAULT_PREFIX
+        p = queue_prefix(q)
         w, d, i, s = (f(q.name, p) for f in (keys.waiting, keys.delayed, keys.inflight, keys.stats))
         return [
             Command(("LLEN", w), w),

@@ -94,16 +94,3 @@ def read_depths_sync(
     replies = pipe.execute(raise_on_error=False)
     return collect(p, replies, now)
 
-
-def for_observation(
-    results: Sequence[QueueDepth | DepthError],
-) -> tuple[tuple[QueueDepth, ...] | None, str | None]:
-    """`Observation.queues` and `.error` from one poll's results.
-
-    One unreadable queue makes the whole reading unusable: scaling on the
-    queues that did answer would shrink the fleet under the one that did not.
-    """
-    errors = [str(r) for r in results if isinstance(r, DepthError)]
-    if errors:
-        return None, "; ".join(errors)
-    return tuple(r for r in results if isinstance(r, QueueDepth)), None

@@ -26,11 +26,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from fractions import Fraction
 from typing import Any
 
+from queueworker.engine import resources
+from queueworker.observe.layouts.native import worker_prefix
 from queueworker.operator import api
+from queueworker.worker.config import (
+    ENV_DRAIN_DEADLINE,
+    ENV_POD_NAME,
+    ENV_PREFIX,
+    ENV_QUEUES,
+    ENV_REDIS_CA_FILE,
+    ENV_REDIS_DB,
+    ENV_REDIS_PASSWORD,
+    ENV_REDIS_TLS,
+    ENV_REDIS_TLS_INSECURE,
+    ENV_REDIS_URL,
+    ENV_REDIS_USERNAME,
+)
 
 MANAGED_BY = "queueworker-operator"
 APP_NAME = "queueworker"
@@ -43,21 +56,9 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 
-# Env names the native worker runtime reads.
-ENV_REDIS_URL = "QUEUEWORKER_REDIS_URL"
-ENV_REDIS_PASSWORD = "QUEUEWORKER_REDIS_PASSWORD"
-ENV_REDIS_USERNAME = "QUEUEWORKER_REDIS_USERNAME"
-ENV_REDIS_DB = "QUEUEWORKER_REDIS_DB"
-ENV_REDIS_TLS = "QUEUEWORKER_REDIS_TLS"
-ENV_REDIS_TLS_INSECURE = "QUEUEWORKER_REDIS_TLS_INSECURE"
-ENV_REDIS_CA_FILE = "QUEUEWORKER_REDIS_CA_FILE"
 # The CA Secret of spec.redis.tls.caSecretRef is mounted here, read-only.
 CA_MOUNT_PATH = "/etc/queueworker/redis-ca"
 CA_VOLUME = "queueworker-redis-ca"
-ENV_QUEUES = "QUEUEWORKER_QUEUES"
-ENV_PREFIX = "QUEUEWORKER_PREFIX"
-ENV_DRAIN_DEADLINE = "QUEUEWORKER_DRAIN_DEADLINE"
-ENV_POD_NAME = "POD_NAME"
 
 
 def selector_labels(name: str) -> dict[str, str]:
@@ -78,34 +79,17 @@ def object_labels(name: str) -> dict[str, str]:
 
 
 def gpu_request(spec: api.QueueWorkerSpec) -> tuple[str, int] | None:
-    """(resource name, units per replica) of the GPU resource the template asks for."""
-    wanted = spec.gpu.resource_name
-    total = 0
-    found: str | None = None
-    for container in spec.template.spec.containers:
-        resources = (container.model_extra or {}).get("resources") or {}
-        limits = resources.get("limits") or {}
-        requests = resources.get("requests") or {}
-        for source in (limits, requests):
-            for key, value in source.items():
-                is_gpu = key == wanted if wanted else ("gpu" in key or "/mig-" in key)
-                if is_gpu and (found is None or found == key):
-                    found = key
-                    total += _int_quantity(value)
-                    break
-            else:
-                continue
-            break
-    if found is None:
-        return (wanted, 1) if wanted else None
-    return found, max(total, 1)
+    """(resource name, units per replica) of the GPU resource the template asks for.
 
-
-def _int_quantity(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 1
+    The same resource and the same effective request as the GPU accounting
+    (queueworker.engine.capacity) uses; a named resource the template does not
+    ask for still counts as one unit.
+    """
+    tmpl = spec.template.to_wire()["spec"]
+    resource = spec.gpu.resource_name or resources.find_gpu_resource(tmpl)
+    if resource is None:
+        return None
+    return resource, max(resources.pod_request(tmpl, resource), 1)
 
 
 def _env_for(spec: api.QueueWorkerSpec) -> list[dict[str, Any]]:
@@ -131,10 +115,9 @@ def _env_for(spec: api.QueueWorkerSpec) -> list[dict[str, Any]]:
         env.append({"name": ENV_REDIS_CA_FILE,
                     "value": f"{CA_MOUNT_PATH}/{redis.tls.ca_secret_ref.key}"})
     env.append({"name": ENV_QUEUES, "value": ",".join(q.name for q in spec.queues)})
-    prefixes = [q.key_prefix for q in spec.queues
-                if q.layout == api.QueueLayout.native and q.key_prefix]
-    if prefixes:  # the native worker keeps all its keys under one prefix
-        env.append({"name": ENV_PREFIX, "value": prefixes[0]})
+    prefix = worker_prefix(spec)
+    if prefix is not None:  # the native worker keeps all its keys under one prefix
+        env.append({"name": ENV_PREFIX, "value": prefix})
     env.append({"name": ENV_DRAIN_DEADLINE, "value": str(spec.drain.worker_deadline_seconds)})
     env.append({"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env
@@ -247,32 +230,7 @@ def is_subset(desired: Any, live: Any) -> bool:
     if desired == live or str(desired) == str(live):
         return True
     # The API server normalises quantities ("1000m" -> "1", "1024Mi" -> "1Gi").
-    a, b = quantity(desired), quantity(live)
-    return a is not None and a == b
-
-
-_SUFFIXES: dict[str, Fraction | int] = {
-    "": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-    "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-    "Pi": 2**50, "Ei": 2**60,
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?)$")
-
-
-def quantity(value: Any) -> Fraction | None:
-    """A Kubernetes resource quantity as an exact number, or None if it is not one."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    m = _QUANTITY.match(str(value))
-    if m is None:
-        return None
-    try:
-        number = Fraction(m[1])
-    except (ValueError, ZeroDivisionError):
-        return None
-    if m[2]:
-        return number * Fraction(10) ** int(m[2][1:])
-    return number * _SUFFIXES[m[3] or ""]
+    return resources.same_quantity(desired, live)
 
 
 def drift(desired: dict[str, Any], live: dict[str, Any]) -> list[str]:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# pod_requests is also what tests/support/operator_cluster.py imports from here.
+from queueworker.engine.resources import extended
+from queueworker.engine.resources import pod_requests as pod_requests
 from queueworker.operator.cluster import deployment as dep
 
 # Key of a QueueWorker's own objects in the pods and deployments indexes.
@@ -18,31 +21,6 @@ QWKey = tuple[str, str]  # (namespace, queueworker name)
 # pods index: every unfinished pod that requests an extended resource (GPUs),
 # trimmed; a namespace name never holds "*", so this never collides with a QWKey.
 GPU_PODS = ("*gpu", "")
-
-
-def _extended(resources: Mapping[str, Any] | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for key, value in (resources or {}).items():
-        if "/" in key:  # extended resources (vendor-domain/name) only
-            try:
-                out[key] = int(str(value))
-            except ValueError:
-                continue
-    return out
-
-
-def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
-    """Extended resources a pod holds: containers summed, the largest init container wins."""
-    total: dict[str, int] = {}
-    for c in spec.get("containers") or []:
-        res = c.get("resources") or {}
-        for k, v in {**_extended(res.get("requests")), **_extended(res.get("limits"))}.items():
-            total[k] = total.get(k, 0) + v
-    for c in spec.get("initContainers") or []:
-        res = c.get("resources") or {}
-        for k, v in {**_extended(res.get("requests")), **_extended(res.get("limits"))}.items():
-            total[k] = max(total.get(k, 0), v)
-    return total
 
 
 def pod_entry(name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],
@@ -99,7 +77,7 @@ def trim_node(name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],
         "metadata": {"name": name, "labels": dict(meta.get("labels") or {})},
         "spec": {k: spec[k] for k in ("unschedulable", "taints") if spec.get(k) is not None},
         "status": {
-            "allocatable": _extended(status.get("allocatable")),
+            "allocatable": extended(status.get("allocatable")),
             "conditions": [c for c in status.get("conditions") or []
                            if c.get("type") == "Ready"],
         },

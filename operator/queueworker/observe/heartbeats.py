@@ -1,0 +1,79 @@
+"""Worker heartbeats as the autoscaler sees them, and the one "busy" rule.
+
+The native workers beat under their prefix (queueworker.worker.heartbeat;
+`layouts.native.heartbeat_prefix` says which prefix). The operator (`aread`)
+and local mode (`read`) both keep, per pod, the newest beat as a `PodBeat`,
+and both turn a pod and its beat into the engine's `PodState` through
+`pod_state`, so a worker is busy or idle by the same rule in every world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+
+from queueworker.engine.types import PodState
+from queueworker.worker import heartbeat as worker_heartbeat
+
+
+def busy(state: str, in_flight: int) -> bool:
+    """Whether a worker that says `state` with `in_flight` jobs counts as busy.
+
+    Busy means running at least one job (engine.types.PodState.busy). A
+    draining worker with no job in hand is not busy: it got SIGTERM and exits
+    as soon as it holds nothing, and whatever it handed back is waiting in the
+    queue again. Counting it busy would hold the engine's "not below the busy
+    pods" floor and its idle-before-zero clock for a pod that is already
+    leaving. A draining worker that still runs a job is busy through that job.
+    """
+    return in_flight > 0 or state == "busy"
+
+
+@dataclass(frozen=True)
+class PodBeat:
+    """What the autoscaler keeps of a pod's newest heartbeat."""
+
+    pod: str
+    state: str  # idle | busy | draining
+    in_flight: int
+    beat_at: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return busy(self.state, self.in_flight)
+
+
+def by_pod(beats: Iterable[worker_heartbeat.Heartbeat]) -> dict[str, PodBeat]:
+    """Pod name -> its newest beat (a worker restarted in the same pod beats anew
+    while its old beat key has yet to expire)."""
+    out: dict[str, PodBeat] = {}
+    for beat in beats:
+        pod = beat.pod or beat.id
+        if pod not in out or out[pod].beat_at < beat.beat_at:
+            out[pod] = PodBeat(pod, beat.state, len(beat.in_flight), beat.beat_at)
+    return out
+
+
+def read(client: redis.Redis, prefix: str) -> dict[str, PodBeat]:
+    """Live beats by pod, in one round trip (liveness is the beat key's TTL)."""
+    return by_pod(worker_heartbeat.read_heartbeats(client, prefix))
+
+
+async def aread(client: redis.asyncio.Redis, prefix: str) -> dict[str, PodBeat]:
+    """The same as `read`, for redis.asyncio."""
+    return by_pod(await worker_heartbeat.aread_heartbeats(client, prefix))
+
+
+def pod_state(name: str, beat: PodBeat | None, *, ready: bool,
+              terminating: bool = False) -> PodState:
+    """The engine's view of one pod; a pod with no beat counts as idle.
+
+    Without a beat the pod is starting or runs a worker that does not beat;
+    either way it holds no job we know of.
+    """
+    return PodState(name=name, busy=beat is not None and beat.busy,
+                    in_flight=beat.in_flight if beat is not None else 0,
+                    ready=ready, terminating=terminating)
