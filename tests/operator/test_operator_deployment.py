@@ -7,6 +7,7 @@ from typing import Any
 
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.validation import parse_spec
+from queueworker.worker import config as worker_config
 
 
 def make(**over: Any) -> dict[str, Any]:
@@ -83,3 +84,21 @@ def test_owned_by() -> None:
     d = make()
     assert dep.owned_by(d, "uid-1")
     assert not dep.owned_by(d, "uid-2")
+
+
+def test_the_worker_reads_every_setting_the_builder_writes() -> None:
+    """The env names are the worker's own (queueworker.worker.config): what the
+    Deployment sets, the worker's settings show, as a kubelet would resolve it."""
+    spec = parse_spec({
+        "redis": {"url": "redis://r:6379/0", "passwordSecretRef": {"name": "s", "key": "p"},
+                  "username": "u", "db": 4, "tls": {"enabled": True}},
+        "queues": [{"name": "hi", "keyPrefix": "app"}, {"name": "lo"}],
+        "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}},
+        "drain": {"graceSeconds": 60, "deadlineMarginSeconds": 15}})
+    env_list = dep.build_pod_template("w1", spec)["spec"]["containers"][0]["env"]
+    resolved = {"secretKeyRef": "pw", "fieldRef": "w1-abc"}
+    env = {e["name"]: e.get("value") or resolved[next(iter(e["valueFrom"]))] for e in env_list}
+    settings = worker_config.from_env(env)
+    assert settings.redis_url == "rediss://u:pw@r:6379/4"
+    assert (settings.queues, settings.prefix) == (["hi", "lo"], "app")
+    assert (settings.drain_deadline, settings.pod) == (45.0, "w1-abc")

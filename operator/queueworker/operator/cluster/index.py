@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# pod_requests is also what tests/support/operator_cluster.py imports from here.
-from queueworker.engine.resources import extended
-from queueworker.engine.resources import pod_requests as pod_requests
+from queueworker.engine.resources import extended, pod_requests
 from queueworker.operator.cluster import deployment as dep
 
 # Key of a QueueWorker's own objects in the pods and deployments indexes.
