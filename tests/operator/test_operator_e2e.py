@@ -7,14 +7,12 @@ exit 0. Every job is done, and none ran twice (a graceful drain never redelivers
 
 from __future__ import annotations
 
-import asyncio
-
 import redis
 
 from queueworker.worker.producer import Producer
 
 from support.operator_cluster import Cluster, wait_for
-from support.operator_e2e import ProcessController
+from support.operator_e2e import ProcessRuntime
 from support.operator_specs import fast_config, spec
 
 JOBS = 60
@@ -30,11 +28,8 @@ async def test_real_workers_scale_up_process_everything_and_drain_to_zero(
         "--heartbeat-interval", "0.5", "--lease", "5"]
     qw["drain"] = {"graceSeconds": 30, "deadlineMarginSeconds": 10}
     client = redis.Redis.from_url(redis_url)
-    async with Cluster(config=fast_config(), controllers=False) as c:
-        controller = ProcessController(c.k, c.client)
-        c.controller = controller
-        c._tasks.append(asyncio.create_task(c._run(controller.step)))
-        c._tasks.append(asyncio.create_task(c._run(c.gc.step)))
+    runtime = ProcessRuntime()
+    async with Cluster(config=fast_config(), runtime=runtime) as c:
         try:
             await c.start_operator()
             await c.create_qw("e2e", qw)
@@ -43,16 +38,16 @@ async def test_real_workers_scale_up_process_everything_and_drain_to_zero(
             for n in range(JOBS):
                 producer.enqueue("e2e", {"n": n, "seconds": 0.25})
             await wait_for(lambda: (c.replicas("e2e") or 0) >= 2, 10, "scale up")
-            await wait_for(lambda: len(controller.alive()) >= 2, 20, "worker processes up")
+            await wait_for(lambda: len(runtime.alive()) >= 2, 20, "worker processes up")
             await wait_for(lambda: client.scard("t:done") == JOBS, 90, "every job done")
             await wait_for(lambda: c.replicas("e2e") == 0, 30, "scale back to 0")
-            await wait_for(lambda: not controller.alive(), 40, "every worker process exited")
+            await wait_for(lambda: not runtime.alive(), 40, "every worker process exited")
         finally:
-            controller.kill_all()
+            runtime.close()
     done = {int(x) for x in client.smembers("t:done")}
     assert done == set(range(JOBS)), f"lost: {sorted(set(range(JOBS)) - done)}"
     runs = {int(k): int(v) for k, v in client.hgetall("t:runs").items()}
     assert max(runs.values()) == 1, "a job ran twice although every stop was graceful"
-    assert controller.started >= 2
-    assert controller.exit_codes and set(controller.exit_codes.values()) == {0}, \
-        controller.exit_codes
+    assert runtime.started >= 2
+    assert runtime.exit_codes and set(runtime.exit_codes.values()) == {0}, \
+        runtime.exit_codes

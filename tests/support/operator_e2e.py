@@ -1,14 +1,16 @@
 """End to end for the operator: pods of the emulated cluster are real worker processes.
 
-`ProcessController` is the harness's Deployment controller with one change: every Pod it
-creates also starts the pod's first container as a local process (`queueworker worker ...`
-with the container's env, the pod name from the downward API), and deleting a Pod sends that
-process SIGTERM, as the kubelet does, then SIGKILL after terminationGracePeriodSeconds.
+``ProcessRuntime`` is a container runtime for the harness's kubelet
+(support/kube_kubelet.py): when a pod starts Running it runs the pod's first
+container as a local process (``queueworker worker ...`` with the container's
+env, the pod name from the downward API); when the pod is deleted the kubelet
+sends that process SIGTERM, removes the pod once it has exited, or sends
+SIGKILL after the pod's grace period. A pod whose container is not a
+``queueworker`` command runs nothing and stops at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -16,64 +18,62 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from support.operator_cluster import DeploymentController
-
 TESTS = Path(__file__).resolve().parents[1]
 
 
-class ProcessController(DeploymentController):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+class ProcessRuntime:
+    def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.exit_codes: dict[str, int] = {}
         self.started = 0
 
-    async def create_pod(self, ns: str, deployment: str, uid: str, template: dict[str, Any],
-                         thash: str) -> None:
-        before = {p["metadata"]["name"] for p in self.pods_of(ns, uid)}
-        await super().create_pod(ns, deployment, uid, template, thash)
-        for pod in self.pods_of(ns, uid):
-            name = pod["metadata"]["name"]
-            if name not in before and name not in self.procs:
-                self._start(name, pod["spec"])
+    def command(self, pod: dict[str, Any]) -> list[str] | None:
+        """The process of a pod, or None when it runs nothing here."""
+        args = list((pod["spec"]["containers"][0]).get("args") or [])
+        if args[:1] != ["queueworker"]:
+            return None
+        return [sys.executable, "-m", "queueworker.cli", *args[1:]]
 
-    def _start(self, pod_name: str, spec: dict[str, Any]) -> None:
-        container = spec["containers"][0]
+    def start(self, namespace: str, pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        argv = self.command(pod)
+        if argv is None or name in self.procs:
+            return
         env = {**os.environ, "PYTHONPATH": str(TESTS)}
-        for item in container.get("env") or []:
+        for item in pod["spec"]["containers"][0].get("env") or []:
             if "value" in item:
                 env[item["name"]] = str(item["value"])
             elif (item.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == \
                     "metadata.name":
-                env[item["name"]] = pod_name
-        args = list(container.get("args") or [])
-        assert args[:1] == ["queueworker"], args
-        self.procs[pod_name] = subprocess.Popen(
-            [sys.executable, "-m", "queueworker.cli", *args[1:]], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                env[item["name"]] = name
+        self.procs[name] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
         self.started += 1
 
-    async def delete_pod(self, ns: str, pod: dict[str, Any], *, record: bool) -> None:
-        await super().delete_pod(ns, pod, record=record)
-        name = pod["metadata"]["name"]
+    def stop(self, name: str) -> None:
         proc = self.procs.get(name)
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-            asyncio.get_running_loop().create_task(self._reap(name, proc, grace))
 
-    async def _reap(self, name: str, proc: subprocess.Popen[bytes], grace: float) -> None:
-        try:  # the kubelet's grace period, then SIGKILL
-            code = await asyncio.wait_for(asyncio.to_thread(proc.wait), grace)
-        except TimeoutError:
+    def exited(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        if proc is None:
+            return True
+        code = proc.poll()
+        if code is not None:
+            self.exit_codes[name] = code
+        return code is not None
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
             proc.kill()
-            code = proc.wait()
-        self.exit_codes[name] = code
+            self.exit_codes[name] = proc.wait()
 
     def alive(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is None]
 
-    def kill_all(self) -> None:
+    def close(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.kill()
