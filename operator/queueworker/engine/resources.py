@@ -6,11 +6,12 @@ indexes (operator/cluster/index.py) and the Deployment builder
 (operator/cluster/deployment.py) all call it, so they can never disagree on
 what a pod holds. Pure: no I/O, nothing outside the engine.
 
-A pod's effective request of a resource follows the scheduler's rule
-(kopf-and-conventions.md section 4): the larger of the app containers plus the
-restartable init containers (sidecars, ``restartPolicy: Always``) and the peak
-of any one init container (plus the sidecars started before it), then plus
-the pod's ``overhead``.
+A pod's effective request of a resource is what the kube-scheduler counts:
+the larger of the app containers plus the restartable init containers
+(sidecars, ``restartPolicy: Always``, which keep running beside the app) and
+the peak of any one init container (plus the sidecars started before it,
+since init containers run one at a time), then plus the pod's ``overhead``.
+tests/engine/test_engine_resources.py pins each part of the rule.
 """
 
 from __future__ import annotations
