@@ -7,29 +7,18 @@ Tasks (all on one loop, one redis.asyncio client):
   order. When nothing is ready it blocks on the queues' notify lists (BLPOP,
   at most ``poll_interval``).
 - slots (``concurrency`` of them): each runs one job at a time from the buffer
-  and appends the outcome (done / retry / fail / back) to ``pending``.
-- settler: sends everything pending in one SETTLE script, while the slots go
-  on (group commit: the busier the worker, the bigger the batch).
-- housekeeper: every tick one BEAT script (heartbeat + lease renewal of every
-  taken job); every ``reap_interval`` one REAP script (expired leases and due
-  delayed jobs back to waiting; guarded by a lock so one worker reaps).
+  and hands the outcome (done / retry / fail / back) to the settler.
+- settler (settle.py): sends everything pending in one SETTLE script, while
+  the slots go on (group commit: the busier the worker, the bigger the batch).
+- housekeeper (housekeeping.py): every tick one BEAT script (heartbeat + lease
+  renewal of every taken job); every ``reap_interval`` one REAP script (expired
+  leases and due delayed jobs back to waiting; guarded by a lock so one worker
+  reaps).
+- watchdog (timeouts.py): cancels jobs past their timeout. Sync handlers run
+  in its thread pool; a thread past its timeout is abandoned, and when
+  ``concurrency`` of them are stuck the worker drains and exits with code 75.
 
 So a job costs 2/K round trips (K = batch size) plus a share of the beats.
-
-Sync handlers run in a thread pool, not on the loop: a blocking handler on
-the loop would stop the beats (leases would expire and the job would run
-twice), the settler and the signal handling. A thread cannot be killed, so
-when a sync handler passes its timeout the attempt is counted as failed (and
-retried or failed per its policy) and the thread is *abandoned*: it runs on,
-its result is ignored. The pool has room for ``concurrency`` abandoned
-threads; when that many are stuck the worker stops taking jobs, drains and
-exits with code 75 so that its supervisor (Kubernetes) starts a fresh process.
-Code that must be stopped hard belongs in an async handler (cancelled at the
-timeout) or in a subprocess that the handler starts and kills itself.
-
-Timeouts: a watchdog task checks the running jobs' deadlines every 50 ms and
-cancels the ones past due (one timer for all jobs rather than one per job:
-that per-job timer cost ~15 % of the throughput of short jobs).
 
 Drain: the first SIGTERM/SIGINT stops fetching at once, hands back buffered
 jobs that have not started (their delivery count is undone), lets running
@@ -42,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -51,29 +39,23 @@ import socket
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from queueworker.worker import metrics as metrics_mod
-from queueworker.worker.broker import Broker, Settlement
+from queueworker.worker.broker import REDIS_ERRORS, Broker, Settlement
 from queueworker.worker.config import Settings
 from queueworker.worker.gpu import GpuCollector
 from queueworker.worker.handlers import HandlerTable, UnknownHandler
+from queueworker.worker.housekeeping import Housekeeper
 from queueworker.worker.job import BadPayload, Job
 from queueworker.worker.log import event, redact_url
+from queueworker.worker.settle import Settler, failed_attempt
+from queueworker.worker.timeouts import JobTimeout, Watchdog
 
 EXIT_OK = 0
-WATCHDOG_INTERVAL = 0.05
 EXIT_STUCK_THREADS = 75
-_ERRORS = (RedisError, OSError)
-
-
-class _Timeout(Exception):
-    pass
 
 
 def make_worker_id(pod: str) -> str:
@@ -96,28 +78,24 @@ class Worker:
         self.started_at = time.time()
         self.buffer: deque[Job] = deque()
         self.running: dict[str, tuple[Job, float]] = {}
-        self.pending: list[Settlement] = []
+        self.settler = Settler(self.broker, settings.result_ttl, on_ok=self._ok,
+                               on_error=self._redis_error)
+        self.keeper = Housekeeper(self.broker, settings, self.id, self.metrics)
+        self.watchdog = Watchdog(settings.concurrency)
         self.processed = 0
         self.failed = 0
         self.taken = 0
         self.stopping = False
         self.stop_reason = ""
         self.exit_code = EXIT_OK
-        self.abandoned = 0
         self._last_ok = 0.0
-        self._closing = False
         self._fetcher_blocked = False
         self._hand_back_buffer_on_stop = True
-        self._deadlines: dict[str, tuple[float, asyncio.Task[Any]]] = {}
-        self._expired: dict[str, bool] = {}
         self._slot_wake = asyncio.Event()
         self._fetch_wake = asyncio.Event()
-        self._settle_wake = asyncio.Event()
         self._slots: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._handback_handle: asyncio.TimerHandle | None = None
-        self._executor = ThreadPoolExecutor(max_workers=2 * settings.concurrency,
-                                            thread_name_prefix="queueworker-job")
         self._http: Any = None
         self.metrics.concurrency.set(settings.concurrency)
         self.metrics.in_flight.set_function(lambda: len(self.running))
@@ -125,6 +103,11 @@ class Worker:
             lambda: min(1.0, len(self.running) / max(1, settings.concurrency)))
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def abandoned(self) -> int:
+        """Handler threads past their timeout and still running (see timeouts.py)."""
+        return self.watchdog.abandoned
 
     @property
     def state(self) -> str:
@@ -184,9 +167,9 @@ class Worker:
               handlers=",".join(sorted(self.handlers.handlers)), gpu=bool(self.gpu))
         self.metrics.set_state("idle")
         fetcher = asyncio.create_task(self._fetcher(), name="fetcher")
-        settler = asyncio.create_task(self._settler(), name="settler")
+        settler = self.settler.start()
         keeper = asyncio.create_task(self._housekeeper(), name="housekeeper")
-        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        watchdog = self.watchdog.start()
         self._tasks = [fetcher, settler, keeper, watchdog]
         self._slots = [asyncio.create_task(self._slot(), name=f"slot-{i}")
                        for i in range(self.s.concurrency)]
@@ -196,22 +179,18 @@ class Worker:
                 self.stop("done")
             try:  # it ends at its next check of `stopping`; never cut a FETCH in half
                 await asyncio.wait_for(fetcher, timeout=10)
-            except (TimeoutError, asyncio.CancelledError, *_ERRORS):
+            except (TimeoutError, asyncio.CancelledError, *REDIS_ERRORS):
                 pass
             self._hand_back_buffer()
-            self._closing = True
-            self._settle_wake.set()
-            await self._final_settle(settler)
+            await self.settler.finish()
         finally:
             if self._handback_handle:
                 self._handback_handle.cancel()
             keeper.cancel()
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
                 await keeper
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
-            with contextlib.suppress(*_ERRORS):
+            await self.watchdog.stop()
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self.broker.remove_worker(self.id)
             self._remove_signals(loop)
             await self._close()
@@ -220,24 +199,14 @@ class Worker:
               failed=self.failed, exit_code=self.exit_code)
         return self.exit_code
 
-    async def _final_settle(self, settler: asyncio.Task[None]) -> None:
-        # Redis may be gone: then the leases run out and the jobs run again elsewhere.
-        try:
-            await asyncio.wait_for(settler, timeout=5.0)
-        except (TimeoutError, asyncio.CancelledError):
-            settler.cancel()
-            if self.pending:
-                event("worker.unsettled", logging.WARNING, jobs=len(self.pending),
-                      note="their leases will run out and they will run again")
-
     async def _close(self) -> None:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
         if self.gpu is not None:
             self.gpu.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        with contextlib.suppress(*_ERRORS):
+        self.watchdog.close()
+        with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.aclose()
 
     # ------------------------------------------------------------------ stopping
@@ -286,7 +255,7 @@ class Worker:
     def _hand_back_buffer(self) -> None:
         while self.buffer:
             job = self.buffer.popleft()
-            self._settle(Settlement("back", job, job.tries, "1"))
+            self.settler.add(Settlement("back", job, job.tries, "1"))
 
     def _hand_back_running(self) -> None:
         if self.running:
@@ -322,7 +291,7 @@ class Worker:
                                                self.s.rate_limits, self.s.park_delay)
                 self._ok()
                 backoff = 0.1
-            except _ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._redis_error("fetch", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -347,7 +316,7 @@ class Worker:
             self._fetcher_blocked = True
             try:
                 await self.broker.wait_for_work(self.s.queues, self.s.poll_interval)
-            except _ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._redis_error("wait", exc)
                 await asyncio.sleep(backoff)
             finally:
@@ -367,10 +336,6 @@ class Worker:
             await self._run(job)
             self._fetch_wake.set()
 
-    def _settle(self, s: Settlement) -> None:
-        self.pending.append(s)
-        self._settle_wake.set()
-
     async def _run(self, job: Job) -> None:
         start = time.time()
         self.running[job.id] = (job, start)
@@ -379,9 +344,10 @@ class Worker:
         if job.enqueued_at:
             m.wait.observe(max(0.0, start - job.enqueued_at))
         try:
-            await self._call(job)
+            await self.watchdog.call(self.handlers.get(job.handler), job, job.payload(),
+                                     job.timeout or self.s.timeout or None)
         except asyncio.CancelledError:
-            self._settle(Settlement("back", job, job.tries))
+            self.settler.add(Settlement("back", job, job.tries))
             m.handed_back.inc()
             event("job.handed_back", id=job.id, queue=job.queue)
             raise
@@ -389,156 +355,37 @@ class Worker:
             self._fail(job, "unknown_handler", f"UnknownHandler: {exc}", "", retry=False)
         except BadPayload as exc:
             self._fail(job, "bad_payload", f"BadPayload: {exc}", "", retry=False)
-        except _Timeout as exc:
+        except JobTimeout as exc:
             self._fail(job, "timeout", f"Timeout: {exc}", "")
         except Exception as exc:
             self._fail(job, "exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         else:
             self.processed += 1
             m.completed.inc()
-            self._settle(Settlement("done", job, job.tries))
+            self.settler.add(Settlement("done", job, job.tries))
         finally:
             del self.running[job.id]
             ended = time.time()
             m.duration.observe(ended - start)
             m.last_job.set(ended)
 
-    async def _call(self, job: Job) -> None:
-        handler = self.handlers.get(job.handler)
-        payload = job.payload()
-        timeout = job.timeout or self.s.timeout or None
-        fn = handler.fn
-        task = asyncio.current_task()
-        if timeout is not None and task is not None:
-            self._deadlines[job.id] = (self._loop_time() + timeout, task)
-        cf: Future[Any] | None = None
-        try:
-            if handler.is_async:
-                await (fn(payload, job=job) if handler.wants_job else fn(payload))
-            else:
-                call: Callable[[], Any] = (
-                    (lambda: fn(payload, job=job)) if handler.wants_job else (lambda: fn(payload)))
-                cf = self._executor.submit(call)
-                await asyncio.wrap_future(cf)
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and cf is not None and not cf.done():
-                self._abandon(cf)
-            # The watchdog cancelled it (whatever the handler turned that into), and nobody
-            # else did: a drain hand-back wins over a timeout.
-            if self._expired.pop(job.id, False) and task is not None and task.uncancel() == 0:
-                raise _Timeout(self._timeout_text(timeout, cf)) from None
-            raise
-        finally:
-            self._deadlines.pop(job.id, None)
-        if self._expired.pop(job.id, False) and task is not None:  # it swallowed the cancel
-            task.uncancel()
-            raise _Timeout(self._timeout_text(timeout, cf))
-
-    @staticmethod
-    def _timeout_text(timeout: float | None, cf: Future[Any] | None) -> str:
-        text = f"job exceeded its timeout of {timeout or 0:g}s"
-        return text + " (its thread was abandoned)" if cf is not None else text
-
-    def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def _watchdog(self) -> None:
-        """Cancel jobs past their timeout: one timer for all jobs, not one per job.
-
-        Checked every WATCHDOG_INTERVAL, so a timeout fires up to that much late."""
-        while True:
-            await asyncio.sleep(WATCHDOG_INTERVAL)
-            if not self._deadlines:
-                continue
-            now = self._loop_time()
-            for job_id, (deadline, task) in list(self._deadlines.items()):
-                if now >= deadline and job_id not in self._expired:
-                    self._expired[job_id] = True
-                    task.cancel()
-
-    def _abandon(self, cf: Future[Any]) -> None:
-        self.abandoned += 1
-        event("thread.abandoned", logging.WARNING, stuck=self.abandoned)
-
-        def done(_: Future[Any]) -> None:
-            self.abandoned -= 1
-
-        cf.add_done_callback(done)
-
     def _fail(self, job: Job, reason: str, error: str, tb: str, retry: bool = True) -> None:
-        tries = job.tries + 1
-        delay = job.next_retry_delay(tries, time.time()) if retry else None
-        m = self.metrics.queue(job.queue)
-        if delay is not None:
-            m.retried.inc()
-            self._settle(Settlement("retry", job, tries, repr(delay), error))
-            event("job.retry", logging.WARNING, id=job.id, queue=job.queue, tries=tries,
-                  max_tries=job.max_tries, delay_s=round(delay, 3), error=error)
-        else:
+        outcome = failed_attempt(job, reason, error, tb, self.metrics, retry=retry)
+        if outcome.op == "fail":
             self.failed += 1
-            m.failed[reason].inc()
-            self._settle(Settlement("fail", job, tries, error, tb))
-            event("job.failed", logging.ERROR, id=job.id, queue=job.queue, tries=tries,
-                  reason=reason, error=error)
-
-    # ------------------------------------------------------------------ settle
-
-    async def _settler(self) -> None:
-        backoff = 0.1
-        while True:
-            if not self.pending:
-                if self._closing:
-                    return
-                self._settle_wake.clear()
-                await self._settle_wake.wait()
-                continue
-            batch, self.pending = self.pending[:1000], self.pending[1000:]
-            try:
-                applied = await self.broker.settle(batch, self.s.result_ttl)
-                self._ok()
-                backoff = 0.1
-            except _ERRORS as exc:
-                self._redis_error("settle", exc)
-                self.pending[:0] = batch
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            for s, ok in zip(batch, applied, strict=True):
-                if not ok:
-                    event("job.lease_lost", logging.WARNING, id=s.job.id, queue=s.job.queue,
-                          op=s.op, note="the lease ran out before the ack; it may run again")
+        self.settler.add(outcome)
 
     # ------------------------------------------------------------------ housekeeping
 
     async def _housekeeper(self) -> None:
-        tick = self.s.tick
-        next_reap = 0.0
         while True:
             try:
                 taken = [j for j, _ in self.running.values()] + list(self.buffer)
-                gone = await self.broker.beat(self.id, json.dumps(self.heartbeat()),
-                                              max(1, int(3 * self.s.heartbeat_interval + 1)),
-                                              self.s.lease, taken)
+                await self.keeper.beat(self.heartbeat(), taken)
                 self._ok()
-                if gone:
-                    event("lease.lost", logging.WARNING, jobs=",".join(gone[:10]),
-                          count=len(gone))
-                now = time.monotonic()
-                if now >= next_reap:
-                    next_reap = now + self.s.reap_interval
-                    res = await self.broker.reap(
-                        self.s.queues, self.id, self.s.reap_interval, max_lost=self.s.max_lost,
-                        failed_max_age=self.s.failed_max_age,
-                        failed_max_count=self.s.failed_max_count,
-                        worker_stale=3 * self.s.heartbeat_interval + 1)
-                    if res is not None and any(res):
-                        recovered, promoted, failed, trimmed = res
-                        self.metrics.leases_recovered.inc(recovered)
-                        level = logging.WARNING if recovered or failed else logging.DEBUG
-                        event("reaper", level, recovered=recovered, promoted=promoted,
-                              lease_failed=failed, trimmed=trimmed)
-            except _ERRORS as exc:
+                await self.keeper.reap_if_due()
+            except REDIS_ERRORS as exc:
                 self._redis_error("beat", exc)
             if not self.stopping:
                 self.metrics.set_state(self.state)
-            await asyncio.sleep(tick)
+            await asyncio.sleep(self.s.tick)

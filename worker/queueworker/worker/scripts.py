@@ -1,0 +1,309 @@
+"""Every move of a job, as one Lua script each: atomic and one round trip.
+
+The scripts are run by ``broker.Broker`` (fetch, settle, beat, reap),
+``producer.Producer`` (enqueue) and ``failed`` (the failed store).
+
+    producer ──ENQUEUE──▶ waiting ◀──────────────── delayed (due: FETCH / REAP)
+                             │ FETCH (batch)           ▲ SETTLE retry
+                             ▼                         │
+                          in flight (lease) ──SETTLE──▶ done (hash expires)
+                             │   ▲ BEAT renews          └─▶ failed store
+                             │   └ SETTLE back (drain: to the head of waiting)
+                             └ REAP: lease ran out -> head of waiting, lost + 1
+
+Why lists + Lua and not streams + XAUTOCLAIM. A stream consumer group gives a
+pending-entries list with idle times, but (1) XAUTOCLAIM's idle time is reset
+by XCLAIM, not by a cheap "I am still working" call, so a renewable lease
+means an XCLAIM per running job per renewal; (2) delayed jobs, retries with
+backoff, the failed store, unique and concurrency keys all live outside the
+stream anyway, so every move would still need a script that touches the
+stream, the PEL and the job's hash; (3) a job handed back on drain cannot be
+put at the head of a stream; (4) queue depth for a stream is lag, not XLEN,
+and the operator's reader is simpler with LLEN + ZCARD. With lists + Lua one
+FETCH script moves up to K ids into the in-flight ZSET (score = lease expiry,
+read by the reaper with one ZRANGEBYSCORE) and returns their hashes, and one
+SETTLE script acks, retries or fails a batch: about 2/K round trips per job
+plus one BEAT per interval. A stream worker needs XREADGROUP + HGETALL(s) +
+XACK + XDEL per batch: no fewer round trips, and no lease.
+
+Keys follow ``keys.py``. The scripts build the per-job and per-queue key names
+from the prefix (they must match ``keys.py``; a test checks it), which is fine
+on a single Redis or a replicated one, not on Redis Cluster (the scripts touch
+several queues' keys and job hashes that have no common hash tag).
+
+Times in the in-flight and delayed ZSETs come from the Redis server's clock
+(``TIME`` inside the scripts), so workers with skewed clocks agree on leases.
+"""
+
+from __future__ import annotations
+
+# The shebang makes Redis (7+) refuse a writing script *before* it runs when
+# the server is out of memory. Without it the OOM check happens per command, so
+# a script could pop a job (RPOP/ZREM are allowed under OOM) and then fail on
+# the ZADD that records it in flight: the job would be lost
+# (tests/faults/test_faults_redis_errors.py).
+PRELUDE = """#!lua
+local P = ARGV[1]
+local function qkey(q, name) return P .. ':{' .. q .. '}:' .. name end
+local function jkey(id) return P .. ':job:' .. id end
+local function now_s()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function release_unique(uk, id)
+  if uk and uk ~= '' then
+    local k = P .. ':unique:' .. uk
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+  end
+end
+local function promote_due(q, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', qkey(q, 'delayed'), '-inf', now, 'LIMIT', 0, limit)
+  if #due > 0 then
+    redis.call('ZREM', qkey(q, 'delayed'), unpack(due))
+    for _, id in ipairs(due) do
+      redis.call('HSET', jkey(id), 'state', 'waiting')
+      redis.call('LPUSH', qkey(q, 'waiting'), id)
+    end
+  end
+  return #due
+end
+"""
+
+# ARGV: prefix, queue, id, delay, unique_key, unique_for, field, value, ...
+# -> {id, 1} (enqueued) or {existing id, 0} (a unique job with that key exists)
+ENQUEUE = PRELUDE + """
+local q, id, delay, uk = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if uk ~= '' then
+  local k = P .. ':unique:' .. uk
+  local existing = redis.call('GET', k)
+  if existing then return {existing, 0} end
+  redis.call('SET', k, id, 'PX', math.floor(tonumber(ARGV[6]) * 1000))
+end
+local jk = jkey(id)
+redis.call('HSET', jk, unpack(ARGV, 7))
+if delay > 0 then
+  redis.call('ZADD', qkey(q, 'delayed'), now_s() + delay, id)
+  redis.call('HSET', jk, 'state', 'delayed')
+else
+  redis.call('LPUSH', qkey(q, 'waiting'), id)
+  redis.call('HSET', jk, 'state', 'waiting')
+  local nk = qkey(q, 'notify')
+  redis.call('LPUSH', nk, '1')
+  redis.call('LTRIM', nk, 0, 15)
+end
+redis.call('HINCRBY', qkey(q, 'stats'), 'enqueued', 1)
+return {id, 1}
+"""
+
+# ARGV: prefix, want, lease, worker, park_delay, then per queue (in priority
+# order): queue, rate_n (0: none), rate_period.
+# -> flat {id, deliveries, {queue, payload, tries, max_tries, backoff, timeout,
+#    retry_until, enqueued_at, handler, concurrency_key, concurrency_limit}, ...}
+FETCH = PRELUDE + """
+local now = now_s()
+local want, lease, worker, park = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local out = {}
+for i = 6, #ARGV, 3 do
+  if want <= 0 then break end
+  local q, rn, rp = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  promote_due(q, now, 1000)
+  local take, rkey = want, nil
+  if rn > 0 then
+    rkey = qkey(q, 'rate:' .. math.floor(now / rp))
+    local left = rn - tonumber(redis.call('GET', rkey) or '0')
+    if left < take then take = left end
+  end
+  if take > 0 then
+    local ids = redis.call('RPOP', qkey(q, 'waiting'), take)
+    if ids then
+      if rkey then
+        redis.call('INCRBY', rkey, #ids)
+        redis.call('PEXPIRE', rkey, math.ceil(rp * 1000) + 1000)
+      end
+      local inflight = qkey(q, 'inflight')
+      for _, id in ipairs(ids) do
+        local jk = jkey(id)
+        local h = redis.call('HMGET', jk, 'queue', 'payload', 'tries', 'max_tries', 'backoff',
+          'timeout', 'retry_until', 'enqueued_at', 'handler', 'concurrency_key',
+          'concurrency_limit')
+        if h[1] then
+          local ck, cl = h[10] or '', tonumber(h[11]) or 1
+          local run = true
+          if ck ~= '' then
+            local ckey = P .. ':conc:' .. ck
+            redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
+            if redis.call('ZCARD', ckey) >= cl then
+              run = false
+              redis.call('ZADD', qkey(q, 'delayed'), now + park, id)
+              redis.call('HSET', jk, 'state', 'delayed')
+            else
+              redis.call('ZADD', ckey, now + lease, id)
+            end
+          end
+          if run then
+            redis.call('ZADD', inflight, now + lease, id)
+            local d = redis.call('HINCRBY', jk, 'deliveries', 1)
+            redis.call('HSET', jk, 'state', 'running', 'worker', worker,
+                       'started_at', tostring(now))
+            out[#out + 1] = id
+            out[#out + 1] = d
+            out[#out + 1] = h
+            want = want - 1
+          end
+        end
+      end
+    end
+  end
+end
+return out
+"""
+
+# ARGV: prefix, result_ttl, n_done, then n_done times 3 values (queue, id,
+# delivery) for jobs done, then per other job 7 values: op, queue, id, delivery,
+# tries, a, b.  op: retry (a = delay, b = error) | fail (a = error, b = traceback)
+# | back (a = '1': never started, undo the delivery count).
+# A settlement applies only while the job is still in flight under this
+# delivery (otherwise the lease ran out and the job is someone else's):
+# -> {1|0, ...} in the order given.
+SETTLE = PRELUDE + """
+local now = now_s()
+local ttl = tonumber(ARGV[2])
+local res, counts = {}, {}
+local function count(q, name)
+  local k = qkey(q, 'stats') .. '\\0' .. name
+  counts[k] = (counts[k] or 0) + 1
+end
+local ndone = tonumber(ARGV[3])
+local i, rest = 4, 4 + 3 * ndone
+while i <= #ARGV do
+  local op, q, id, dl, tries, a, b
+  if i < rest then
+    op, q, id, dl = 'done', ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    i = i + 3
+  else
+    op, q, id, dl, tries, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+    i = i + 7
+  end
+  local inflight, jk = qkey(q, 'inflight'), jkey(id)
+  local ok = 0
+  if redis.call('ZSCORE', inflight, id) then
+    local m = redis.call('HMGET', jk, 'deliveries', 'concurrency_key', 'unique_key')
+    if m[1] == dl then
+      ok = 1
+      redis.call('ZREM', inflight, id)
+      if m[2] and m[2] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[2], id) end
+      if op == 'done' then
+        if ttl > 0 then
+          redis.call('HSET', jk, 'state', 'done', 'finished_at', tostring(now))
+          redis.call('EXPIRE', jk, ttl)
+        else
+          redis.call('DEL', jk)
+        end
+        release_unique(m[3], id)
+        count(q, 'completed')
+      elseif op == 'retry' then
+        redis.call('HSET', jk, 'state', 'delayed', 'tries', tries, 'last_error', b)
+        redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
+        count(q, 'retried')
+      elseif op == 'fail' then
+        redis.call('HSET', jk, 'state', 'failed', 'tries', tries, 'error', a,
+                   'traceback', b, 'failed_at', tostring(now))
+        redis.call('ZADD', P .. ':failed', now, id)
+        release_unique(m[3], id)
+        count(q, 'failed')
+      else
+        redis.call('HSET', jk, 'state', 'waiting')
+        if a == '1' then
+          redis.call('HINCRBY', jk, 'deliveries', -1)
+        else
+          redis.call('HINCRBY', jk, 'handed_back', 1)
+        end
+        redis.call('RPUSH', qkey(q, 'waiting'), id)
+      end
+    end
+  end
+  res[#res + 1] = ok
+end
+for k, n in pairs(counts) do
+  local sep = string.find(k, '\\0', 1, true)
+  redis.call('HINCRBY', string.sub(k, 1, sep - 1), string.sub(k, sep + 1), n)
+end
+return res
+"""
+
+# ARGV: prefix, worker id, heartbeat JSON, heartbeat ttl, lease, then per
+# running job: queue, id, concurrency_key.  -> {ids whose lease was gone}
+BEAT = PRELUDE + """
+local now = now_s()
+local wid, lease = ARGV[2], tonumber(ARGV[5])
+redis.call('SET', P .. ':worker:' .. wid, ARGV[3], 'EX', ARGV[4])
+redis.call('ZADD', P .. ':workers', now, wid)
+local gone = {}
+for i = 6, #ARGV, 3 do
+  local q, id, ck = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local inflight = qkey(q, 'inflight')
+  if redis.call('ZSCORE', inflight, id) then
+    redis.call('ZADD', inflight, 'XX', now + lease, id)
+    if ck ~= '' then redis.call('ZADD', P .. ':conc:' .. ck, 'XX', now + lease, id) end
+  else
+    gone[#gone + 1] = id
+  end
+end
+return gone
+"""
+
+# ARGV: prefix, holder, lock_ms, max_lost, batch, failed_max_age, failed_max_count,
+# worker_stale_s, queue, ...  -> {recovered, promoted, failed, trimmed} or {-1}
+# (another worker holds the reaper lock this interval).
+REAP = PRELUDE + """
+if not redis.call('SET', P .. ':reaper', ARGV[2], 'NX', 'PX', ARGV[3]) then return {-1} end
+local now = now_s()
+local max_lost, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_age, max_count, stale = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local recovered, promoted, failed, trimmed = 0, 0, 0, 0
+for i = 9, #ARGV do
+  local q = ARGV[i]
+  local inflight = qkey(q, 'inflight')
+  local expired = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'LIMIT', 0, batch)
+  for _, id in ipairs(expired) do
+    redis.call('ZREM', inflight, id)
+    local jk = jkey(id)
+    if redis.call('EXISTS', jk) == 1 then
+      local lost = redis.call('HINCRBY', jk, 'lost', 1)
+      local m = redis.call('HMGET', jk, 'concurrency_key', 'unique_key')
+      if m[1] and m[1] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[1], id) end
+      if max_lost > 0 and lost >= max_lost then
+        redis.call('HSET', jk, 'state', 'failed', 'failed_at', tostring(now), 'error',
+          'LeaseExpired: the lease ran out ' .. lost .. ' times (worker killed or hung)',
+          'traceback', '')
+        redis.call('ZADD', P .. ':failed', now, id)
+        redis.call('HINCRBY', qkey(q, 'stats'), 'failed', 1)
+        release_unique(m[2], id)
+        failed = failed + 1
+      else
+        redis.call('HSET', jk, 'state', 'waiting')
+        redis.call('RPUSH', qkey(q, 'waiting'), id)
+        recovered = recovered + 1
+      end
+    end
+  end
+  promoted = promoted + promote_due(q, now, batch)
+end
+local fk = P .. ':failed'
+local old = {}
+if max_age > 0 then
+  old = redis.call('ZRANGEBYSCORE', fk, '-inf', now - max_age, 'LIMIT', 0, batch)
+end
+if max_count > 0 and #old == 0 then
+  local n = redis.call('ZCARD', fk)
+  if n > max_count then old = redis.call('ZRANGE', fk, 0, math.min(n - max_count, batch) - 1) end
+end
+for _, id in ipairs(old) do
+  redis.call('DEL', jkey(id))
+  redis.call('ZREM', fk, id)
+  trimmed = trimmed + 1
+end
+redis.call('ZREMRANGEBYSCORE', P .. ':workers', '-inf', now - stale)
+return {recovered, promoted, failed, trimmed}
+"""
