@@ -1,7 +1,9 @@
 """Which pods go first when scaling down: idle before busy, always.
 
 The ReplicaSet ranks not-ready pods before ready ones whatever their deletion
-cost (keda-and-hpa.md section 7), so a not-ready idle pod is the cheapest
+cost (Kubernetes pkg/controller/controller_utils.go, `ActivePodsWithRanks.Less`:
+unassigned, then pending, then not-ready pods go first, and only then the lower
+deletion cost), so a not-ready idle pod is the cheapest
 victim, then a ready idle one, then busy pods with the least work in hand.
 """
 

@@ -3,7 +3,9 @@
 - ours: `engine.decide` every pollIntervalSeconds, idle pods removed first,
   busy ones (only when capped) drained.
 - keda-hpa: KEDA's Redis list scaler plus the HPA with KEDA's defaults
-  (keda-and-hpa.md sections 1b, 2, 3, 7): KEDA polls every 30 s and owns
+  (KEDA's pkg/scalers/redis_scaler.go, its ScaledObject defaults,
+  the HPA's replica calculator and ReplicaSet ranking in Kubernetes'
+  pkg/controller): KEDA polls every 30 s and owns
   0 <-> 1 (cooldown 300 s); the HPA syncs every 15 s on the sum of waiting
   jobs (LLEN: in-flight jobs are invisible) as an AverageValue target with 0.1
   tolerance, behavior nil: scale-down takes the highest recommendation of
@@ -12,7 +14,8 @@
   busy victim's job is cut (no long grace period configured).
 - keda-hpa-inflight: the same, with in-flight jobs added to the metric
   (a second trigger on the in-flight ZSET, summed by scalingModifiers).
-- horizon: Laravel Horizon's auto balancer (peer-workers.md section 5) on a
+- horizon: Laravel Horizon's auto balancer (laravel/horizon src/AutoScaler.php and
+  SupervisorOptions) on a
   fixed budget of maxProcesses processes, one pool per queue, time strategy,
   balanceMaxShift 1 every balanceCooldown 3 s. It runs on servers sized for
   maxProcesses, so its cost is maxProcesses x the whole run. Surplus
