@@ -6,12 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools test lint unit demo crd clean
+.PHONY: help setup tools test test-fast lint unit demo crd dashboards clean
 
 help:
 	@echo "make demo   - run the local autoscaling demo (installs what it needs)"
 	@echo "make test   - lint + type-check + every test (installs what it needs)"
+	@echo "make test-fast - lint + the unit tests (no slow suites), about a minute"
 	@echo "make crd    - regenerate crds/queueworker.yaml from the API models"
+	@echo "make dashboards - regenerate the chart's Grafana dashboards from code"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +35,10 @@ unit: setup
 
 test: setup lint unit
 
+# The inner loop: every test not marked slow (real Redis still, no multi-process suites).
+test-fast: setup lint
+	$(BIN)/python -m pytest -m 'not slow' -q $(PYTEST_ARGS)
+
 demo: setup
 	$(BIN)/queueworker demo
 
@@ -41,6 +47,9 @@ crd: $(STAMP)
 	$(BIN)/queueworker crd --reference > crds/REFERENCE.md
 	@mkdir -p charts/queueworker-operator/crds
 	@cp crds/queueworker.yaml charts/queueworker-operator/crds/queueworker.yaml
+
+dashboards: $(STAMP)
+	$(BIN)/python -m queueworker.operator.dashboards --write charts/queueworker-operator/dashboards
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
