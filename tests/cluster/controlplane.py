@@ -181,11 +181,14 @@ class ControlPlane:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         assert self.state is not None
-        log = (self.workdir / "logs").joinpath(f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [str(Path(self.state.bin_dir) / name), *args], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        binary = Path(self.state.bin_dir) / name
+        with (self.workdir / "logs").joinpath(f"{name}.log").open("ab") as log:
+            try:
+                proc = subprocess.Popen(
+                    [str(binary), *args], stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as err:
+                raise ControlPlaneError(f"cannot start {binary}: {err}") from err
         self.procs[name] = proc
         self.state.pids[name] = proc.pid
         self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
@@ -263,7 +266,8 @@ class ControlPlane:
             return
         for name in reversed(COMPONENTS):
             pid = state.pids.get(name)
-            if pid is not None:
+            # A pid from a stale state.json may belong to another process by now.
+            if pid is not None and _runs(pid, Path(state.bin_dir) / name):
                 _terminate(pid, self.procs.get(name), grace)
         shutil.rmtree(state.etcd_dir, ignore_errors=True)
         self.state_file.unlink(missing_ok=True)
@@ -279,8 +283,19 @@ class ControlPlane:
         self.state = self._load()
         if self.state is None:
             return False
-        alive = all(_alive(pid) for pid in self.state.pids.values())
+        bins = Path(self.state.bin_dir)
+        alive = all(_alive(pid) and _runs(pid, bins / name)
+                    for name, pid in self.state.pids.items())
         return alive and len(self.state.pids) == len(COMPONENTS) and self.get("/readyz") == 200
+
+
+def _runs(pid: int, binary: Path) -> bool:
+    """True when process `pid` was started from `binary`."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return argv0.decode(errors="replace") == str(binary)
 
 
 def _alive(pid: int) -> bool:
