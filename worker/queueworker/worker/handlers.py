@@ -8,7 +8,7 @@ if present, runs jobs that name none). ``--handler`` may be repeated.
 A handler gets the decoded payload. If it has a parameter named ``job`` it
 also gets the ``Job`` (id, queue, deliveries, tries, ...) as ``job=``.
 Coroutine functions run on the event loop; plain functions run in a thread
-(see ``runtime``).
+(see ``timeouts``).
 """
 
 from __future__ import annotations
