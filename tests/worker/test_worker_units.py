@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from queueworker.common.redact import redact_url
 from queueworker.worker import config, handlers, keys
 from queueworker.worker.broker import RateLimit
 from queueworker.worker.gpu import GpuCollector
@@ -23,7 +24,6 @@ from queueworker.worker.job import (
     encode_payload,
     new_id,
 )
-from queueworker.worker.log import redact_url
 from queueworker.worker.metrics import GPU_METRIC_NAMES, METRIC_NAMES, WorkerMetrics
 
 

@@ -8,9 +8,9 @@ import sys
 
 import redis
 
+from queueworker.common.redact import redact_url
 from queueworker.worker import keys
 from queueworker.worker.config import DEFAULT_REDIS_URL, redis_url_from
-from queueworker.worker.log import redact_url
 
 
 class CliError(Exception):

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-log = logging.getLogger("queueworker.worker")
+from queueworker.worker.log import event
 
 
 def _load_nvml() -> Any:
@@ -43,7 +43,7 @@ class GpuCollector(Collector):
             nvml.nvmlInit()
             count = int(nvml.nvmlDeviceGetCount())
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-            log.debug("gpu: NVML unavailable: %s", exc)
+            event("gpu.nvml_unavailable", logging.DEBUG, error=str(exc))
             return None
         if count <= 0:
             return None
@@ -62,7 +62,7 @@ class GpuCollector(Collector):
                 util = self.nvml.nvmlDeviceGetUtilizationRates(handle)
                 out.append((str(i), float(mem.used), float(mem.total), float(util.gpu) / 100.0))
             except Exception as exc:
-                log.debug("gpu %d: NVML read failed: %s", i, exc)
+                event("gpu.read_failed", logging.DEBUG, index=i, error=str(exc))
         return out
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

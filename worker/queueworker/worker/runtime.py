@@ -43,6 +43,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from queueworker.common.redact import redact_url
 from queueworker.worker import metrics as metrics_mod
 from queueworker.worker.broker import REDIS_ERRORS, Broker, Settlement
 from queueworker.worker.config import Settings
@@ -50,7 +51,7 @@ from queueworker.worker.gpu import GpuCollector
 from queueworker.worker.handlers import HandlerTable, UnknownHandler
 from queueworker.worker.housekeeping import Housekeeper
 from queueworker.worker.job import BadPayload, Job
-from queueworker.worker.log import event, redact_url
+from queueworker.worker.log import event
 from queueworker.worker.settle import Settler, failed_attempt
 from queueworker.worker.timeouts import JobTimeout, Watchdog
 
