@@ -121,14 +121,14 @@ class Cluster:
     async def start_operator(self, namespaces: list[str] | None = None) -> None:
         from queueworker.operator import handlers
 
-        kube.configure(self.info)
-        if self.config is not None:
-            handlers.CONFIG = self.config
+        # The config travels in kopf's memo as the CLI passes it; the emulator's
+        # credentials go with it for the login handler.
+        memo = handlers.operator_memo(self.config, connection=self.info)
         self._stop = asyncio.Event()
         ready = asyncio.Event()
         self._operator = asyncio.create_task(kopf.operator(
             clusterwide=not namespaces, namespaces=namespaces or (), standalone=True,
-            stop_flag=self._stop, ready_flag=ready))
+            stop_flag=self._stop, ready_flag=ready, memo=memo))
         await asyncio.wait_for(ready.wait(), 20)
 
     async def stop_operator(self) -> None:
@@ -139,7 +139,6 @@ class Cluster:
             await asyncio.wait_for(self._operator, 20)
         finally:
             self._operator = None
-            kube.configure(None)
 
     # ----------------------------------------------------------------------- objects
 

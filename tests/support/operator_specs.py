@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from queueworker.operator.controller.loop import OperatorConfig
+from queueworker.operator.controller.context import OperatorConfig
 
 
 def fast_config() -> OperatorConfig:

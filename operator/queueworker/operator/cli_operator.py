@@ -64,15 +64,17 @@ def main(argv: list[str]) -> int:
     import kopf
 
     from queueworker.operator import handlers, metrics
+    from queueworker.operator.controller.context import OperatorConfig
 
     kopf.configure(verbose=args.verbose or args.log_level == "debug",
                    quiet=args.log_level == "warning",
                    log_format=kopf.LogFormat.JSON if args.log_format == "json"
                    else kopf.LogFormat.PLAIN)
-    handlers.CONFIG.status_refresh_seconds = args.status_refresh
-    handlers.CONFIG.refuse_privileged = args.refuse_privileged
+    # What the handlers share travels in kopf's memo (handlers.operator_memo), set up
+    # here the same way the test harness does it; the priority goes to kopf itself.
+    memo = handlers.operator_memo(OperatorConfig(status_refresh_seconds=args.status_refresh,
+                                                 refuse_privileged=args.refuse_privileged))
     priority = args.priority if args.priority is not None else random.randint(1, 2**30)
-    handlers.SETTINGS["peering_priority"] = priority
     if args.metrics_port:
         try:
             metrics.serve(args.metrics_port)
@@ -94,6 +96,7 @@ def main(argv: list[str]) -> int:
             peering_name=peering,
             priority=priority,
             liveness_endpoint=args.liveness,
+            memo=memo,
         ))
     except KeyboardInterrupt:
         return 130

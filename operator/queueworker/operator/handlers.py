@@ -1,13 +1,22 @@
-"""kopf registrations of the QueueWorker operator. Thin: the work is in poller.py.
+"""kopf registrations of the QueueWorker operator. Thin: the work is in controller/.
 
-- One daemon per QueueWorker runs its loop (reconcile, observe, decide, act,
-  report). kopf starts it on create and on operator start (resume), stops it
-  on delete, and pauses it while a higher-priority peer is active.
+- One daemon per QueueWorker runs its loop (controller/loop.py: spec ->
+  connect -> reconcile -> observe -> decide -> act -> report). kopf starts it on
+  create and on operator start (resume), stops it on delete, and pauses it
+  while a higher-priority peer is active.
 - A low-level event handler only wakes the loop so a spec change or a
   ``kubectl scale`` acts at once instead of at the next poll.
 - Indexes keep Pods, Nodes and our Deployments in memory (no LIST per poll).
 - The login handler gives kopf and the operator's own client the same
   credentials.
+
+No module globals: what the handlers share travels in kopf's ``memo``. The
+CLI and the test harness build it with ``operator_memo`` and pass it to
+``kopf.operator(memo=...)``; it holds one ``context.Runtime`` (config,
+credentials, the ``Shared`` caches from startup to cleanup). kopf hands every
+QueueWorker a shallow copy of that memo: the Runtime in it is the same object,
+and the copy itself is where the daemon leaves its loop for the wake handler
+of the same QueueWorker.
 """
 
 from __future__ import annotations
@@ -21,36 +30,55 @@ from queueworker.operator import api, metrics
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.cluster import index as kube_index
-from queueworker.operator.controller import loop as poller
+from queueworker.operator.controller.context import Indexes, OperatorConfig, Runtime, Shared
+from queueworker.operator.controller.loop import QueueWorkerLoop
 
 logger = logging.getLogger(__name__)
 
-# Set by the CLI (or a test) before the operator starts.
-CONFIG = poller.OperatorConfig()
-SETTINGS: dict[str, Any] = {}  # peering/timeouts overrides the CLI passes through
-_shared: poller.Shared | None = None
+_RUNTIME = "runtime"  # the memo key of the Runtime
+_LOOP = "loop"  # the per-QueueWorker memo key of its running loop
 
 
-def shared() -> poller.Shared:
-    if _shared is None:
+def operator_memo(config: OperatorConfig | None = None,
+                  connection: kopf.ConnectionInfo | None = None) -> kopf.Memo:
+    """The memo to start kopf with: the CLI's (or a test's) config and, for a test,
+    the credentials the login handler is to use."""
+    return kopf.Memo({_RUNTIME: Runtime(config or OperatorConfig(), connection)})
+
+
+def runtime(memo: Any) -> Runtime:
+    """The Runtime in ``memo``; a bare ``kopf run`` (no memo given) gets the defaults."""
+    found = memo.get(_RUNTIME) if isinstance(memo, dict) else None
+    if isinstance(found, Runtime):
+        return found
+    if isinstance(memo, dict):
+        made = Runtime()
+        memo[_RUNTIME] = made
+        return made
+    raise kopf.PermanentError("the operator's memo is not a kopf.Memo")
+
+
+def shared(memo: Any) -> Shared:
+    found = runtime(memo).shared
+    if found is None:
         raise kopf.TemporaryError("operator is starting", delay=1)
-    return _shared
+    return found
 
 
 @kopf.on.login(errors=kopf.ErrorsMode.PERMANENT)
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    info = kube.configured()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    rt = runtime(memo)
+    info = rt.connection
     if info is None:
         info = (kopf.login_with_service_account(**kwargs)
                 or kopf.login_with_kubeconfig(**kwargs))
     if info is not None:
-        kube.configure(info)
+        rt.connection = info
     return info
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _shared
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf turns handler log lines into Events at INFO by default; the loop posts
     # its own Events for every scale decision, so only warnings go as Events.
     settings.posting.level = logging.WARNING
@@ -60,31 +88,29 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 10
     settings.execution.max_workers = 4
     settings.persistence.finalizer = "queueworker.dev/finalizer"
-    if "peering_priority" in SETTINGS:
-        settings.peering.priority = int(SETTINGS["peering_priority"])
-    _shared = poller.Shared(CONFIG, _client)
+    rt = runtime(memo)
+    rt.shared = Shared(rt.config, lambda: _client(rt))
 
 
-def _client() -> kube.KubeClient:
-    info = kube.configured()
-    if info is None:  # the login handler runs before any daemon or handler
+def _client(rt: Runtime) -> kube.KubeClient:
+    if rt.connection is None:  # the login handler runs before any daemon or handler
         raise kopf.TemporaryError("not logged in yet", delay=1)
-    return kube.KubeClient(info, on_error=metrics.count_api_error,
+    return kube.KubeClient(rt.connection, on_error=metrics.count_api_error,
                            on_request=metrics.count_api_request)
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    global _shared
-    if _shared is not None:
-        await _shared.close()
-        _shared = None
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    rt = runtime(memo)
+    if rt.shared is not None:
+        await rt.shared.close()
+        rt.shared = None
 
 
 @kopf.on.probe(id="queueworkers")
-def probe(**_: Any) -> int:
+def probe(memo: kopf.Memo, **_: Any) -> int:
     """Liveness: the operator answers; the value is how many loops run here."""
-    return len(_shared.loops) if _shared is not None else 0
+    return len(runtime(memo).running)
 
 
 # ---------------------------------------------------------------------------- indexes
@@ -118,23 +144,31 @@ async def qw_deployments(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec
 
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, id="autoscale",
              cancellation_backoff=0.5, cancellation_timeout=10.0)
-async def autoscale(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
-    indexes = poller.Indexes(kwargs["qw_pods"], kwargs["qw_nodes"], kwargs["qw_deployments"])
-    loop = poller.QueueWorkerLoop(shared(), body, indexes)
+async def autoscale(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+                    **kwargs: Any) -> None:
+    indexes = Indexes(kwargs["qw_pods"], kwargs["qw_nodes"], kwargs["qw_deployments"])
+    loop = QueueWorkerLoop(shared(memo), body, indexes)
+    key = (loop.namespace, loop.name)
+    running = runtime(memo).running
+    memo[_LOOP] = loop
+    running.add(key)
     try:
         await loop.run(stopped)
     finally:
+        if memo.get(_LOOP) is loop:
+            del memo[_LOOP]
+            running.discard(key)
         metrics.forget(loop.namespace, loop.name)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def wake(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+async def wake(meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """Wake the loop at once when the spec (or the pause annotation) changed.
 
     A low-level event handler, not on.create/on.update: those make kopf keep a
     diff base and progress annotations on every QueueWorker and diff every
     watch event, including the loop's own status writes; this costs a lookup.
     """
-    loop = _shared.loops.get((namespace or "", name)) if _shared is not None else None
-    if loop is not None and loop.spec_changed(meta):
+    loop = memo.get(_LOOP)
+    if isinstance(loop, QueueWorkerLoop) and loop.spec_changed(meta):
         loop.kick.set()

@@ -1,8 +1,9 @@
 """A small async Kubernetes client for the operator's own writes and reads.
 
 kopf keeps its API client private, so the operator talks to the API server
-through this one: the same credentials as kopf (the login handler stores the
-``kopf.ConnectionInfo`` it hands to kopf here), JSON merge patches (lists are
+through this one: the same credentials as kopf (the login handler keeps the
+``kopf.ConnectionInfo`` it hands to kopf in the operator's memo, and the client
+is built from it: handlers.py), JSON merge patches (lists are
 replaced whole, which both a real API server and the kmock emulator agree on),
 retries with backoff on connection errors, HTTP 429 and 5xx, and a counter of
 failed calls per operation for ``queueworker_api_errors_total``.
@@ -26,19 +27,6 @@ logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 # Delays between attempts; the last attempt's failure is raised.
 DEFAULT_BACKOFFS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
-
-_connection: kopf.ConnectionInfo | None = None
-
-
-def configure(info: kopf.ConnectionInfo | None) -> None:
-    """Use these credentials (tests, or the login handler once kopf has found them)."""
-    global _connection
-    _connection = info
-
-
-def configured() -> kopf.ConnectionInfo | None:
-    return _connection
-
 
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str, operation: str) -> None:

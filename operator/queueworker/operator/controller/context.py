@@ -1,0 +1,203 @@
+"""What every QueueWorker loop of one operator process shares, and nothing of the loops.
+
+- ``OperatorConfig``: the operator-wide knobs (the CLI or a test sets them).
+- ``Runtime``: what the kopf handlers share through kopf's ``memo``: the
+  config, the API credentials, the ``Shared`` caches once started, and which
+  QueueWorkers have a loop running here (for the liveness probe).
+- ``Shared``: the API client, one Redis client per distinct target, the
+  Secret and heartbeat caches, and the GPU registry.
+- ``GPURegistry``: the GPU *needs* of every GPU QueueWorker here, keyed by
+  QueueWorker, and their capacities computed together from the watch indexes.
+
+Nothing here refers to a loop: a loop declares its need and reads its share;
+the registry never reaches back into the loop that declared it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import redis.asyncio
+
+from queueworker.engine import capacity as gpu_alloc
+from queueworker.engine.types import GPUCapacity
+from queueworker.observe import connections as redis_conn
+from queueworker.observe import reading
+from queueworker.operator.cluster import client as kube
+from queueworker.operator.cluster import index as kube_index
+
+QWKey = kube_index.QWKey
+# How long one computed GPU share-out or one heartbeat read serves every loop.
+SHARED_READ_SECONDS = 0.5
+
+
+@dataclass
+class OperatorConfig:
+    """Operator-wide knobs; the CLI and the tests set them."""
+
+    status_refresh_seconds: float = 10.0
+    deletion_cost_delay_seconds: float = 1.0
+    secret_cache_seconds: float = 30.0
+    redis_timeout_seconds: float = 3.0
+    retry_seconds: float = 5.0  # next try after a bad spec, a missing Secret, an API error
+    refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
+
+
+class SecretMissing(Exception):
+    pass
+
+
+@dataclass
+class Indexes:
+    """The kopf indexes a loop reads (live mappings of key -> store of values)."""
+
+    pods: Mapping[Any, Any]
+    nodes: Mapping[Any, Any]
+    deployments: Mapping[Any, Any]
+
+    def values(self, index: Mapping[Any, Any], key: Any) -> list[Any]:
+        store = index.get(key)
+        return list(store) if store is not None else []
+
+
+class GPURegistry:
+    """GPU needs keyed by QueueWorker ("namespace/name"), shared out together.
+
+    Every GPU QueueWorker of the process competes for the same free GPUs, so
+    the share-out (priorities, pending pods first: engine/capacity.py) is
+    computed for all needs at once and reused for ``SHARED_READ_SECONDS``.
+    """
+
+    def __init__(self) -> None:
+        self._needs: dict[str, gpu_alloc.GPUWorker] = {}
+        self._last: tuple[float, dict[str, GPUCapacity]] | None = None
+
+    def need(self, key: str) -> gpu_alloc.GPUWorker | None:
+        return self._needs.get(key)
+
+    def withdraw(self, key: str) -> None:
+        self._needs.pop(key, None)
+
+    def capacity(self, need: gpu_alloc.GPUWorker, indexes: Indexes, *, fresh: bool = False
+                 ) -> GPUCapacity | None:
+        """Declare (or update) ``need`` and return its share of the free GPUs.
+
+        ``fresh`` recomputes even within ``SHARED_READ_SECONDS`` (a rollout
+        strategy is chosen from the GPUs free at that moment)."""
+        self._needs[need.key] = need
+        return self.capacities(indexes, fresh=fresh).get(need.key)
+
+    def capacities(self, indexes: Indexes, *, fresh: bool = False) -> dict[str, GPUCapacity]:
+        now = time.monotonic()
+        last = self._last
+        if (not fresh and last is not None and now - last[0] < SHARED_READ_SECONDS
+                and self._needs.keys() <= last[1].keys()):
+            return last[1]
+        nodes = [v for store in indexes.nodes.values() for v in store]
+        pods = indexes.values(indexes.pods, kube_index.GPU_PODS)
+        result = gpu_alloc.capacities(nodes, pods, list(self._needs.values()))
+        self._last = (now, result)
+        return result
+
+
+class Shared:
+    """Per operator process: the API client, Redis clients and caches."""
+
+    def __init__(self, config: OperatorConfig,
+                 kube_client: kube.KubeClient | Callable[[], kube.KubeClient]) -> None:
+        self.config = config
+        # kopf runs startup handlers before it logs in: build the client on first use.
+        self._kube = kube_client if isinstance(kube_client, kube.KubeClient) else None
+        self._kube_factory = None if isinstance(kube_client, kube.KubeClient) else kube_client
+        self._redis: dict[redis_conn.RedisTarget, redis.asyncio.Redis] = {}
+        self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
+        self._beats: dict[tuple[int, str], tuple[float, dict[str, reading.Heartbeat]]] = {}
+        self.gpu = GPURegistry()
+
+    @property
+    def kube(self) -> kube.KubeClient:
+        if self._kube is None:
+            assert self._kube_factory is not None
+            self._kube = self._kube_factory()
+        return self._kube
+
+    async def close(self) -> None:
+        for client in self._redis.values():
+            try:
+                await client.aclose()
+            except Exception:  # closing a dead connection must not stop the shutdown
+                pass
+        self._redis.clear()
+        if self._kube is not None:
+            await self._kube.close()
+
+    def redis_client(self, target: redis_conn.RedisTarget) -> redis.asyncio.Redis:
+        """One client (and connection pool) per distinct Redis target, shared by loops."""
+        client = self._redis.get(target)
+        if client is None:
+            timeout = self.config.redis_timeout_seconds
+            client = target.async_client(socket_timeout=timeout,
+                                         socket_connect_timeout=timeout)
+            self._redis[target] = client
+        return client
+
+    async def heartbeats(self, client: redis.asyncio.Redis, prefix: str
+                         ) -> dict[str, reading.Heartbeat]:
+        """Worker heartbeats of one Redis and prefix, read at most twice a second.
+
+        Every QueueWorker on a Redis shares its ``{prefix}:workers`` set, so the
+        loops share one read of it instead of each reading all of it."""
+        key = (id(client), prefix)
+        cached = self._beats.get(key)
+        if cached is not None and time.monotonic() - cached[0] < SHARED_READ_SECONDS:
+            return cached[1]
+        try:
+            beats = await asyncio.wait_for(reading.read_heartbeats(client, prefix),
+                                           timeout=self.config.redis_timeout_seconds)
+        except (redis.RedisError, OSError, TimeoutError):
+            beats = {}
+        self._beats[key] = (time.monotonic(), beats)
+        return beats
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, read through the API and cached ``secret_cache_seconds``."""
+        now = time.monotonic()
+        cached = self._secrets.get((namespace, name))
+        if cached is None or now - cached[0] > self.config.secret_cache_seconds:
+            doc = await self.kube.get(kube.secret_path(namespace, name), operation="get_secret")
+            cached = (now, None if doc is None else _secret_data(doc))
+            self._secrets[(namespace, name)] = cached
+        data = cached[1]
+        if data is None:
+            raise SecretMissing(f"Secret {namespace}/{name} not found")
+        if key not in data:
+            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+
+def _secret_data(doc: Mapping[str, Any]) -> dict[str, str]:
+    data = {k: base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()}
+    return {**data, **(doc.get("stringData") or {})}
+
+
+@dataclass
+class Runtime:
+    """What the kopf handlers share, carried in kopf's ``memo`` (see handlers.py).
+
+    The CLI and the test harness build it the same way
+    (``handlers.operator_memo``) and hand it to ``kopf.operator(memo=...)``.
+    kopf gives each QueueWorker a shallow copy of that memo, so this one object
+    is what all of them see.
+    """
+
+    config: OperatorConfig = field(default_factory=OperatorConfig)
+    # Preset by a test (the emulator's address); otherwise the login handler fills it.
+    connection: kopf.ConnectionInfo | None = None
+    shared: Shared | None = None  # from the startup handler to the cleanup handler
+    running: set[QWKey] = field(default_factory=set)  # QueueWorkers with a loop here

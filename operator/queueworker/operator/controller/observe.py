@@ -1,0 +1,157 @@
+"""Steps 2 and 4 of a tick: connect to the QueueWorker's Redis, then read the world.
+
+Everything a decision needs comes from here and from nothing else: the
+queue depths (one pipelined round trip, observe/reading.py), the pods and
+the Deployment from the kopf indexes (no LIST per poll), the worker
+heartbeats (one read per Redis shared by all loops), and this QueueWorker's
+share of the free GPUs (context.GPURegistry). The result is an
+``Observation`` for the engine plus what act.py needs (the pod index entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio
+
+from queueworker.engine import capacity as gpu_alloc
+from queueworker.engine.types import GPUCapacity, Observation, QueueDepth
+from queueworker.observe import connections as redis_conn
+from queueworker.observe import reading
+from queueworker.operator import api
+from queueworker.operator.cluster import deployment as dep
+from queueworker.operator.cluster import status as st
+from queueworker.operator.controller.context import GPURegistry, Indexes, Shared
+
+# How long the Deployment's replicas in the index may lag our own scale patch.
+PENDING_REPLICAS_SECONDS = 30.0
+Pending = tuple[int, float] | None  # (replicas we patched, time.monotonic() then)
+
+
+@dataclass(frozen=True)
+class Connection:
+    client: redis.asyncio.Redis
+    secrets: tuple[str, ...]  # values to redact from anything reported
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    queues: tuple[QueueDepth, ...] | None  # None: not usable this poll
+    error: str | None  # why, redacted
+    reachable: bool  # Redis answered (a bad queue is not an unreachable Redis)
+
+
+@dataclass(frozen=True)
+class Observed:
+    obs: Observation
+    pods: list[dict[str, Any]]  # the pod index entries (names, deletion costs)
+    gpu: GPUCapacity | None
+    reading: QueueReading
+    pending: Pending
+
+
+async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> Connection:
+    """The client for spec.redis (Secrets read through the API, cached briefly).
+
+    Raises ``context.SecretMissing`` or ``connections.RedisConfigError``."""
+    r = spec.redis
+    refs = [ref for ref in (r.url_secret_ref, r.password_secret_ref, r.tls.ca_secret_ref)
+            if ref is not None]
+    values = {(ref.name, ref.key): await shared.secret_value(namespace, ref.name, ref.key)
+              for ref in refs}
+    target = redis_conn.target_from_spec(r, lambda name, key: values[(name, key)])
+    secrets = list(target.secrets)
+    if r.url_secret_ref is not None:  # a URL kept in a Secret is never shown whole
+        secrets.append(values[(r.url_secret_ref.name, r.url_secret_ref.key)].strip())
+    return Connection(shared.redis_client(target), tuple(secrets))
+
+
+async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
+                      limit_seconds: float) -> QueueReading:
+    try:
+        queues = await asyncio.wait_for(reading.read_depths(conn.client, spec.queues, now),
+                                        timeout=limit_seconds)
+    except reading.QueueReadError as exc:
+        return QueueReading(None, st.redact(f"QueueReadFailed: {exc}", conn.secrets), True)
+    except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
+        return QueueReading(None, st.redact(f"{type(exc).__name__}: {exc}", conn.secrets),
+                            False)
+    return QueueReading(queues, None, True)
+
+
+def native_prefix(spec: api.QueueWorkerSpec) -> str:
+    for q in spec.queues:
+        if q.layout == api.QueueLayout.native:
+            return q.key_prefix or "qw"
+    return "qw"
+
+
+def current_replicas(live: dict[str, Any], pending: Pending, now: float) -> tuple[int, Pending]:
+    """The Deployment's replicas, and what is left of ``pending``.
+
+    The index lags our own patch by a watch event; the patched value is
+    trusted until the index shows it or ``PENDING_REPLICAS_SECONDS`` pass."""
+    value = int((live.get("spec") or {}).get("replicas") or 0)
+    if pending is None:
+        return value, None
+    wanted, at = pending
+    if value == wanted or now - at > PENDING_REPLICAS_SECONDS:
+        return value, None
+    return wanted, pending
+
+
+def gpu_need(namespace: str, name: str, spec: api.QueueWorkerSpec, backlog: int
+             ) -> gpu_alloc.GPUWorker | None:
+    if dep.gpu_request(spec) is None:
+        return None
+    return gpu_alloc.GPUWorker(key=f"{namespace}/{name}", spec=spec,
+                               selector=dep.selector_labels(name), backlog=backlog)
+
+
+def gpu_share(registry: GPURegistry, indexes: Indexes, namespace: str, name: str,
+              spec: api.QueueWorkerSpec, backlog: int | None = None, *, fresh: bool = False
+              ) -> GPUCapacity | None:
+    """This QueueWorker's free GPUs, shared out among all GPU QueueWorkers here.
+
+    ``backlog`` None keeps the one declared last (a rollout check between polls)."""
+    key = f"{namespace}/{name}"
+    if backlog is None:
+        last = registry.need(key)
+        backlog = last.backlog if last is not None else 0
+    need = gpu_need(namespace, name, spec, backlog)
+    if need is None:
+        registry.withdraw(key)
+        return None
+    return registry.capacity(need, indexes, fresh=fresh)
+
+
+def surge_ok(registry: GPURegistry, indexes: Indexes, namespace: str, name: str,
+             spec: api.QueueWorkerSpec) -> bool:
+    """Whether a rollout's surge pod would find a free GPU right now."""
+    gpu = gpu_share(registry, indexes, namespace, name, spec, fresh=True)
+    return gpu is None or gpu.free >= gpu.per_replica
+
+
+async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespace: str,
+                  name: str, spec: api.QueueWorkerSpec, live: dict[str, Any], now: float,
+                  pending: Pending) -> Observed:
+    """Queues, pods, heartbeats, replicas and GPUs: the engine's ``Observation``."""
+    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds)
+    pods = indexes.values(indexes.pods, (namespace, name))
+    beats: dict[str, reading.Heartbeat] = {}
+    if (pods and got.queues is not None
+            and any(q.layout == api.QueueLayout.native for q in spec.queues)):
+        beats = await shared.heartbeats(conn.client, native_prefix(spec))
+    current, pending = current_replicas(live, pending, time.monotonic())
+    ready = int((live.get("status") or {}).get("readyReplicas") or 0)
+    backlog = sum(q.waiting + q.in_flight for q in got.queues or ())
+    gpu = gpu_share(shared.gpu, indexes, namespace, name, spec, backlog)
+    obs = Observation(
+        now=now, queues=got.queues, current_replicas=current, ready_replicas=ready,
+        pods=reading.pod_states(pods, beats), gpu=gpu, error=got.error,
+        manual_replicas=spec.replicas,
+    )
+    return Observed(obs, pods, gpu, got, pending)

@@ -1,0 +1,197 @@
+"""Step 3 of a tick, the plan: what to do to the Deployment, from the spec and the live one.
+
+``plan`` is pure: given the desired Deployment (``Desired``), the live
+Deployment (the watch index entry, or our own create not yet seen through the
+watch) and what earlier ticks remember (``Memory``), it returns one of
+
+- ``Create``: no Deployment yet; create this body (with initial replicas);
+- ``Conflict``: a Deployment of that name exists and is not ours: touch nothing;
+- ``Patch``: the parts that drifted (``spec.template``, ``spec.strategy``,
+  ``spec.selector``, ``metadata.annotations``) and the merge patch restoring them;
+- ``InSync``: nothing to do;
+- ``NeedFreeGPUs``: a GPU worker's rollout strategy must be chosen (on create
+  or on a template change) and the caller has not said yet whether a surge pod
+  would find a free GPU. The caller observes that (fresh) and plans again.
+
+The loop applies the plan through act.py and then tells ``Memory`` what
+happened (``created``, ``patched``, ``settle``): that is the only place the
+memory changes.
+
+Drift detection (deployment.drift) compares only what we set: fields the API
+server defaults are not drift. Two rules keep it from looping or flapping:
+after our own patch, a live spec whose hash equals what that patch produced is
+the API server's normalisation, not a hand edit (``Memory.corrected_digest``);
+and a GPU worker keeps the strategy it has until its template changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from queueworker.operator import api
+from queueworker.operator.cluster import deployment as dep
+
+Entry = dict[str, Any]  # a Deployment as the index keeps it (cluster/index.py)
+# (live entry, spec hash wanted): the entry last found in line with the spec.
+CheckKey = tuple[Entry, str]
+
+
+@dataclass(frozen=True)
+class Create:
+    body: dict[str, Any]
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Conflict:
+    message: str
+
+
+@dataclass(frozen=True)
+class Patch:
+    parts: tuple[str, ...]
+    body: dict[str, Any]
+    hand_edit: bool  # someone edited the Deployment (not a spec change of ours)
+
+
+@dataclass(frozen=True)
+class InSync:
+    check: CheckKey
+
+
+@dataclass(frozen=True)
+class NeedFreeGPUs:
+    pass
+
+
+Plan = Create | Conflict | Patch | InSync | NeedFreeGPUs
+
+
+class Desired:
+    """The desired Deployment of one parsed spec, built once per rollout strategy."""
+
+    def __init__(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec) -> None:
+        self.name, self.namespace, self.uid, self.spec = name, namespace, uid, spec
+        self.gpu_worker = dep.gpu_request(spec) is not None
+        self._built: dict[bool, dict[str, Any]] = {}
+
+    def body(self, gpu_surge: bool) -> dict[str, Any]:
+        built = self._built.get(gpu_surge)
+        if built is None:
+            built = dep.build_deployment(self.name, self.namespace, self.uid, self.spec,
+                                         gpu_surge=gpu_surge)
+            self._built[gpu_surge] = built
+        return built
+
+    def create_body(self, replicas: int, gpu_surge: bool) -> dict[str, Any]:
+        return dep.build_deployment(self.name, self.namespace, self.uid, self.spec,
+                                    replicas=replicas, gpu_surge=gpu_surge)
+
+
+class Memory:
+    """What the plan remembers between ticks; changed only after a plan is carried out."""
+
+    def __init__(self) -> None:
+        self.created: Entry | None = None  # our own create, not yet seen through the watch
+        self.corrected_digest: str | None = None  # spec hash our last patch produced
+        # kopf replaces an index entry when its object changes: the same entry and
+        # the same wish need no second look.
+        self.checked: CheckKey | None = None
+        self._desired: Desired | None = None
+
+    def desired(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec
+                ) -> Desired:
+        """The ``Desired`` of ``spec`` (the spec reader hands out the same object until
+        the spec changes, so identity is the cache key)."""
+        if self._desired is None or self._desired.spec is not spec:
+            self._desired = Desired(name, namespace, uid, spec)
+        return self._desired
+
+    def live(self, entries: list[Entry]) -> Entry | None:
+        """The index entry, or our own create while the watch has not shown it yet."""
+        return entries[0] if entries else self.created
+
+    def was_created(self, entry: Entry) -> None:
+        self.created = entry
+
+    def patched(self, result: Entry) -> None:
+        self.corrected_digest = dep.spec_hash(dict(result.get("spec") or {}))
+        self.created = None
+
+    def settle(self, live: Entry, plan: Plan) -> None:
+        """After an ``InSync`` or an applied ``Patch``."""
+        if self.created is not None and live is not self.created:
+            self.created = None
+        self.checked = plan.check if isinstance(plan, InSync) else None
+
+
+def initial_replicas(spec: api.QueueWorkerSpec, status: Mapping[str, Any]) -> int:
+    """Replicas of a new Deployment: spec.replicas when paused, else the last desired
+    count in status (an operator restart or a recreated Deployment), else the minimum."""
+    if spec.scaling.paused and spec.replicas is not None:
+        return spec.replicas
+    previous = status.get("desiredReplicas")
+    if isinstance(previous, int) and previous >= 0:
+        return min(max(previous, spec.scaling.min_replicas), spec.scaling.max_replicas)
+    return spec.scaling.min_replicas
+
+
+def plan(desired: Desired, live: Entry | None, memory: Memory, *,
+         status: Mapping[str, Any], surge_ok: bool | None = None) -> Plan:
+    """What to do to the Deployment; ``surge_ok``: whether a surge pod would find a free
+    GPU now (None: not observed; asked for with ``NeedFreeGPUs`` where it matters)."""
+    if live is None:
+        if desired.gpu_worker and surge_ok is None:
+            return NeedFreeGPUs()
+        gpu_surge = bool(surge_ok) if desired.gpu_worker else True
+        replicas = initial_replicas(desired.spec, status)
+        return Create(desired.create_body(replicas, gpu_surge), replicas)
+    if not dep.owned_by(live, desired.uid):
+        return Conflict(f"Deployment {desired.namespace}/{desired.name} exists and is not "
+                        "owned by this QueueWorker")
+    want = desired.body(live_surge(live) if desired.gpu_worker else True)
+    want_hash = want["metadata"]["annotations"][dep.SPEC_HASH_ANNOTATION]
+    check = (live, want_hash)
+    if (memory.checked is not None and memory.checked[0] is live
+            and memory.checked[1] == want_hash and live is not memory.created):
+        return InSync(check)
+    parts = dep.drift(want, live)
+    if parts and dep.spec_hash(dict(live.get("spec") or {})) == memory.corrected_digest:
+        # Our last patch already produced exactly this; what is left is the API
+        # server's normalisation, not a hand edit: patching again would loop.
+        parts = []
+    if not parts:
+        return InSync(check)
+    if desired.gpu_worker and "spec.template" in parts:
+        # A template change rolls the pods: the strategy follows the free GPUs now.
+        if surge_ok is None:
+            return NeedFreeGPUs()
+        want = desired.body(surge_ok)
+    return Patch(tuple(parts), patch_body(want), hand_edit=_hand_edit(parts, live, want_hash))
+
+
+def live_surge(live: Entry) -> bool:
+    """Whether the live Deployment may surge: GPU workers keep the strategy they have
+    until the template changes, so it never flips with the free GPUs."""
+    rolling = ((live.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
+    return bool(rolling.get("maxSurge", 1) != 0)
+
+
+def patch_body(want: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that restores every part the operator owns (not replicas)."""
+    return {
+        "metadata": {"labels": want["metadata"]["labels"],
+                     "annotations": want["metadata"]["annotations"]},
+        "spec": {"template": want["spec"]["template"],
+                 "strategy": want["spec"]["strategy"]},
+    }
+
+
+def _hand_edit(parts: list[str], live: Entry, want_hash: str) -> bool:
+    """The live Deployment carries the hash of the current spec, yet differs: someone
+    edited it (a spec change of ours would have moved the hash)."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return ("metadata.annotations" not in parts
+            and annotations.get(dep.SPEC_HASH_ANNOTATION) == want_hash)

@@ -1,0 +1,300 @@
+"""Step 6 of a tick: conditions, Events, metrics, and the status write (throttled).
+
+Writes are few: the status only when something a person acts on changes
+(conditions, replicas, scale reason), otherwise at most every
+``status_refresh_seconds`` for the volatile numbers (backlog, ages, engine
+memory), and only when they changed. An idle QueueWorker sees the same thing
+poll after poll, so a fingerprint of what the report is made of skips the
+whole step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from queueworker.engine.types import Decision, GPUCapacity, Observation, QueueDepth
+from queueworker.operator import metrics
+from queueworker.operator.cluster import client as kube
+from queueworker.operator.cluster import deployment as dep
+from queueworker.operator.cluster import status as st
+from queueworker.operator.controller.context import Shared
+
+logger = logging.getLogger(__name__)
+
+Conditions = list[dict[str, Any]]
+
+
+def shape(value: Any) -> Any:
+    """A value with its timestamps blanked: what is worth a status write.
+
+    The engine's memory stamps its entries with the poll time; an idle
+    QueueWorker's memory differs at every poll only in those stamps, and
+    writing them would cost 1,000 QueueWorkers hundreds of writes a minute.
+    """
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [shape(v) for v in value]
+    if isinstance(value, float) and value > 1e9:  # epoch seconds
+        return 0.0
+    return value
+
+
+def scale_reason(decision: Decision, obs: Observation, paused: bool) -> str:
+    """Short CamelCase reason for metrics and Events."""
+    if paused:
+        return "Manual"
+    if obs.queues is None:
+        return "Fallback"
+    if decision.gpu_limited and decision.direction == "down":
+        return "GPULimited"
+    return "Backlog" if decision.direction == "up" else "Idle"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one report is made of (the tick's results, passed down)."""
+
+    obs: Observation
+    decision: Decision
+    current: int  # replicas after this tick's scale
+    ready: int
+    pods_now: int  # the Deployment's status.replicas
+    gpu: GPUCapacity | None
+    paused: bool
+    generation: int | None
+
+    @classmethod
+    def of(cls, obs: Observation, decision: Decision, live: Mapping[str, Any], current: int,
+           gpu: GPUCapacity | None, paused: bool, generation: int | None) -> Seen:
+        live_status = live.get("status") or {}
+        return cls(obs, decision, current, int(live_status.get("readyReplicas") or 0),
+                   int(live_status.get("replicas") or 0), gpu, paused, generation)
+
+
+def conditions(conds: Conditions, seen: Seen, now: str) -> Conditions:
+    """The five condition types for a tick that got this far (the spec is valid)."""
+    obs, decision, gpu, gen = seen.obs, seen.decision, seen.gpu, seen.generation
+    conds = st.set_condition(conds, "SpecValid", "True", "Valid", "spec accepted",
+                             generation=gen, now=now)
+    read_failed = (obs.error or "").startswith("QueueReadFailed")
+    if obs.queues is None and not read_failed:
+        conds = st.set_condition(conds, "RedisReachable", "False", "ConnectionFailed",
+                                 obs.error or "queues not readable", generation=gen, now=now)
+    else:
+        conds = st.set_condition(conds, "RedisReachable", "True", "Connected", "queues read",
+                                 generation=gen, now=now)
+    if gpu is None:
+        conds = st.set_condition(conds, "GPULimited", "False", "NoGPU",
+                                 "workers request no GPU", generation=gen, now=now)
+    elif decision.gpu_limited:
+        conds = st.set_condition(
+            conds, "GPULimited", "True", "InsufficientGPUs",
+            f"free {gpu.resource_name}: {gpu.free}, {gpu.per_replica} per replica; "
+            f"short by {decision.gpu_shortfall} replicas", generation=gen, now=now)
+    else:
+        conds = st.set_condition(conds, "GPULimited", "False", "Sufficient",
+                                 f"free {gpu.resource_name}: {gpu.free}", generation=gen, now=now)
+    conds = _scaling_condition(conds, seen, now)
+    if obs.queues is None:
+        return st.set_condition(conds, "Ready", "False",
+                                "QueueReadFailed" if read_failed else "RedisUnreachable",
+                                obs.error or "", generation=gen, now=now)
+    return st.set_condition(conds, "Ready", "True", "Reconciled",
+                            "Deployment reconciled and queues read", generation=gen, now=now)
+
+
+def _scaling_condition(conds: Conditions, seen: Seen, now: str) -> Conditions:
+    current, ready, gen = seen.current, seen.ready, seen.generation
+    if seen.paused:
+        return st.set_condition(conds, "Scaling", "False", "Paused",
+                                "autoscaling paused; spec.replicas decides",
+                                generation=gen, now=now)
+    if current != ready or seen.pods_now != current:
+        return st.set_condition(
+            conds, "Scaling", "True", "ScalingUp" if current > ready else "ScalingDown",
+            f"{ready} ready of {current}", generation=gen, now=now)
+    return st.set_condition(conds, "Scaling", "False", "Stable", f"{ready} ready of {current}",
+                            generation=gen, now=now)
+
+
+def volatile_status(seen: Seen, memory: dict[str, Any]) -> dict[str, Any]:
+    """The numbers that move poll after poll (written at most every refresh)."""
+    volatile: dict[str, Any] = {"engineMemory": memory}
+    queues = seen.obs.queues
+    if queues is not None:
+        ages = [q.oldest_age_seconds for q in queues if q.oldest_age_seconds is not None]
+        volatile.update({
+            "backlog": backlog_of(queues),
+            "oldestJobAgeSeconds": round(max(ages), 3) if ages else None,
+            "queues": [{"name": q.name, "layout": q.layout, "waiting": q.waiting,
+                        "inFlight": q.in_flight, "delayed": q.delayed,
+                        "oldestAgeSeconds": q.oldest_age_seconds} for q in queues],
+        })
+    gpu = seen.gpu
+    if gpu is not None:
+        volatile["gpu"] = {
+            "resourceName": gpu.resource_name, "perReplica": gpu.per_replica,
+            "free": gpu.free, "needed": seen.decision.desired * gpu.per_replica,
+            "limitedBy": seen.decision.gpu_shortfall,
+        }
+    return volatile
+
+
+def backlog_of(queues: tuple[QueueDepth, ...] | None) -> int:
+    return sum(q.waiting + q.in_flight for q in queues or ())
+
+
+class Series:
+    """The per-QueueWorker metric children, looked up once (a poll is hot)."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.labels = {"namespace": namespace, "queueworker": name}
+        labels = self.labels
+        self.last_poll = metrics.last_poll.labels(**labels)
+        self.max_replicas = metrics.max_replicas.labels(**labels)
+        self.spec_valid = metrics.spec_valid.labels(**labels)
+        self.decision = metrics.decision_duration.labels(**labels)
+        self.reconcile = metrics.reconcile_duration.labels(**labels)
+        self.redis_errors = metrics.redis_errors.labels(**labels)
+        self.redis_up = metrics.redis_up.labels(**labels)
+        self.desired = metrics.desired_replicas.labels(**labels)
+        self.current = metrics.current_replicas.labels(**labels)
+        self.ready = metrics.ready_replicas.labels(**labels)
+        self.gpu_limited = metrics.gpu_limited.labels(**labels)
+
+    def queue_read(self, ok: bool, reachable: bool) -> None:
+        if not ok:
+            self.redis_errors.inc()
+        self.redis_up.set(1 if reachable else 0)
+
+    def export(self, seen: Seen) -> None:
+        m, labels, decision, gpu = metrics, self.labels, seen.decision, seen.gpu
+        self.desired.set(decision.desired)
+        self.current.set(seen.pods_now)
+        self.ready.set(seen.ready)
+        self.gpu_limited.set(1 if decision.gpu_limited else 0)
+        for q in seen.obs.queues or ():
+            for state, value in (("waiting", q.waiting), ("in_flight", q.in_flight),
+                                 ("delayed", q.delayed)):
+                m.queue_jobs.labels(**labels, queue=q.name, state=state).set(value)
+            m.queue_oldest_age.labels(**labels, queue=q.name).set(q.oldest_age_seconds or 0)
+        if gpu is not None:
+            m.gpu_free.labels(**labels, resource=gpu.resource_name).set(gpu.free)
+            m.gpu_needed.labels(**labels, resource=gpu.resource_name).set(
+                decision.desired * gpu.per_replica)
+
+
+class StatusWriter:
+    """Writes the status when something a person acts on changed; volatile numbers at
+    most every ``status_refresh_seconds`` and only when they changed."""
+
+    def __init__(self, shared: Shared, namespace: str, name: str) -> None:
+        self.shared, self.path = shared, kube.queueworker_status_path(namespace, name)
+        self.last_written: dict[str, Any] | None = None
+        self.last_written_at = 0.0
+        self.last_backlog = 0
+        self.last_volatile: dict[str, Any] | None = None
+
+    async def write(self, important: dict[str, Any], *,
+                    volatile: dict[str, Any] | None = None, force: bool = False) -> None:
+        comparable = {**important, "conditions": st.comparable(important.get("conditions", []))}
+        volatile_changed = volatile is not None and shape(volatile) != shape(self.last_volatile)
+        due = volatile_changed and (
+            time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds)
+        if self.last_written == comparable and not force and not due:
+            return
+        await self.shared.kube.patch(self.path, {"status": {**important, **(volatile or {})}},
+                                     operation="patch_status")
+        self.last_written = comparable
+        self.last_volatile = volatile
+        self.last_backlog = int((volatile or {}).get("backlog") or 0)
+        self.last_written_at = time.monotonic()
+
+
+class Reporter:
+    """One QueueWorker's conditions, scale history, Events, metrics and status."""
+
+    def __init__(self, shared: Shared, body: Any) -> None:
+        self.body = body  # kopf's live view, for Events
+        meta, status = body["metadata"], dict(body.get("status") or {})
+        self.name: str = meta["name"]
+        self.series = Series(meta["namespace"], self.name)
+        self.status = StatusWriter(shared, meta["namespace"], self.name)
+        self.conditions: Conditions = st.with_all_types(status.get("conditions") or [])
+        self.last_scale_time: str | None = status.get("lastScaleTime")
+        self.last_scale_reason: str | None = status.get("lastScaleReason")
+        self.last_problem: str | None = None
+        self.last_fingerprint: tuple[Any, ...] | None = None
+
+    async def invalid(self, reason: str, message: str, generation: int | None) -> None:
+        """The QueueWorker cannot be acted on: SpecValid and Ready False, one Event."""
+        self.last_fingerprint = None
+        self.series.spec_valid.set(0)
+        now = st.now_iso()
+        conds = st.set_condition(self.conditions, "SpecValid", "False", reason, message,
+                                 generation=generation, now=now)
+        self.conditions = st.set_condition(conds, "Ready", "False", reason, message,
+                                           generation=generation, now=now)
+        if message != self.last_problem:
+            self.last_problem = message
+            kopf.event(self.body, type="Warning", reason=reason, message=message[:1000])
+            logger.warning("unusable QueueWorker", extra={"qw": self.name, "reason": reason,
+                                                          "problem": message})
+        await self.status.write({"observedGeneration": generation,
+                                 "conditions": self.conditions})
+
+    def valid(self) -> None:
+        self.series.spec_valid.set(1)
+        self.last_problem = None
+
+    def drift_corrected(self, parts: tuple[str, ...]) -> None:
+        kopf.event(self.body, type="Warning", reason="DriftCorrected",
+                   message=f"Deployment edited outside the QueueWorker ({', '.join(parts)}); "
+                   "restored")
+
+    def scaled(self, decision: Decision, obs: Observation, paused: bool) -> None:
+        current = obs.current_replicas
+        reason = scale_reason(decision, obs, paused)
+        direction = "up" if decision.desired > current else "down"
+        self.last_scale_time = st.now_iso()
+        self.last_scale_reason = f"{reason}: {decision.reason}"[:300]
+        metrics.scale_events.labels(**self.series.labels, direction=direction,
+                                    reason=reason).inc()
+        kopf.event(self.body, type="Normal",
+                   reason="ScaledUp" if direction == "up" else "ScaledDown",
+                   message=f"{current} -> {decision.desired} ({reason}): {decision.reason}"[:1000])
+        logger.info("scaled", extra={"qw": self.name, "from": current,
+                                     "to": decision.desired, "reason": decision.reason})
+
+    async def report(self, seen: Seen, memory: dict[str, Any]) -> None:
+        """Conditions, metrics and status of a tick that reached a decision."""
+        obs, decision = seen.obs, seen.decision
+        fingerprint = (obs.queues, obs.error, decision.desired, decision.gpu_limited,
+                       decision.gpu_shortfall, seen.current, seen.ready, seen.pods_now, seen.gpu,
+                       seen.paused, seen.generation, self.last_scale_time, shape(memory))
+        if fingerprint == self.last_fingerprint:
+            return
+        self.conditions = conditions(self.conditions, seen, st.now_iso())
+        important: dict[str, Any] = {
+            "observedGeneration": seen.generation,
+            "replicas": seen.pods_now,
+            "desiredReplicas": decision.desired,
+            "readyReplicas": seen.ready,
+            "selector": dep.selector_string(self.name),
+            "gpuLimited": decision.gpu_limited,
+            "lastScaleTime": self.last_scale_time,
+            "lastScaleReason": self.last_scale_reason,
+            "conditions": self.conditions,
+        }
+        self.series.export(seen)
+        backlog = backlog_of(obs.queues)
+        await self.status.write(important, volatile=volatile_status(seen, memory),
+                                force=bool(backlog) != bool(self.status.last_backlog))
+        self.last_fingerprint = fingerprint  # only once written: a failed write retries
