@@ -113,10 +113,14 @@ async def test_pods_go_pending_then_running_then_ready_after_their_delays() -> N
         assert phases[-1] == ("Running", True)
         log = c.kubelet
         scheduled, running, ready = (log.at(name, w) for w in ("scheduled", "running", "ready"))
-        assert scheduled is not None and running is not None and ready is not None
-        assert running - scheduled >= 0.6 and ready - running >= 0.6
+        assert scheduled is not None
+        assert running is not None
+        assert ready is not None
+        assert running - scheduled >= 0.6
+        assert ready - running >= 0.6
         conds = {x["type"]: x for x in (c.get(PODS, name) or {})["status"]["conditions"]}
-        assert conds["Ready"]["status"] == "True" and conds["Ready"]["lastTransitionTime"]
+        assert conds["Ready"]["status"] == "True"
+        assert conds["Ready"]["lastTransitionTime"]
         # The Deployment counts the pod ready only now.
         await wait_for(lambda: (c.deployment("d") or {}).get("status", {}).get(
             "readyReplicas") == 1, 3, "readyReplicas 1")
@@ -136,7 +140,8 @@ async def test_deletion_marks_the_pod_and_removes_it_after_the_grace_period() ->
         await c.client.delete(kube.pod_path("default", "slow"), operation="test")
         deleted_at = time.monotonic()
         meta = (c.get(PODS, "slow") or {})["metadata"]
-        assert meta["deletionTimestamp"] and meta["deletionGracePeriodSeconds"] == 1
+        assert meta["deletionTimestamp"]
+        assert meta["deletionGracePeriodSeconds"] == 1
         await wait_for(lambda: c.get(PODS, "slow") is None, 5, "the pod removed")
         assert time.monotonic() - deleted_at >= 0.9
         assert c.kubelet.events("slow")[-3:] == ["sigterm", "sigkill", "removed"]
@@ -178,7 +183,8 @@ async def test_a_terminating_pod_holds_its_gpu_until_it_is_removed() -> None:
         await asyncio.sleep(0.8)
         assert c.get(PODS, "old") is not None
         new = c.get(PODS, "new") or {}
-        assert not new["spec"].get("nodeName") and new["status"]["phase"] == "Pending"
+        assert not new["spec"].get("nodeName")
+        assert new["status"]["phase"] == "Pending"
         await wait_for(lambda: (c.get(PODS, "new") or {})["spec"].get("nodeName") == "gpu-a",
                        5, "new bound once old is gone")
         assert c.get(PODS, "old") is None
@@ -255,8 +261,11 @@ def test_pod_requests_follow_the_kubernetes_rule() -> None:
 
 
 def test_quantities_parse_as_kubernetes_writes_them() -> None:
-    assert quantity("2") == 2 and quantity("1k") == 1000 and quantity("1Ki") == 1024
-    assert quantity("250m") == Fraction(1, 4) and quantity("1e3") == 1000
+    assert quantity("2") == 2
+    assert quantity("1k") == 1000
+    assert quantity("1Ki") == 1024
+    assert quantity("250m") == Fraction(1, 4)
+    assert quantity("1e3") == 1000
     for bad in ("", "1x", "one", "1mi"):
         with pytest.raises(ValueError, match="quantity"):
             quantity(bad)

@@ -49,5 +49,5 @@ async def test_real_workers_scale_up_process_everything_and_drain_to_zero(
     runs = {int(k): int(v) for k, v in client.hgetall("t:runs").items()}
     assert max(runs.values()) == 1, "a job ran twice although every stop was graceful"
     assert runtime.started >= 2
-    assert runtime.exit_codes and set(runtime.exit_codes.values()) == {0}, \
-        runtime.exit_codes
+    assert runtime.exit_codes
+    assert set(runtime.exit_codes.values()) == {0}, runtime.exit_codes
