@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cluster.controlplane import ROOT, ControlPlane
+from cluster.kubelet import Kubelet
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,17 @@ def control_plane() -> Iterator[ControlPlane]:
     plane = ControlPlane(Path(tempfile.mkdtemp(prefix="qw-cluster-"))).start()
     yield plane
     plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet(control_plane: ControlPlane) -> Iterator[Kubelet]:
+    """The harness's kubelet; tests add the fake Nodes they need (`add_node`).
+    It must outlive every test's namespace cleanup, or bound pods (and with them
+    their namespaces) stay Terminating: session scope, torn down before the
+    control plane."""
+    kube = Kubelet(control_plane.api(), control_plane.workdir / "kubelet").start()
+    yield kube
+    kube.close()
 
 
 def kubectl_binary() -> str:

@@ -34,6 +34,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cluster.kubeapi import KubeApi
 from cluster.pki import PKI, PKIError, make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,6 +211,11 @@ class ControlPlane:
             time.sleep(0.2)
         raise ControlPlaneError(f"{name} not ready after {timeout:.0f}s ({probe}):\n"
                                 f"{self._log_tail(name)}")
+
+    def api(self) -> KubeApi:
+        """A client of this API server as its admin."""
+        assert self.state is not None
+        return KubeApi(self.state.server, self.pki)
 
     def get(self, path: str) -> int:
         """HTTP status of a GET (etcd by plain HTTP, the API server as admin); 0 if down."""
