@@ -1,4 +1,4 @@
-"""The test cluster itself: informer lag, pod start-up, graceful deletion, rollouts, requests.
+"""The test cluster itself: informer lag, pod start-up, graceful deletion, rollouts.
 
 Each test checks one behaviour of support/operator_cluster.py that the operator
 tests rely on, without the operator, so a harness that stopped doing it fails here.
@@ -10,7 +10,6 @@ import asyncio
 import json
 import sys
 import time
-from fractions import Fraction
 from typing import Any
 
 import aiohttp
@@ -18,7 +17,6 @@ import pytest
 
 from queueworker.operator.cluster import client as kube
 
-from support.kube_requests import extended_requests, pod_requests, quantity
 from support.operator_cluster import DEPLOYMENTS, PODS, Cluster, PodTiming, pod_ready, wait_for
 from support.operator_e2e import ProcessRuntime
 
@@ -237,37 +235,3 @@ async def test_a_scale_down_removes_the_lowest_ranked_pods_at_once() -> None:
         await c.patch_deployment("d", {"spec": {"replicas": 1}})
         await wait_for(lambda: [p["metadata"]["name"] for p in c.pods_of_deployment("d")]
                        == [keep], 3, "the pod with the higher deletion cost left")
-
-
-# --------------------------------------------------------------------------- requests
-
-
-def test_pod_requests_follow_the_kubernetes_rule() -> None:
-    spec = {
-        "containers": [{"resources": {"limits": {GPU: "1"}}},
-                       {"resources": {"requests": {GPU: "1"}, "limits": {GPU: "1"}}}],
-        "initContainers": [
-            {"restartPolicy": "Always", "resources": {"limits": {GPU: "1"}}},  # a sidecar
-            {"resources": {"limits": {GPU: "3"}}},  # runs beside the sidecar: 4
-        ],
-        "overhead": {GPU: "1"},
-    }
-    assert pod_requests(spec)[GPU] == 5  # max(2 + 1, 1 + 3) + 1
-    del spec["overhead"]
-    spec["initContainers"] = [{"resources": {"limits": {GPU: "1"}}}]
-    assert extended_requests(spec) == {GPU: 2}  # the containers' sum beats the init one
-    assert pod_requests({"containers": [{"resources": {"requests": {"cpu": "500m"}}}]}) == {
-        "cpu": Fraction(1, 2)}
-
-
-def test_quantities_parse_as_kubernetes_writes_them() -> None:
-    assert quantity("2") == 2
-    assert quantity("1k") == 1000
-    assert quantity("1Ki") == 1024
-    assert quantity("250m") == Fraction(1, 4)
-    assert quantity("1e3") == 1000
-    for bad in ("", "1x", "one", "1mi"):
-        with pytest.raises(ValueError, match="quantity"):
-            quantity(bad)
-    with pytest.raises(ValueError, match="whole numbers"):
-        extended_requests({"containers": [{"resources": {"limits": {GPU: "500m"}}}]})
