@@ -40,3 +40,28 @@ def bullmq_fill(redis_url: str, queue: str, waiting: int, prioritized: int, dela
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+RUBY_DIR = ROOT / "tests" / "peers" / "ruby"
+
+
+def ensure_sidekiq() -> None:
+    """Install Debian's ruby-sidekiq (idempotent); fails loudly, never skips."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-sidekiq.sh")], check=True, timeout=600)
+
+
+def sidekiq_push(redis_url: str, *items: dict[str, Any]) -> None:
+    """Push jobs with Sidekiq's own client (tests/peers/ruby/sidekiq_push.rb)."""
+    subprocess.run(
+        ["ruby", "sidekiq_push.rb", json.dumps(list(items))], cwd=RUBY_DIR, check=True,
+        env={"PATH": "/usr/bin:/bin", "REDIS_URL": redis_url}, timeout=60,
+    )
+
+
+def sidekiq_server(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
+    """A real Sidekiq server running tests/peers/ruby/sidekiq_jobs.rb."""
+    return subprocess.Popen(
+        ["sidekiq", "-r", "./sidekiq_jobs.rb", *args], cwd=RUBY_DIR,
+        env={"PATH": "/usr/bin:/bin", "REDIS_URL": redis_url},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )

@@ -20,6 +20,7 @@ class QueueDepth:
     waiting: int  # ready to run now
     in_flight: int  # taken by a worker, not finished
     delayed: int = 0  # scheduled for later (not demand yet)
+    other: int = 0  # neither demand nor running (dead letters), where the layout keeps them
     oldest_age_seconds: float | None = None  # oldest waiting job, where the layout says
     enqueued_total: int | None = None  # monotonic counters, where the layout keeps them
     completed_total: int | None = None

@@ -93,6 +93,8 @@ class QueueLayout(enum.StrEnum):
     laravel = "laravel"
     bullmq = "bullmq"
     sidekiq = "sidekiq"
+    dramatiq = "dramatiq"
+    arq = "arq"
 
 
 class QueueSpec(Model):
@@ -121,7 +123,9 @@ class QueueSpec(Model):
         Field(
             max_length=256,
             description="Key prefix override: Laravel's Redis prefix, BullMQ's prefix "
-            "(default 'bull'), Celery's global_keyprefix, Sidekiq's namespace.",
+            "(default 'bull'), Celery's global_keyprefix, Sidekiq's namespace, RQ's "
+            "key prefix (default 'rq'), Dramatiq's namespace (default 'dramatiq'). "
+            "Not for arq, whose queue name is the whole key.",
         ),
     ] = None
     consumer_group: Annotated[
@@ -141,5 +145,11 @@ class QueueSpec(Model):
             "consumerGroup is only for layout 'stream'",
             "consumerGroup",
             lambda s: s.layout == QueueLayout.stream or s.consumer_group is None,
+        ),
+        CelRule(
+            "self.layout != 'arq' || !has(self.keyPrefix)",
+            "keyPrefix is not for layout 'arq' (arq's keys are fixed; name is the queue key)",
+            "keyPrefix",
+            lambda s: s.layout != QueueLayout.arq or s.key_prefix is None,
         ),
     )

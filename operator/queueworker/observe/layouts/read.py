@@ -9,9 +9,11 @@ import redis
 import redis.asyncio
 
 from queueworker.engine.types import QueueDepth
+from queueworker.observe.layouts.arq import ArqReader
 from queueworker.observe.layouts.base import Command, DepthError, LayoutError, Reader
 from queueworker.observe.layouts.bullmq import BullMQReader
 from queueworker.observe.layouts.celery import CeleryReader
+from queueworker.observe.layouts.dramatiq import DramatiqReader
 from queueworker.observe.layouts.laravel import LaravelReader
 from queueworker.observe.layouts.native import NativeReader
 from queueworker.observe.layouts.rq import RQReader
@@ -23,7 +25,7 @@ READERS: dict[QueueLayout, Reader] = {
     r.layout: r
     for r in (
         NativeReader(), ListReader(), StreamReader(), CeleryReader(), RQReader(),
-        LaravelReader(), BullMQReader(), SidekiqReader(),
+        LaravelReader(), BullMQReader(), SidekiqReader(), DramatiqReader(), ArqReader(),
     )
 }
 

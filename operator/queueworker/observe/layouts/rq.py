@@ -3,7 +3,7 @@
 `rq:queue:Q` LIST of ids (RPUSH, taken from the left: the oldest is at 0);
 `rq:queue:Q:intermediate` ids taken but not yet registered as started;
 `rq:wip:Q` ZSET StartedJobRegistry; `rq:scheduled:Q` ZSET of scheduled ids
-(score: when to enqueue). `rq:job:ID` HASH holds `enqueued_at` as
+(score: epoch seconds when to enqueue). `rq:job:ID` HASH holds `enqueued_at` as
 '%Y-%m-%dT%H:%M:%S.%fZ' (rq/utils.py utcformat). keyPrefix replaces `rq`
 (RQ_KEY_PREFIX).
 """
@@ -42,19 +42,21 @@ class RQReader(Reader):
             Command(("LLEN", inter), inter),
             Command(("ZCARD", wip), wip),
             Command(("ZCARD", sched), sched),
+            # Due scheduled jobs are ready now: the scheduler enqueues them on its next pass.
+            Command(("ZCOUNT", sched, "-inf", repr(now)), sched),
             oldest_field(queue, 0, f"{p}:job:", "enqueued_at"),
         ]
 
     def parse(
         self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
     ) -> QueueDepth:
-        waiting, inter, wip, sched = (
-            integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
+        waiting, inter, wip, sched, due = (
+            integer(r, c.key) for r, c in zip(replies[:5], cmds[:5], strict=True)
         )
         return self.depth(
             q,
-            waiting,
+            waiting + due,
             inter + wip,
-            delayed=sched,
-            oldest_age_seconds=age(now, parse_rq_time(text(replies[4]))),
+            delayed=sched - due,
+            oldest_age_seconds=age(now, parse_rq_time(text(replies[5]))),
         )
