@@ -85,7 +85,7 @@ def test_kills_and_a_redis_restart_lose_nothing(tmp_path: Path) -> None:
     missing = sorted(set(range(JOBS)) - done)
     assert not missing, (f"not done: {missing}: {[states.get(n) for n in missing]}\n"
                          + local.output[-3000:])
-    assert "replica exited unasked" in local.output, "local mode saw the kills"
+    assert "replica.exited_unasked" in local.output, "local mode saw the kills"
     # At least once: a job may run twice only when it was redelivered (its
     # worker was killed with it in flight, after the handler had finished).
     twice = sorted(n for n, r in runs.items() if r > 1)
@@ -114,7 +114,7 @@ def test_jobs_of_the_last_killed_worker_are_finished(tmp_path: Path, redis_url: 
         assert client.llen(keys.waiting("work")) == 0, "both jobs taken by the one worker"
         (worker,) = children(local.proc.pid)
         os.kill(worker, signal.SIGKILL)
-        local.wait_for("replica exited unasked", timeout=10)
+        local.wait_for("replica.exited_unasked", timeout=10)
         deadline = time.monotonic() + 40
         while client.scard("t:done") < 2 and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -88,11 +88,11 @@ def test_a_second_sigint_kills_the_workers_and_still_stops_embedded_redis(
         Producer(client).enqueue("work", {"n": 0, "seconds": 8.0})
         wait_until(lambda: client.zcard(keys.inflight("work")) == 1, 30, 0.1, "the job running")
         local.proc.send_signal(signal.SIGINT)
-        local.wait_for("draining", timeout=10)
+        local.wait_for("drain.started", timeout=10)
         time.sleep(0.5)
         code = local.interrupt(timeout=20)
     finally:
         local.kill()
     assert code == 0, local.output
-    assert "killing the workers" in local.output
+    assert "event=signal.force_stop signal=SIGINT" in local.output
     assert port_is_free(server_port), "the embedded redis-server was stopped"

@@ -75,7 +75,7 @@ def test_local_mode_starts_and_stops_embedded_redis(tmp_path: Path) -> None:
     while not port_is_free(port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert port_is_free(port), "embedded redis should be gone when local mode exits"
-    assert "embedded redis stopped" in local.output
+    assert "event=redis.embedded_stopped" in local.output
 
 
 def test_without_flag_an_unreachable_redis_is_an_error(tmp_path: Path) -> None:

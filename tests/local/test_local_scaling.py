@@ -53,7 +53,7 @@ def test_scales_up_on_backlog_and_back_to_zero(tmp_path: Path, redis_url: str) -
     runs = {k.decode(): int(v) for k, v in client.hgetall("t:runs").items()}
     assert sorted(runs) == sorted(str(n) for n in range(12))
     assert set(runs.values()) == {1}, "no job ran twice"
-    assert "replica exited unasked" not in local.output
+    assert "replica.exited_unasked" not in local.output
 
 
 def test_scale_down_stops_the_idle_replica_not_the_busy_one(

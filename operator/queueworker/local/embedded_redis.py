@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis
 
+from queueworker.common.log import log_event
 from queueworker.local.orphans import die_with_parent
 
 log = logging.getLogger("queueworker.local.redis")
@@ -103,8 +104,8 @@ class EmbeddedRedis:
         except BaseException:
             self._terminate()  # also on Ctrl-C: never leave a redis-server behind
             raise
-        log.info("embedded redis started url=%s pid=%s dir=%s", self.url, self.proc.pid,
-                 self.data_dir)
+        log_event(log, "redis.embedded_started", url=self.url, pid=self.proc.pid,
+                  dir=str(self.data_dir))
         return self
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -151,7 +152,7 @@ class EmbeddedRedis:
         self._terminate()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-        log.info("embedded redis stopped port=%s", self.port)
+        log_event(log, "redis.embedded_stopped", port=self.port)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

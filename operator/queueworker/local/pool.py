@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
+from queueworker.common.log import log_event
 from queueworker.local.orphans import die_with_parent
 from queueworker.operator import api
 from queueworker.worker.config import ENV_POD_NAME
@@ -152,14 +153,14 @@ class ProcessPool:
             self.stats.start_errors += 1
             self.last_start_error = f"{self.argv[0]}: {exc.strerror or exc}"
             self._crashed(time.monotonic(), lived=0.0)
-            log.error("replica cannot start cmd=%s error=%s", shlex.join(self.argv),
-                      self.last_start_error)
+            log_event(log, "replica.start_failed", logging.ERROR, cmd=shlex.join(self.argv),
+                      error=self.last_start_error)
             return None
         self.last_start_error = None
         replica = Replica(name=name, proc=proc, started_at=time.monotonic())
         self.replicas[name] = replica
         self.stats.started += 1
-        log.info("replica started name=%s pid=%s cmd=%s", name, proc.pid, shlex.join(self.argv))
+        log_event(log, "replica.started", name=name, pid=proc.pid, cmd=shlex.join(self.argv))
         return replica
 
     def stop(self, names: Iterable[str]) -> list[str]:
@@ -173,7 +174,7 @@ class ProcessPool:
             replica.stopping_since = now
             self._signal(replica, signal.SIGTERM)
             done.append(name)
-            log.info("replica draining name=%s pid=%s", name, replica.proc.pid)
+            log_event(log, "replica.draining", name=name, pid=replica.proc.pid)
         return done
 
     def scale_to(self, desired: int, remove_first: Iterable[str] = ()) -> tuple[int, list[str]]:
@@ -212,8 +213,8 @@ class ProcessPool:
             if code is None:
                 if (replica.stopping_since is not None
                         and now - replica.stopping_since > self.grace_seconds):
-                    log.warning("replica past grace, killing name=%s grace=%s",
-                                replica.name, self.grace_seconds)
+                    log_event(log, "replica.killed_past_grace", logging.WARNING, name=replica.name,
+                              grace=self.grace_seconds)
                     self._signal(replica, signal.SIGKILL)
                     self.stats.killed_after_grace += 1
                 continue
@@ -228,8 +229,8 @@ class ProcessPool:
             if replica.stopping_since is None:
                 self._crashed(now, lived=now - replica.started_at)
             level = logging.INFO if replica.stopping_since is not None else logging.WARNING
-            log.log(level, "replica exited name=%s code=%s asked=%s", replica.name, code,
-                    replica.stopping_since is not None)
+            log_event(log, "replica.exited", level, name=replica.name, code=code,
+                      asked=replica.stopping_since is not None)
             ended.append(replica)
         # Keep only a bounded history of ended replicas.
         for replica in ended:
@@ -249,7 +250,7 @@ class ProcessPool:
         limit = time.monotonic() + (timeout if timeout is not None else self.grace_seconds + 5)
         while self.running() and time.monotonic() < limit:
             if force is not None and force.is_set():
-                log.warning("forced stop: killing replicas=%d", len(self.running()))
+                log_event(log, "pool.forced_stop", logging.WARNING, replicas=len(self.running()))
                 break
             self.reap()
             time.sleep(0.05)

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from queueworker.common.log import log_event
 from queueworker.engine import decide
 from queueworker.engine.types import Decision, Observation
 from queueworker.local.metrics import LocalMetrics
@@ -69,7 +70,7 @@ class LocalRunner:
             beats = read_beats(self.client, self.spec)
             counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
         except (redis.RedisError, OSError) as exc:
-            log.warning("heartbeats unreadable error=%s", type(exc).__name__)
+            log_event(log, "heartbeats.unreadable", logging.WARNING, error=type(exc).__name__)
             beats, counters = {}, None
         active = [r.name for r in self.pool.active()]
         stopping = [r.name for r in self.pool.stopping()]
@@ -98,8 +99,8 @@ class LocalRunner:
                 self.scale_ups += 1
             else:
                 self.scale_downs += 1
-            log.info("scale direction=%s from=%d to=%d reason=%r", direction, self.target,
-                     decision.desired, decision.reason)
+            log_event(log, "scaled", direction=direction, previous=self.target,
+                      desired=decision.desired, reason=decision.reason)
             self.target = decision.desired
         self._last_decision = decision
         self._update(obs, decision, counters)
@@ -146,8 +147,8 @@ class LocalRunner:
             if replica.stopping_since is None:
                 self.crashed += 1
                 self.snap.crashed = self.crashed
-                log.warning("replica exited unasked name=%s code=%s", replica.name,
-                            replica.exit_code)
+                log_event(log, "replica.exited_unasked", logging.WARNING, name=replica.name,
+                              code=replica.exit_code)
         if not self.stop_event.is_set() and len(self.pool.active()) < self.target:
             self.pool.scale_to(self.target)
 
@@ -165,7 +166,8 @@ class LocalRunner:
                     self.poll()
                 except (redis.RedisError, OSError) as exc:
                     # Never fall over on a Redis hiccup: the next poll retries.
-                    log.warning("poll failed error=%s: %s", type(exc).__name__, exc)
+                    log_event(log, "poll.failed", logging.WARNING,
+                              error=f"{type(exc).__name__}: {exc}")
                 if until is not None and until():
                     return
             self.stop_event.wait(0.1)
@@ -179,12 +181,12 @@ class LocalRunner:
         self.snap.stopping = len(self.pool.running())
         self.snap.running = 0
         self.view.update(self.snap)
-        log.info("draining replicas=%d grace=%ss", len(self.pool.running()),
-                 self.pool.grace_seconds)
+        log_event(log, "drain.started", replicas=len(self.pool.running()),
+                  grace_seconds=self.pool.grace_seconds)
         self.pool.drain_all(force=self.force_event)
         self.snap.stopping = 0
         self.snap.worker_seconds = self.pool.worker_seconds()
         self.view.update(self.snap)
-        log.info("drained exited_ok=%d exited_failed=%d killed=%d",
-                 self.pool.stats.exited_ok, self.pool.stats.exited_failed,
-                 self.pool.stats.killed_after_grace)
+        log_event(log, "drain.finished", exited_ok=self.pool.stats.exited_ok,
+                  exited_failed=self.pool.stats.exited_failed,
+                  killed=self.pool.stats.killed_after_grace)

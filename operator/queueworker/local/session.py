@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import yaml
 
+from queueworker.common.log import LogfmtFormatter, log_event
 from queueworker.local.embedded_redis import EmbeddedRedis, EmbeddedRedisError, reachable
 from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool, template_env, worker_command
@@ -161,10 +162,10 @@ class Signals:
         if runner is None:
             raise KeyboardInterrupt  # before the loop exists: nothing to drain
         if runner.stop_event.is_set():
-            log.warning("signal %s again: killing the workers", signal.Signals(signum).name)
+            log_event(log, "signal.force_stop", logging.WARNING, signal=signal.Signals(signum).name)
             runner.force_event.set()
         else:
-            log.info("signal %s: draining", signal.Signals(signum).name)
+            log_event(log, "signal.drain", signal=signal.Signals(signum).name)
             runner.stop_event.set()
 
     def __enter__(self) -> Signals:
@@ -179,11 +180,11 @@ class Signals:
 
 
 def setup_logging(ui: bool, log_path: Path | None) -> None:
-    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
-    if ui and log_path is not None:
-        logging.basicConfig(level=logging.INFO, filename=str(log_path), format=fmt, force=True)
-    else:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt, force=True)
+    """Local mode logs logfmt through the one helper, to stderr or (live view) a file."""
+    handler: logging.Handler = (logging.FileHandler(log_path) if ui and log_path is not None
+                                else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(LogfmtFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def make_view(ui: bool) -> View:

@@ -36,7 +36,7 @@ def logfmt(fields: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={value(v)}" for k, v in fields.items())
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO,
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, *,
               exc_info: bool = False, **fields: Any) -> None:
     """Log ``event`` with ``fields``; see the module docstring for the formats."""
     if not logger.isEnabledFor(level):
