@@ -17,7 +17,6 @@ controller lifts) is disabled as well.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -90,6 +89,7 @@ class State:
     etcd_peer_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     pids: dict[str, int] = field(default_factory=dict)
+    argv0: dict[str, str] = field(default_factory=dict)  # to recognise our pids later
 
     @property
     def server(self) -> str:
@@ -180,18 +180,20 @@ class ControlPlane:
     def state_file(self) -> Path:
         return self.workdir / "state.json"
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], argv0: str = "",
+               env: dict[str, str] | None = None) -> None:
         assert self.state is not None
-        binary = Path(self.state.bin_dir) / name
+        binary = argv0 or str(Path(self.state.bin_dir) / name)
         with (self.workdir / "logs").joinpath(f"{name}.log").open("ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [str(binary), *args], stdout=log, stderr=subprocess.STDOUT,
+                    [binary, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
                     stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as err:
                 raise ControlPlaneError(f"cannot start {binary}: {err}") from err
         self.procs[name] = proc
         self.state.pids[name] = proc.pid
+        self.state.argv0[name] = binary
         self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
 
     def _log_tail(self, name: str) -> str:
@@ -270,10 +272,10 @@ class ControlPlane:
         state = self.state or self._load()
         if state is None:
             return
-        for name in reversed(COMPONENTS):
+        for name in ("kubelet", *reversed(COMPONENTS)):
             pid = state.pids.get(name)
             # A pid from a stale state.json may belong to another process by now.
-            if pid is not None and _runs(pid, Path(state.bin_dir) / name):
+            if pid is not None and _runs(pid, state.argv0.get(name, "")):
                 _terminate(pid, self.procs.get(name), grace)
         shutil.rmtree(state.etcd_dir, ignore_errors=True)
         self.state_file.unlink(missing_ok=True)
@@ -289,13 +291,23 @@ class ControlPlane:
         self.state = self._load()
         if self.state is None:
             return False
-        bins = Path(self.state.bin_dir)
-        alive = all(_alive(pid) and _runs(pid, bins / name)
+        alive = all(_alive(pid) and _runs(pid, self.state.argv0.get(name, ""))
                     for name, pid in self.state.pids.items())
-        return alive and len(self.state.pids) == len(COMPONENTS) and self.get("/readyz") == 200
+        return alive and set(COMPONENTS) <= set(self.state.pids) and self.get("/readyz") == 200
+
+    def start_kubelet(self, nodes: list[str], timeout: float = 30) -> None:
+        """The harness's kubelet as a process of its own (cluster.kubelet_daemon),
+        for a cluster used by hand; NODES are `name` or `name:gpus`."""
+        assert self.state is not None
+        args = ["-m", "cluster.kubelet_daemon", f"--dir={self.workdir}",
+                *(f"--node={n}" for n in nodes)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+        self._spawn("kubelet", args, argv0=sys.executable, env=env)
+        for node in nodes:
+            self._wait("kubelet", f"/api/v1/nodes/{node.split(':')[0]}", timeout)
 
 
-def _runs(pid: int, binary: Path) -> bool:
+def _runs(pid: int, binary: str) -> bool:
     """True when process `pid` was started from `binary`."""
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
@@ -336,34 +348,7 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None, grace: float) -> 
         proc.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cluster.controlplane",
-                                     description="A local Kubernetes control plane for tests.")
-    parser.add_argument("command", choices=("up", "down", "kubeconfig"))
-    parser.add_argument("--dir", type=Path, default=default_dir(),
-                        help="where certificates, logs and state go (default: %(default)s)")
-    args = parser.parse_args(argv)
-    plane = ControlPlane(args.dir)
-    try:
-        if args.command == "down":
-            plane.stop()
-            print(f"controlplane: stopped ({args.dir})", file=sys.stderr)
-            return 0
-        if args.command == "up" and not plane.running():
-            plane.stop()  # leftovers of a crashed run
-            started = time.monotonic()
-            plane.start()
-            print(f"controlplane: up in {time.monotonic() - started:.1f}s; "
-                  f"export KUBECONFIG={plane.kubeconfig}", file=sys.stderr)
-        elif not plane.kubeconfig.exists() or not plane.running():
-            print("controlplane: not running; run `up` first", file=sys.stderr)
-            return 1
-    except (ControlPlaneError, PKIError) as err:
-        print(f"controlplane: {err}", file=sys.stderr)
-        return 1
-    print(plane.kubeconfig)
-    return 0
-
-
 if __name__ == "__main__":
+    from cluster.cli import main
+
     sys.exit(main())
