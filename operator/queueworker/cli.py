@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 
 # name -> (module, one-line help)
@@ -66,12 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z]+://[^:@/\s]*):[^@/\s]*@")
-
-
 def describe_error(exc: BaseException) -> str:
     """A one-line explanation, with what to do where we know it; no passwords."""
     import redis  # only when something failed: keeps `queueworker --help` light
+
+    from queueworker.common.redact import redact
 
     text = str(exc).split(" script: ")[0]  # Redis appends the Lua script's sha
     if isinstance(exc, redis.exceptions.OutOfMemoryError):
@@ -87,7 +85,7 @@ def describe_error(exc: BaseException) -> str:
         text = f"Redis error: {text}"
     else:
         text = f"{type(exc).__name__}: {text}"
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}:***@", text)
+    return redact(text)
 
 
 def entrypoint() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queueworker.common.redact import redact
 from queueworker.operator.cluster import status as st
 
 
@@ -29,8 +30,8 @@ def test_transition_time_moves_only_when_status_changes() -> None:
 
 def test_redact_urls_and_given_secrets() -> None:
     text = "Error connecting to redis://alice:hunter22@redis:6379/0 (token abcdef)"
-    out = st.redact(text, ["abcdef"])
+    out = redact(text, ["abcdef"])
     assert "hunter22" not in out and "abcdef" not in out
     assert "redis://alice:***@redis:6379/0" in out
     # A secret the caller names is removed wherever it appears.
-    assert st.redact("AUTH failed for s3cr3t-value", ["s3cr3t-value"]) == "AUTH failed for ***"
+    assert redact("AUTH failed for s3cr3t-value", ["s3cr3t-value"]) == "AUTH failed for ***"

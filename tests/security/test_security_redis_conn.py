@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from queueworker.common.redact import redact
 from queueworker.observe.connections import (
     RedisConfigError,
     target_from_spec,
     url_with_credentials,
 )
 from queueworker.operator import api
-from queueworker.operator.cluster.status import redact
 
 from support.redis_tls import SecureRedisServer
 

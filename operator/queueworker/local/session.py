@@ -30,6 +30,7 @@ from typing import IO, Any
 import yaml
 
 from queueworker.common.log import LogfmtFormatter, log_event
+from queueworker.common.redact import redact
 from queueworker.local.embedded_redis import EmbeddedRedis, EmbeddedRedisError, reachable
 from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool, template_env, worker_command
@@ -43,7 +44,6 @@ from queueworker.observe.connections import (
 )
 from queueworker.observe.layouts.native import worker_prefix
 from queueworker.operator import api
-from queueworker.operator.cluster.status import redact
 from queueworker.operator.validation import SpecError, parse_manifest
 from queueworker.worker.config import ENV_DRAIN_DEADLINE, ENV_PREFIX, ENV_QUEUES, ENV_REDIS_URL
 

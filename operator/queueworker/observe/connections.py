@@ -4,7 +4,7 @@ A spec names its Redis by URL or by Secret, with an optional ACL user, a
 password Secret, a database index and TLS (with a CA from a Secret). Secrets
 are looked up through a resolver the caller passes in (the operator reads
 them from the API; local mode and tests pass a dict), so this module does no
-Kubernetes I/O. `status.redact` is the one way a URL is ever shown to a person.
+Kubernetes I/O. `queueworker.common.redact` is the one way a URL is ever shown to a person.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
+from queueworker.common.redact import redact
 from queueworker.operator import api
-from queueworker.operator.cluster.status import redact
 
 SecretResolver = Callable[[str, str], str]  # (secret name, key) -> value
 
