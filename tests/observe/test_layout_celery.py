@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from queueworker.observe.layouts import read_depths_sync
@@ -118,3 +119,21 @@ def test_celery_worker_holds_eta_task(redis_url: str, tmp_path: Path) -> None:
     d = only(read_depths_sync(r, [qspec("later", "celery")], time.time()))
     assert (d.waiting, d.in_flight, d.delayed) == (0, 0, 2)
     assert r.llen("later") == 2
+
+
+def test_celery_eta_scan_is_bounded(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past SCAN messages a list's messages count as waiting, from the end workers take next."""
+    from celery import Celery
+
+    from queueworker.observe.layouts import celery as layout
+
+    app = Celery("t", broker=redis_url)
+    for countdown in (3600, None, 3600):  # LPUSHed, BRPOPed: taken in this order
+        app.send_task("tasks.work", queue="jobs", countdown=countdown)
+    r = redis.Redis.from_url(redis_url)
+    monkeypatch.setattr(layout, "SCAN", 1)
+    d = only(read_depths_sync(r, [qspec("jobs", "celery")], time.time()))
+    assert (d.waiting, d.delayed) == (2, 1)
+    monkeypatch.setattr(layout, "SCAN", 3)
+    d = only(read_depths_sync(r, [qspec("jobs", "celery")], time.time()))
+    assert (d.waiting, d.delayed) == (1, 2)

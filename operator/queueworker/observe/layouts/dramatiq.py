@@ -16,7 +16,8 @@ holds dead letters (`other`).
 The default encoder is JSON (dramatiq/encoder.py) with `message_timestamp`
 in epoch ms: the oldest waiting message's age is measured from it, so for a
 message that was delayed or retried it includes the delay. With another
-encoder the delayed messages count as delayed and the age is unknown.
+encoder the delayed messages count as delayed and the age is unknown. At most
+SCAN delay-queue messages are decoded per poll; beyond them, delayed.
 """
 
 from __future__ import annotations
@@ -37,19 +38,22 @@ end
 return n
 """
 # Delay-queue messages due by ARGV[1] (epoch ms) and the rest: {due, later}.
+# At most ARGV[2] messages are decoded per poll (HSCAN); the rest count as later.
 DELAYED_LUA = """
-local due, later = 0, 0
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
-  local ok, m = pcall(cjson.decode, v)
-  local eta = ok and type(m) == 'table' and type(m.options) == 'table' and m.options.eta
-  if type(eta) == 'number' and eta <= tonumber(ARGV[1]) then
-    due = due + 1
-  else
-    later = later + 1
+local due, seen, cursor = 0, 0, '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 500)
+  cursor = page[1]
+  for i = 2, #page[2], 2 do
+    local ok, m = pcall(cjson.decode, page[2][i])
+    local eta = ok and type(m) == 'table' and type(m.options) == 'table' and m.options.eta
+    if type(eta) == 'number' and eta <= tonumber(ARGV[1]) then due = due + 1 end
+    seen = seen + 1
   end
-end
-return {due, later}
+until cursor == '0' or seen >= tonumber(ARGV[2])
+return {due, redis.call('HLEN', KEYS[1]) - due}
 """
+SCAN = 10000
 # `message_timestamp` of the oldest waiting message, without shipping its body.
 OLDEST_LUA = """
 local id = redis.call('LINDEX', KEYS[1], 0)
@@ -72,7 +76,7 @@ class DramatiqReader(Reader):
         return [
             Command(("LLEN", queue), queue),
             Command(("EVAL", ACKS_LUA, 1, beats, ns, q.name), beats),
-            Command(("EVAL", DELAYED_LUA, 1, delay_msgs, int(now * 1000)), delay_msgs),
+            Command(("EVAL", DELAYED_LUA, 1, delay_msgs, int(now * 1000), SCAN), delay_msgs),
             Command(("ZCARD", dead), dead),
             Command(("EVAL", OLDEST_LUA, 2, queue, f"{queue}.msgs"), f"{queue}.msgs"),
         ]
