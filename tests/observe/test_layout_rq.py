@@ -32,3 +32,6 @@ def test_rq(redis_url: str) -> None:
         d = only(read_depths_sync(client, [qspec("reports", "rq")], time.time() + 2))
         assert (d.waiting, d.in_flight, d.delayed) == (3, 1, 1)
         assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < 60
+        # Two hours on, the scheduled job is due: ready now, no longer delayed.
+        d = only(read_depths_sync(client, [qspec("reports", "rq")], time.time() + 7200))
+        assert (d.waiting, d.in_flight, d.delayed) == (4, 1, 0)
