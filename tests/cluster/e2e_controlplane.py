@@ -10,8 +10,8 @@ import json
 import time
 from pathlib import Path
 
-from cluster.conftest import Kubectl
 from cluster.controlplane import ControlPlane
+from cluster.kubectl import Kubectl
 from cluster.kubelet import Kubelet
 
 VERSIONS = Path(__file__).with_name("versions.env")

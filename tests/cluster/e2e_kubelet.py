@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.conftest import Kubectl
+from cluster.kubectl import Kubectl
 from cluster.kubelet import Kubelet
 
 # A container: writes its env to $OUT, then waits; on SIGTERM it notes it and
