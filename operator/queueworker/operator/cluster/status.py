@@ -1,4 +1,4 @@
-"""Conditions the Kubernetes way, and redaction of secrets from anything reported.
+"""Conditions the Kubernetes way.
 
 A condition's ``lastTransitionTime`` moves only when its ``status`` changes;
 reason, message and ``observedGeneration`` may change without a transition.
@@ -11,33 +11,16 @@ time (peering), so there is no concurrent writer to lose.
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from queueworker.operator import api
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]+)@",
-                           re.IGNORECASE)
 
 
 def now_iso(now: float | None = None) -> str:
     when = (datetime.datetime.now(datetime.UTC) if now is None
             else datetime.datetime.fromtimestamp(now, datetime.UTC))
     return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove passwords: ``user:pass@`` in URLs and every given secret value."""
-    out = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            out = out.replace(secret, "***")
-    return out
-
-
-def redact_url(url: str) -> str:
-    return redact(url)
 
 
 def set_condition(

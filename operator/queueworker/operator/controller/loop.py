@@ -47,10 +47,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from queueworker import engine
+from queueworker.common.redact import redact
 from queueworker.observe import connections as redis_conn
 from queueworker.operator import api
 from queueworker.operator.cluster import client as kube
-from queueworker.operator.cluster import status as st
 from queueworker.operator.controller import act, observe, reconcile, report
 from queueworker.operator.controller.context import Indexes, SecretMissing, Shared
 from queueworker.operator.controller.spec import SpecReader
@@ -181,7 +181,7 @@ class QueueWorkerLoop:
         except SecretMissing as exc:
             await self.report.invalid("SecretNotFound", str(exc), generation)
         except redis_conn.RedisConfigError as exc:
-            await self.report.invalid("InvalidRedis", st.redact(str(exc)), generation)
+            await self.report.invalid("InvalidRedis", redact(str(exc)), generation)
         return None
 
     async def reconcile_deployment(self, spec: api.QueueWorkerSpec, generation: int | None

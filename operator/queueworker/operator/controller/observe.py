@@ -17,13 +17,13 @@ from typing import Any
 
 import redis.asyncio
 
+from queueworker.common.redact import redact
 from queueworker.engine import capacity as gpu_alloc
 from queueworker.engine.types import GPUCapacity, Observation, QueueDepth
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import reading
 from queueworker.operator import api
 from queueworker.operator.cluster import deployment as dep
-from queueworker.operator.cluster import status as st
 from queueworker.operator.controller.context import GPURegistry, Indexes, Shared
 
 # How long the Deployment's replicas in the index may lag our own scale patch.
@@ -75,9 +75,9 @@ async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
         queues = await asyncio.wait_for(reading.read_depths(conn.client, spec.queues, now),
                                         timeout=limit_seconds)
     except reading.QueueReadError as exc:
-        return QueueReading(None, st.redact(f"QueueReadFailed: {exc}", conn.secrets), True)
+        return QueueReading(None, redact(f"QueueReadFailed: {exc}", conn.secrets), True)
     except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
-        return QueueReading(None, st.redact(f"{type(exc).__name__}: {exc}", conn.secrets),
+        return QueueReading(None, redact(f"{type(exc).__name__}: {exc}", conn.secrets),
                             False)
     return QueueReading(queues, None, True)
 
