@@ -3,6 +3,8 @@
 The emulated Deployment's pods run as `queueworker worker` processes (support/operator_e2e.py);
 scale-down deletes pods, which SIGTERMs their processes: they drain (finish or hand back) and
 exit 0. Every job is done, and none ran twice (a graceful drain never redelivers).
+The cluster is not instant: pods and Deployments reach watchers late, and pods
+take a moment to start and to turn Ready.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import redis
 
 from queueworker.worker.producer import Producer
 
-from support.operator_cluster import Cluster, wait_for
+from support.operator_cluster import DEPLOYMENTS, PODS, Cluster, PodTiming, wait_for
 from support.operator_e2e import ProcessRuntime
 from support.operator_specs import fast_config, spec
 
@@ -29,7 +31,9 @@ async def test_real_workers_scale_up_process_everything_and_drain_to_zero(
     qw["drain"] = {"graceSeconds": 30, "deadlineMarginSeconds": 10}
     client = redis.Redis.from_url(redis_url)
     runtime = ProcessRuntime()
-    async with Cluster(config=fast_config(), runtime=runtime) as c:
+    async with Cluster(config=fast_config(), runtime=runtime,
+                       lags={PODS: 0.3, DEPLOYMENTS: 0.2},
+                       timing=PodTiming(start_seconds=0.3, ready_seconds=0.3)) as c:
         try:
             await c.start_operator()
             await c.create_qw("e2e", qw)
