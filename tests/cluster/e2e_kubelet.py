@@ -27,7 +27,7 @@ def term(*_):
         time.sleep(float(os.environ["TERM_DELAY"]))
         sys.exit(0)
 signal.signal(signal.SIGTERM, term)
-keys = ("POD_NAME", "POD_NS", "NODE", "PASSWORD", "PLAIN", "LABEL")
+keys = ("POD_NAME", "POD_NS", "NODE", "PASSWORD", "PLAIN", "LABEL", "FROM_pw", "PRIO")
 env = {k: os.environ.get(k) for k in keys}
 env["pid"] = os.getpid()
 open(out + ".tmp", "w").write(__import__("json").dumps(env))
@@ -54,8 +54,10 @@ def pod(name: str, node: str, out: Path, *, term_delay: str = "0.3", grace: int 
         {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "redis", "key": "pw"}}},
     ]
+    env_from = [{"secretRef": {"name": "redis"}, "prefix": "FROM_"},
+                {"configMapRef": {"name": "settings"}}]
     container: dict[str, Any] = {"name": "c", "image": "python", "command": [sys.executable],
-                                 "args": ["-c", PROGRAM], "env": env}
+                                 "args": ["-c", PROGRAM], "env": env, "envFrom": env_from}
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
     return {"apiVersion": "v1", "kind": "Pod",
@@ -68,6 +70,8 @@ def pod(name: str, node: str, out: Path, *, term_delay: str = "0.3", grace: int 
 def namespace(kubectl: Kubectl, kubelet: Kubelet) -> Any:
     kubectl.run("create", "namespace", "kl")
     kubectl.run("create", "secret", "generic", "redis", "-n", "kl", "--from-literal=pw=s3cret")
+    kubectl.run("create", "configmap", "settings", "-n", "kl", "--from-literal=PRIO=high",
+                "--from-literal=PLAIN=overridden-by-env")
     yield "kl"
     kubectl.run("delete", "namespace", "kl", "--wait=true", timeout=120)
 
@@ -108,7 +112,7 @@ def test_pod_runs_with_its_env_reports_ready_and_stops_on_sigterm(
     env = json.loads(out.read_text())
     assert env["POD_NAME"] == "env" and env["POD_NS"] == "kl" and env["NODE"] == node
     assert env["PASSWORD"] == "s3cret" and env["PLAIN"] == "plain-value"
-    assert env["LABEL"] == "probe"
+    assert env["LABEL"] == "probe" and env["FROM_pw"] == "s3cret" and env["PRIO"] == "high"
     wait_until("Ready", lambda: condition(get_pod(kubectl, "env"), "Ready") == "True")
     status = (get_pod(kubectl, "env") or {})["status"]
     assert status["phase"] == "Running"

@@ -316,12 +316,31 @@ class Kubelet:
     # -- env
 
     def _container_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        container = pod["spec"]["containers"][0]
         env: dict[str, str] = {}
-        for item in pod["spec"]["containers"][0].get("env") or []:
+        for source in container.get("envFrom") or []:  # `env` below wins, as in Kubernetes
+            env.update(self._env_from(pod, source))
+        for item in container.get("env") or []:
             value = self._env_value(pod, item)
             if value is not None:
                 env[item["name"]] = value
         return env
+
+    def _env_from(self, pod: dict[str, Any], source: dict[str, Any]) -> dict[str, str]:
+        ns = quote(pod["metadata"]["namespace"])
+        for key, kind in (("secretRef", "secrets"), ("configMapRef", "configmaps")):
+            if key in source:
+                try:
+                    obj = self.api.get(f"/api/v1/namespaces/{ns}/{kind}/"
+                                       f"{quote(source[key]['name'])}")
+                except ApiError as err:
+                    self._note(f"envFrom {source[key]['name']}: {err}")
+                    return {}
+                data = obj.get("data") or {}
+                decode = kind == "secrets"
+                return {source.get("prefix", "") + k: base64.b64decode(v).decode() if decode
+                        else str(v) for k, v in data.items()}
+        return {}
 
     def _env_value(self, pod: dict[str, Any], item: dict[str, Any]) -> str | None:
         if "value" in item:
