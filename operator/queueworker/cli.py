@@ -69,6 +69,7 @@ def describe_error(exc: BaseException) -> str:
     """A one-line explanation, with what to do where we know it; no passwords."""
     import redis  # only when something failed: keeps `queueworker --help` light
 
+    from queueworker.common.errors import QueueworkerError
     from queueworker.common.redact import redact
 
     text = str(exc).split(" script: ")[0]  # Redis appends the Lua script's sha
@@ -83,6 +84,8 @@ def describe_error(exc: BaseException) -> str:
         text = f"cannot reach Redis ({text})"
     elif isinstance(exc, redis.exceptions.RedisError):
         text = f"Redis error: {text}"
+    elif isinstance(exc, QueueworkerError):
+        pass  # ours: the message already says what is wrong
     else:
         text = f"{type(exc).__name__}: {text}"
     return redact(text)

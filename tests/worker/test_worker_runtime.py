@@ -171,9 +171,9 @@ async def test_bad_payload_and_unknown_handler_fail_without_stopping_the_worker(
     u = producer.job(unknown)
     b = producer.job(broken)
     assert u is not None and b is not None
-    assert u["error"].startswith("UnknownHandler: unknown handler 'resize_image'")
+    assert u["error"].startswith("UnknownHandlerError: unknown handler 'resize_image'")
     assert u["tries"] == 1  # no retry for these
-    assert b["error"].startswith("BadPayload: payload is not valid JSON")
+    assert b["error"].startswith("BadPayloadError: payload is not valid JSON")
     text = w.metrics.render().decode()
     assert 'reason="bad_payload"} 1.0' in text and 'reason="unknown_handler"} 1.0' in text
 

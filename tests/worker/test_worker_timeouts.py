@@ -11,7 +11,7 @@ import pytest
 
 from queueworker.worker.handlers import Handler
 from queueworker.worker.job import Job
-from queueworker.worker.timeouts import JobTimeout, Watchdog
+from queueworker.worker.timeouts import JobTimeoutError, Watchdog
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ async def test_a_handler_within_its_limit_returns_and_one_past_it_raises(
     h = Handler.of("h", handler)
     await watchdog.call(h, job("quick"), 0.01, limit=1.0)
     await watchdog.call(h, job("no-limit"), 0.2, limit=None)
-    with pytest.raises(JobTimeout, match=r"^job exceeded its timeout of 0.1s$"):
+    with pytest.raises(JobTimeoutError, match=r"^job exceeded its timeout of 0.1s$"):
         await watchdog.call(h, job("slow"), 5, limit=0.1)
     assert seen == [(0.01, "quick"), (0.2, "no-limit"), (5, "slow")]
     assert watchdog.abandoned == 0
@@ -51,7 +51,7 @@ async def test_a_handler_that_swallows_the_cancel_still_times_out(watchdog: Watc
         except asyncio.CancelledError:
             pass  # carry on as if nothing happened
 
-    with pytest.raises(JobTimeout):
+    with pytest.raises(JobTimeoutError):
         await watchdog.call(Handler.of("h", stubborn), job(), None, limit=0.1)
     # The slot's task is usable afterwards: the watchdog's cancel was taken back.
     task = asyncio.current_task()
@@ -79,7 +79,7 @@ async def test_a_sync_handler_past_its_limit_is_abandoned_until_its_thread_ends(
     def blocking(payload: Any) -> None:
         release.wait(10)
 
-    with pytest.raises(JobTimeout, match=r"\(its thread was abandoned\)$"):
+    with pytest.raises(JobTimeoutError, match=r"\(its thread was abandoned\)$"):
         await watchdog.call(Handler.of("h", blocking), job(), None, limit=0.1)
     assert watchdog.abandoned == 1
     release.set()

@@ -17,7 +17,7 @@ from queueworker.worker.gpu import GpuCollector
 from queueworker.worker.heartbeat import parse_heartbeats
 from queueworker.worker.job import (
     Backoff,
-    BadPayload,
+    BadPayloadError,
     Job,
     JobOptions,
     PayloadError,
@@ -77,7 +77,7 @@ def test_retry_decision_respects_max_tries_and_retry_until() -> None:
 
 
 def test_bad_payload_is_its_own_error() -> None:
-    with pytest.raises(BadPayload):
+    with pytest.raises(BadPayloadError):
         Job.from_hash("1-a", {"payload": "{nope"}).payload()
 
 
@@ -124,7 +124,7 @@ def test_handler_table() -> None:
     t = handlers.HandlerTable.from_callables(_sync_handler, other=_async_handler)
     assert t.get("").fn is _sync_handler and not t.get("").is_async
     assert t.get("other").is_async and t.get("other").wants_job
-    with pytest.raises(handlers.UnknownHandler, match="unknown handler 'nope'"):
+    with pytest.raises(handlers.UnknownHandlerError, match="unknown handler 'nope'"):
         t.get("nope")
 
 

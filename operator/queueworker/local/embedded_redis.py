@@ -18,13 +18,14 @@ from pathlib import Path
 
 import redis
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.common.log import log_event
 from queueworker.local.orphans import die_with_parent
 
 log = logging.getLogger("queueworker.local.redis")
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(QueueworkerError, RuntimeError):
     pass
 
 

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import yaml
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.common.log import LogfmtFormatter, log_event
 from queueworker.common.redact import redact
 from queueworker.local.embedded_redis import EmbeddedRedis, EmbeddedRedisError, reachable
@@ -50,7 +51,7 @@ from queueworker.worker.config import ENV_DRAIN_DEADLINE, ENV_PREFIX, ENV_QUEUES
 log = logging.getLogger("queueworker.local")
 
 
-class LocalError(RuntimeError):
+class LocalError(QueueworkerError, RuntimeError):
     """A problem a person can act on (printed without a traceback)."""
 
 

@@ -17,13 +17,14 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.common.redact import redact
 from queueworker.operator import api
 
 SecretResolver = Callable[[str, str], str]  # (secret name, key) -> value
 
 
-class RedisConfigError(ValueError):
+class RedisConfigError(QueueworkerError, ValueError):
     """The spec's Redis settings cannot be turned into a connection (names what)."""
 
 

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 import redis
 import redis.asyncio
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.engine.types import QueueDepth
 from queueworker.observe.layouts import DepthError, read_depths, read_depths_sync
 from queueworker.operator.api import QueueSpec
 
 
-class QueueReadError(Exception):
+class QueueReadError(QueueworkerError):
     """Redis answered, but some queue could not be read (wrong key type, bad data)."""
 
 

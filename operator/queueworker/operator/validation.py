@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.operator import api
 
 
@@ -27,7 +28,7 @@ class SpecProblem:
         return f"{self.field}: {self.message} (rule: {self.rule})"
 
 
-class SpecError(ValueError):
+class SpecError(QueueworkerError, ValueError):
     def __init__(self, problems: list[SpecProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.engine import resources
 from queueworker.operator.api import QueueWorkerSpec
 from queueworker.operator.validation import SpecError, parse_manifest, parse_spec
@@ -116,7 +117,7 @@ def simulate(
     )
 
 
-class SimulateError(ValueError):
+class SimulateError(QueueworkerError, ValueError):
     """Input the simulator cannot use; the message says what and where."""
 
 

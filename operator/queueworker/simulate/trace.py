@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from queueworker.common.errors import QueueworkerError
 
-class TraceError(ValueError):
+
+class TraceError(QueueworkerError, ValueError):
     """A trace that cannot be replayed; the message names the line and the field."""
 
 

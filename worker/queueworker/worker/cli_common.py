@@ -8,12 +8,13 @@ import sys
 
 import redis
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.common.redact import redact_url
 from queueworker.worker import keys
 from queueworker.worker.config import DEFAULT_REDIS_URL, redis_url_from
 
 
-class CliError(Exception):
+class CliError(QueueworkerError):
     """One line for the user; the command exits non-zero."""
 
 

@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from queueworker.common.errors import QueueworkerError
 
-class HandlerError(Exception):
+
+class HandlerError(QueueworkerError):
     """A --handler spec that cannot be loaded (a configuration error: the worker exits)."""
 
 
-class UnknownHandler(LookupError):
+class UnknownHandlerError(QueueworkerError, LookupError):
     """A job names a handler this worker does not have (the job fails; the worker goes on)."""
 
 
@@ -58,13 +60,13 @@ class HandlerTable:
     def get(self, name: str) -> Handler:
         if not name:
             if self.default is None:
-                raise UnknownHandler(
+                raise UnknownHandlerError(
                     f"the job names no handler and this worker has no default; it knows: "
                     f"{', '.join(sorted(self.handlers)) or '(none)'}")
             return self.default
         h = self.handlers.get(name)
         if h is None:
-            raise UnknownHandler(f"unknown handler {name!r}; this worker knows: "
+            raise UnknownHandlerError(f"unknown handler {name!r}; this worker knows: "
                                  f"{', '.join(sorted(self.handlers)) or '(none)'}")
         return h
 

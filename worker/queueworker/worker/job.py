@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.worker import keys
 
 DEFAULT_MAX_TRIES = 3
@@ -50,11 +51,11 @@ DEFAULT_UNIQUE_FOR = 3600.0
 BackoffSpec = float | int | str | Sequence[float] | None
 
 
-class PayloadError(ValueError):
+class PayloadError(QueueworkerError, ValueError):
     """A payload that cannot be enqueued (not JSON, or too large)."""
 
 
-class BadPayload(Exception):
+class BadPayloadError(QueueworkerError):
     """A job whose stored payload is not valid JSON (it fails without a retry)."""
 
 
@@ -293,11 +294,11 @@ class Job:
         )
 
     def payload(self) -> Any:
-        """The decoded payload; BadPayload when it is not JSON."""
+        """The decoded payload; BadPayloadError when it is not JSON."""
         try:
             return json.loads(self.payload_text)
         except ValueError as exc:
-            raise BadPayload(f"payload is not valid JSON ({exc}): "
+            raise BadPayloadError(f"payload is not valid JSON ({exc}): "
                              f"{self.payload_text[:80]!r}") from None
 
     def next_retry_delay(self, tries: int, now: float, rand: random.Random | None = None

@@ -48,12 +48,12 @@ from queueworker.worker import metrics as metrics_mod
 from queueworker.worker.broker import REDIS_ERRORS, Broker, Settlement
 from queueworker.worker.config import Settings
 from queueworker.worker.gpu import GpuCollector
-from queueworker.worker.handlers import HandlerTable, UnknownHandler
+from queueworker.worker.handlers import HandlerTable, UnknownHandlerError
 from queueworker.worker.housekeeping import Housekeeper
-from queueworker.worker.job import BadPayload, Job
+from queueworker.worker.job import BadPayloadError, Job
 from queueworker.worker.log import event
 from queueworker.worker.settle import Settler, failed_attempt
-from queueworker.worker.timeouts import JobTimeout, Watchdog
+from queueworker.worker.timeouts import JobTimeoutError, Watchdog
 
 EXIT_OK = 0
 EXIT_STUCK_THREADS = 75
@@ -352,11 +352,11 @@ class Worker:
             m.handed_back.inc()
             event("job.handed_back", id=job.id, queue=job.queue)
             raise
-        except UnknownHandler as exc:
-            self._fail(job, "unknown_handler", f"UnknownHandler: {exc}", "", retry=False)
-        except BadPayload as exc:
-            self._fail(job, "bad_payload", f"BadPayload: {exc}", "", retry=False)
-        except JobTimeout as exc:
+        except UnknownHandlerError as exc:
+            self._fail(job, "unknown_handler", f"UnknownHandlerError: {exc}", "", retry=False)
+        except BadPayloadError as exc:
+            self._fail(job, "bad_payload", f"BadPayloadError: {exc}", "", retry=False)
+        except JobTimeoutError as exc:
             self._fail(job, "timeout", f"Timeout: {exc}", "")
         except Exception as exc:
             self._fail(job, "exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.worker.handlers import Handler
 from queueworker.worker.job import Job
 from queueworker.worker.log import event
@@ -33,7 +34,7 @@ from queueworker.worker.log import event
 WATCHDOG_INTERVAL = 0.05
 
 
-class JobTimeout(Exception):
+class JobTimeoutError(QueueworkerError):
     """A job ran past its timeout and the watchdog cancelled it (or gave up on its thread)."""
 
 
@@ -64,7 +65,7 @@ class Watchdog:
 
     async def call(self, handler: Handler, job: Job, payload: Any,
                    limit: float | None) -> None:
-        """Run one job's handler; JobTimeout when it runs past ``limit`` seconds (its timeout).
+        """Run one job's handler; JobTimeoutError when it runs past ``limit`` seconds (its timeout).
 
         A cancellation from anyone else (a drain hand-back) is raised as is."""
         fn = handler.fn
@@ -86,13 +87,13 @@ class Watchdog:
             # The watchdog cancelled it (whatever the handler turned that into), and nobody
             # else did: a drain hand-back wins over a timeout.
             if self._expired.pop(job.id, False) and task is not None and task.uncancel() == 0:
-                raise JobTimeout(_timeout_text(limit, cf)) from None
+                raise JobTimeoutError(_timeout_text(limit, cf)) from None
             raise
         finally:
             self._deadlines.pop(job.id, None)
         if self._expired.pop(job.id, False) and task is not None:  # it swallowed the cancel
             task.uncancel()
-            raise JobTimeout(_timeout_text(limit, cf))
+            raise JobTimeoutError(_timeout_text(limit, cf))
 
     async def run(self) -> None:
         """Cancel jobs past their timeout: one timer for all jobs, not one per job.

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.engine.types import QueueDepth
 from queueworker.operator.api import QueueLayout, QueueSpec
 
@@ -40,7 +41,7 @@ class DepthError:
         return f"queue {self.name!r} ({self.layout}): {self.message}"
 
 
-class LayoutError(ValueError):
+class LayoutError(QueueworkerError, ValueError):
     """A reply that does not fit the layout (raised by `parse`, names the key)."""
 
     def __init__(self, key: str, message: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import kopf
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.operator import api
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ MERGE_PATCH = "application/merge-patch+json"
 # Delays between attempts; the last attempt's failure is raised.
 DEFAULT_BACKOFFS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
 
-class ApiError(Exception):
+class ApiError(QueueworkerError):
     def __init__(self, status: int, reason: str, message: str, operation: str) -> None:
         self.status = status
         self.reason = reason

@@ -25,6 +25,7 @@ from typing import Any
 import kopf
 import redis.asyncio
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.engine import capacity as gpu_alloc
 from queueworker.engine.types import GPUCapacity
 from queueworker.observe import connections as redis_conn
@@ -49,7 +50,7 @@ class OperatorConfig:
     refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
 
 
-class SecretMissing(Exception):
+class SecretMissingError(QueueworkerError):
     pass
 
 
@@ -175,9 +176,9 @@ class Shared:
             self._secrets[(namespace, name)] = cached
         data = cached[1]
         if data is None:
-            raise SecretMissing(f"Secret {namespace}/{name} not found")
+            raise SecretMissingError(f"Secret {namespace}/{name} not found")
         if key not in data:
-            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
+            raise SecretMissingError(f"Secret {namespace}/{name} has no key {key!r}")
         return data[key]
 
 

@@ -52,7 +52,7 @@ from queueworker.observe import connections as redis_conn
 from queueworker.operator import api
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.controller import act, observe, reconcile, report
-from queueworker.operator.controller.context import Indexes, SecretMissing, Shared
+from queueworker.operator.controller.context import Indexes, SecretMissingError, Shared
 from queueworker.operator.controller.spec import SpecReader
 from queueworker.operator.validation import SpecError
 
@@ -178,7 +178,7 @@ class QueueWorkerLoop:
         reported."""
         try:
             return await observe.connect(self.shared, self.namespace, spec)
-        except SecretMissing as exc:
+        except SecretMissingError as exc:
             await self.report.invalid("SecretNotFound", str(exc), generation)
         except redis_conn.RedisConfigError as exc:
             await self.report.invalid("InvalidRedis", redact(str(exc)), generation)

@@ -56,7 +56,7 @@ class Observed:
 async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> Connection:
     """The client for spec.redis (Secrets read through the API, cached briefly).
 
-    Raises ``context.SecretMissing`` or ``connections.RedisConfigError``."""
+    Raises ``context.SecretMissingError`` or ``connections.RedisConfigError``."""
     r = spec.redis
     refs = [ref for ref in (r.url_secret_ref, r.password_secret_ref, r.tls.ca_secret_ref)
             if ref is not None]
