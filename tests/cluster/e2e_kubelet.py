@@ -156,3 +156,40 @@ def test_a_terminating_pod_keeps_its_gpus_until_it_is_gone(
     wait_until("the second pod's process", second.exists, timeout=40)
     assert get_pod(kubectl, "gpu-first") is None
     kubectl.run("delete", "pod", "gpu-second", "-n", "kl", "--wait=true", timeout=60)
+
+
+def one_shot(name: str, node: str, args: list[str], policy: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kl"},
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "restartPolicy": policy,
+                     "containers": [{"name": "c", "image": "queueworker", "args": args}]}}
+
+
+def test_queueworker_commands_run_and_exit_codes_set_the_phase(
+        kubectl: Kubectl, node: str, namespace: str) -> None:
+    # `queueworker ...` runs this checkout's CLI; exit 0 -> Succeeded, else Failed.
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(
+        one_shot("crd", node, ["queueworker", "crd"], "Never")))
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(
+        one_shot("bad", node, ["queueworker", "validate", "/nonexistent.yaml"], "Never")))
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(
+        one_shot("again", node, ["queueworker", "validate", "/nonexistent.yaml"], "OnFailure")))
+
+    def phase(name: str) -> str:
+        return str(((get_pod(kubectl, name) or {}).get("status") or {}).get("phase"))
+
+    wait_until("crd Succeeded", lambda: phase("crd") == "Succeeded")
+    wait_until("bad Failed", lambda: phase("bad") == "Failed")
+    bad = (get_pod(kubectl, "bad") or {})["status"]["containerStatuses"][0]
+    assert bad["state"]["terminated"]["exitCode"] != 0
+    assert condition(get_pod(kubectl, "bad"), "Ready") == "False"
+
+    def restarts() -> int:
+        statuses = ((get_pod(kubectl, "again") or {}).get("status") or {}).get(
+            "containerStatuses") or [{}]
+        return int(statuses[0].get("restartCount", 0))
+
+    wait_until("a restart under OnFailure", lambda: restarts() >= 2)
+    assert phase("again") == "Running"
+    for name in ("crd", "bad", "again"):
+        kubectl.run("delete", "pod", name, "-n", "kl", "--wait=true", timeout=60)
