@@ -186,8 +186,13 @@ class Emulator(kmock.KubernetesEmulator):
         present = key in self.objects and not self.objects[key].deleted
         raw = self.objects[key].raw if present else None
         entries = self._journal.setdefault(key, [])
+        now = time.monotonic()
         if not entries or entries[-1][1] != raw:
-            entries.append((time.monotonic(), raw))
+            entries.append((now, raw))
+        # Keep one version older than the lag (what a reader sees now) and the newer ones.
+        cutoff = now - self.lag_of(key[0])
+        while len(entries) > 1 and entries[1][0] <= cutoff:
+            del entries[0]
 
     def _stamp(self, request: Any) -> None:
         data = request.data
