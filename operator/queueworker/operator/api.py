@@ -136,9 +136,13 @@ class ScalingSpec(Model):
         ),
     ] = False
 
+    # has() guards: the API server checks these rules against the parent's
+    # `default: {}` too, before nested defaults apply (a real object always has
+    # both fields, defaulted). Without them the CRD itself is refused.
     CEL_RULES = (
         CelRule(
-            "self.minReplicas <= self.maxReplicas",
+            "!has(self.minReplicas) || !has(self.maxReplicas)"
+            " || self.minReplicas <= self.maxReplicas",
             "minReplicas must be <= maxReplicas",
             "minReplicas",
             lambda s: s.min_replicas <= s.max_replicas,
@@ -202,9 +206,11 @@ class DrainSpec(Model):
         ),
     ] = 10
 
+    # has() guards: see ScalingSpec (the API server checks `default: {}` too).
     CEL_RULES = (
         CelRule(
-            "self.deadlineMarginSeconds < self.graceSeconds",
+            "!has(self.deadlineMarginSeconds) || !has(self.graceSeconds)"
+            " || self.deadlineMarginSeconds < self.graceSeconds",
             "deadlineMarginSeconds must be < graceSeconds",
             "deadlineMarginSeconds",
             lambda s: s.deadline_margin_seconds < s.grace_seconds,
