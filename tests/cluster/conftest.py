@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from cluster.controlplane import ControlPlane
 from cluster.kubectl import Kubectl, kubectl_binary
 from cluster.kubelet import Kubelet

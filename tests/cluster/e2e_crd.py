@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from cluster.kubectl import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
