@@ -31,6 +31,9 @@ from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
 from support.redis_server import free_port
 
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 CHART_DASHBOARDS = Path(__file__).resolve().parents[2] / "charts/queueworker-operator/dashboards"
 POLL = 0.5
 GPU_TEMPLATE = {"spec": {"containers": [{

@@ -30,6 +30,9 @@ from support.chart_tools import (
 )
 from support.redis_server import RedisServer
 
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 # Metric name -> why no series can exist in this setup.
 EXPECTED_EMPTY = {
     "queueworker_gpu_free": "no GPU: the QueueWorker has no spec.gpu and local mode has no Nodes",

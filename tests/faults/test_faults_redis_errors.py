@@ -23,6 +23,9 @@ from queueworker.worker.producer import Producer
 from support.redis_server import RedisServer
 from support.worker_proc import entries, start_worker, stop, wait_until
 
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "queueworker.cli", *args],

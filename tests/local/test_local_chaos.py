@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from queueworker.local.embedded_redis import EmbeddedRedis
@@ -23,6 +24,9 @@ from queueworker.worker import keys
 from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, children, local_cmd, write_manifest
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 JOBS = 80
 CHAOS_SECONDS = 16.0

@@ -7,6 +7,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_short_demo_loses_nothing_and_returns_to_zero() -> None:
     env = {**os.environ, "DEMO_SECONDS": "20"}

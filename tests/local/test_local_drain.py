@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from queueworker.local.embedded_redis import free_port, port_is_free
@@ -15,6 +16,9 @@ from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
 from support.worker_proc import wait_until
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def _payload_n(client: redis.Redis, job_id: bytes) -> int:

@@ -12,6 +12,7 @@ import re
 import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 import yaml
 
@@ -20,6 +21,9 @@ from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, manifest_doc
 from support.worker_proc import wait_until
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 PREFIX = "app"
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
+import pytest
+
 from queueworker.local.pool import ProcessPool
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 # Ignores SIGTERM, like a worker stuck in a job that never checks for a drain.

@@ -6,6 +6,7 @@ import re
 import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 
 from queueworker.local.embedded_redis import free_port
@@ -13,6 +14,9 @@ from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
 from support.worker_proc import wait_until
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def _metric(port: int, name: str) -> float:

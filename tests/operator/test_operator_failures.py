@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import kmock
+import pytest
 
 from queueworker.operator import metrics
 
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
 from support.redis_server import RedisServer
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 POLL = 0.5
 

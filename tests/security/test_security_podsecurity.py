@@ -8,6 +8,9 @@ import pytest
 
 from queueworker.operator.podsecurity import privileged_reasons
 
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _template(**spec: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"containers": [{"name": "w", "image": "i"}]}

@@ -19,6 +19,9 @@ from queueworker.worker.producer import Producer
 from support.redis_server import RedisServer, free_port
 from support.worker_proc import ROOT, entries, start_worker, stop, wait_until, worker_env
 
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def _producer(url: str) -> Producer:
     return Producer(redis.Redis.from_url(url, decode_responses=True))
