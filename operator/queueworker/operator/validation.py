@@ -8,6 +8,7 @@ No traceback ever reaches the user for a bad spec.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,40 @@ def parse_spec(spec: Any) -> api.QueueWorkerSpec:
         raise SpecError(problems_from(exc)) from None
 
 
+# The API server's rules for a custom resource's name (RFC 1123 subdomain,
+# apimachinery's IsDNS1123Subdomain) and namespace (RFC 1123 label), with its words.
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN = rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*"
+_NAME_RULES = {
+    "name": (_DNS1123_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain must consist of lower "
+             "case alphanumeric characters, '-' or '.', and must start and end with an "
+             "alphanumeric character (e.g. 'example.com')"),
+    "namespace": (_DNS1123_LABEL, 63, "a lowercase RFC 1123 label must consist of lower case "
+                  "alphanumeric characters or '-', and must start and end with an "
+                  "alphanumeric character (e.g. 'my-name')"),
+}
+
+
+def _metadata_problems(meta: Any) -> list[SpecProblem]:
+    if not isinstance(meta, dict) or not meta.get("name"):
+        return [SpecProblem("metadata.name", "required field is missing", "required")]
+    out: list[SpecProblem] = []
+    for key, (regex, longest, words) in _NAME_RULES.items():
+        value = meta.get(key)
+        if value is None or (value == "" and key == "namespace"):
+            continue
+        if not isinstance(value, str):
+            out.append(SpecProblem(f"metadata.{key}", f"must be a string, got {value!r}",
+                                   "type string"))
+        elif not re.fullmatch(regex, value):
+            out.append(SpecProblem(f"metadata.{key}", f"invalid value {value!r}: {words}",
+                                   f"regex '{regex}'"))
+        elif len(value) > longest:
+            out.append(SpecProblem(f"metadata.{key}", f"must be no more than {longest} "
+                                   "characters", f"maxLength {longest}"))
+    return out
+
+
 def parse_manifest(obj: Any) -> api.QueueWorkerSpec:
     """Validate a whole QueueWorker object (apiVersion, kind, metadata.name, spec)."""
     problems: list[SpecProblem] = []
@@ -101,9 +136,7 @@ def parse_manifest(obj: Any) -> api.QueueWorkerSpec:
     if obj.get("kind") != api.KIND:
         problems.append(SpecProblem("kind", f"must be {api.KIND!r}, got {obj.get('kind')!r}",
                                     "enum"))
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict) or not meta.get("name"):
-        problems.append(SpecProblem("metadata.name", "required field is missing", "required"))
+    problems += _metadata_problems(obj.get("metadata"))
     if "spec" not in obj:
         problems.append(SpecProblem("spec", "required field is missing", "required"))
         raise SpecError(problems)

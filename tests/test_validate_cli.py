@@ -1,0 +1,130 @@
+"""`queueworker validate`: what it used to miss (issue 12), each a clear error naming the file.
+
+The same four inputs go to the real API server in tests/cluster/e2e_validation.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from queueworker.operator import api
+from queueworker.operator.cli_validate import main
+
+
+def _qw(name: str = "ok", kind: str = api.KIND) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION, "kind": kind, "metadata": {"name": name},
+        "spec": {"redis": {"url": "redis://r:6379/0"}, "queues": [{"name": "q"}],
+                 "template": {"spec": {"containers": [{"name": "w", "image": "img:1"}]}}},
+    }
+
+
+def _run(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["-f", str(path)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _write(tmp_path: Path, *docs: Any) -> Path:
+    path = tmp_path / "qw.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    return path
+
+
+def test_valid_file_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
+    code, out, err = _run(_write(tmp_path, secret, _qw()), capsys)
+    assert (code, err) == (0, "")
+    assert out == f"{tmp_path / 'qw.yaml'}: QueueWorker/ok: valid\n"
+
+
+def test_kind_typo_names_the_kind_expected(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, _qw(kind="Queueworker"))
+    code, _, err = _run(path, capsys)
+    assert code == 1
+    assert f"{path}: Queueworker/ok: kind: must be 'QueueWorker', got 'Queueworker'" in err
+
+
+def test_other_kind_of_our_group_is_checked(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(_write(tmp_path, _qw(kind="QueueWorkers")), capsys)
+    assert code == 1 and "kind: must be 'QueueWorker', got 'QueueWorkers'" in err
+
+
+@pytest.mark.parametrize("content", ["", "---\n", "# only a comment\n"])
+def test_empty_file_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          content: str) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text(content)
+    code, out, err = _run(path, capsys)
+    assert (code, out) == (1, "")
+    assert err == (f"{path}: no QueueWorker (queueworker.dev/v1alpha1) found "
+                   "(the file is empty)\n")
+
+
+def test_file_without_a_queueworker_is_an_error(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    path = _write(tmp_path, deploy)
+    code, _, err = _run(path, capsys)
+    assert code == 1
+    assert err == f"{path}: no QueueWorker (queueworker.dev/v1alpha1) found (Deployment/web)\n"
+
+
+def test_bad_name_breaks_the_dns_subdomain_rule(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(_write(tmp_path, _qw(name="Bad_Name")), capsys)
+    assert code == 1
+    assert "QueueWorker/Bad_Name: metadata.name: invalid value 'Bad_Name': " \
+           "a lowercase RFC 1123 subdomain must consist of" in err
+
+
+@pytest.mark.parametrize("name", ["a" * 253, "a.b-c.d0"])
+def test_good_names_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    assert _run(_write(tmp_path, _qw(name=name)), capsys)[0] == 0
+
+
+def test_overlong_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(_write(tmp_path, _qw(name="a" * 254)), capsys)
+    assert code == 1 and "metadata.name: must be no more than 253 characters" in err
+
+
+def test_binary_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "worker.bin"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00" + bytes(range(256)))
+    run = subprocess.run([sys.executable, "-m", "queueworker.cli", "validate", "-f", str(path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr == (f"{path}: cannot read: not UTF-8 text (byte 0xff at offset 8); "
+                          "is it a binary file?\n")
+
+
+def test_missing_file_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nope.yaml"
+    code, _, err = _run(path, capsys)
+    assert code == 1 and err == f"{path}: cannot read: No such file or directory\n"
+
+
+def test_list_items_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listing = {"apiVersion": "v1", "kind": "List", "items": [_qw(), _qw(name="Bad_Name")]}
+    code, out, err = _run(_write(tmp_path, listing), capsys)
+    assert code == 1
+    assert "QueueWorker/ok: valid" in out and "QueueWorker/Bad_Name: metadata.name" in err
+
+
+def test_each_bad_file_counts_and_good_ones_still_print(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write(tmp_path, _qw())
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert main(["-f", str(good), "-f", str(empty)]) == 1
+    out = capsys.readouterr()
+    assert "QueueWorker/ok: valid" in out.out and f"{empty}: no QueueWorker" in out.err
