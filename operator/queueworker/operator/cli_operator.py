@@ -17,6 +17,8 @@ import os
 import random
 import sys
 
+from queueworker.common.log import log_event
+
 DEFAULT_PEERING = "queueworker-operator"
 
 
@@ -85,9 +87,9 @@ def main(argv: list[str]) -> int:
     namespaces = list(args.namespace)
     standalone = bool(args.standalone)
     peering = None if standalone else (args.peering or DEFAULT_PEERING)
-    logging.getLogger(__name__).info(
-        "starting", extra={"namespaces": namespaces or "*", "peering": peering,
-                           "priority": priority, "pid": os.getpid()})
+    log_event(logging.getLogger(__name__), "operator.starting",
+              namespaces=",".join(namespaces) or "*", peering=peering, priority=priority,
+              pid=os.getpid())
     try:
         asyncio.run(kopf.operator(
             clusterwide=not namespaces,

@@ -21,6 +21,7 @@ import aiohttp
 import kopf
 
 from queueworker.common.errors import QueueworkerError
+from queueworker.common.log import log_event
 from queueworker.operator import api
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,8 @@ class KubeClient:
                     raise ApiError(0, type(exc).__name__, str(exc), operation) from None
             delay = self.backoffs[attempt]
             attempt += 1
-            logger.debug("retrying %s in %.1fs", operation, delay)
+            log_event(logger, "api.retry", logging.DEBUG, operation=operation,
+                      delay_seconds=round(delay, 1))
             await asyncio.sleep(delay)
 
     def _count(self, operation: str) -> None:

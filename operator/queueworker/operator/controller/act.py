@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from queueworker.common.log import log_event
 from queueworker.engine.types import Decision, PodState
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
@@ -40,7 +41,7 @@ async def create_deployment(kc: kube.KubeClient, namespace: str, name: str,
             raise
         created = await kc.get(kube.deployments_path(namespace, name),
                                operation="get_deployment") or {}
-    logger.info("created Deployment", extra={"qw": name, "replicas": plan.replicas})
+    log_event(logger, "deployment.created", qw=name, replicas=plan.replicas)
     return _entry(created)
 
 
@@ -49,7 +50,7 @@ async def patch_deployment(kc: kube.KubeClient, namespace: str, name: str,
     """Restore the drifted parts; the Deployment as the API server returned it."""
     patched = await kc.patch(kube.deployments_path(namespace, name), plan.body,
                              operation="patch_deployment") or {}
-    logger.info("updated Deployment", extra={"qw": name, "parts": list(plan.parts)})
+    log_event(logger, "deployment.updated", qw=name, parts=",".join(plan.parts))
     return kube_index.deployment_entry(patched.get("metadata") or {},
                                        patched.get("spec") or {}, {})
 
@@ -100,5 +101,5 @@ async def mark_victims(kc: kube.KubeClient, namespace: str, victims: set[str], b
                            operation="annotate_pod")
             changed += 1
         except kube.ApiError as exc:  # best effort: the scale-down still happens
-            logger.warning("could not annotate pod", extra={"pod": name, "error": str(exc)})
+            log_event(logger, "pod.annotate_failed", logging.WARNING, pod=name, error=str(exc))
     return changed

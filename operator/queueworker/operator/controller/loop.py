@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from queueworker import engine
+from queueworker.common.log import log_event
 from queueworker.common.redact import redact
 from queueworker.observe import connections as redis_conn
 from queueworker.operator import api
@@ -107,12 +108,12 @@ class QueueWorkerLoop:
         try:
             return await self.tick()
         except kube.ApiError as exc:
-            logger.warning("API error, retrying", extra={"qw": self.name, "error": str(exc)})
+            log_event(logger, "poll.api_error", logging.WARNING, qw=self.name, error=str(exc))
             return retry
         except Exception:
             # One QueueWorker's bug must not end its loop for good (kopf would not
             # restart the daemon) nor touch the others.
-            logger.exception("poll failed", extra={"qw": self.name})
+            log_event(logger, "poll.failed", logging.ERROR, exc_info=True, qw=self.name)
             return retry
 
     # -------------------------------------------------------------------------- tick

@@ -82,13 +82,6 @@ async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
     return QueueReading(queues, None, True)
 
 
-def native_prefix(spec: api.QueueWorkerSpec) -> str:
-    for q in spec.queues:
-        if q.layout == api.QueueLayout.native:
-            return q.key_prefix or "qw"
-    return "qw"
-
-
 def current_replicas(live: dict[str, Any], pending: Pending, now: float) -> tuple[int, Pending]:
     """The Deployment's replicas, and what is left of ``pending``.
 
@@ -144,7 +137,7 @@ async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespa
     beats: dict[str, reading.Heartbeat] = {}
     if (pods and got.queues is not None
             and any(q.layout == api.QueueLayout.native for q in spec.queues)):
-        beats = await shared.heartbeats(conn.client, native_prefix(spec))
+        beats = await shared.heartbeats(conn.client, reading.heartbeat_prefix(spec))
     current, pending = current_replicas(live, pending, time.monotonic())
     ready = int((live.get("status") or {}).get("readyReplicas") or 0)
     backlog = sum(q.waiting + q.in_flight for q in got.queues or ())

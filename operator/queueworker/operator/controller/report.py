@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from queueworker.common.log import log_event
 from queueworker.engine.types import Decision, GPUCapacity, Observation, QueueDepth
 from queueworker.operator import metrics
 from queueworker.operator.cluster import client as kube
@@ -245,8 +246,8 @@ class Reporter:
         if message != self.last_problem:
             self.last_problem = message
             kopf.event(self.body, type="Warning", reason=reason, message=message[:1000])
-            logger.warning("unusable QueueWorker", extra={"qw": self.name, "reason": reason,
-                                                          "problem": message})
+            log_event(logger, "queueworker.unusable", logging.WARNING, qw=self.name,
+                      reason=reason, problem=message)
         await self.status.write({"observedGeneration": generation,
                                  "conditions": self.conditions})
 
@@ -270,8 +271,8 @@ class Reporter:
         kopf.event(self.body, type="Normal",
                    reason="ScaledUp" if direction == "up" else "ScaledDown",
                    message=f"{current} -> {decision.desired} ({reason}): {decision.reason}"[:1000])
-        logger.info("scaled", extra={"qw": self.name, "from": current,
-                                     "to": decision.desired, "reason": decision.reason})
+        log_event(logger, "scaled", qw=self.name, previous=current, desired=decision.desired,
+                  reason=decision.reason)
 
     async def report(self, seen: Seen, memory: dict[str, Any]) -> None:
         """Conditions, metrics and status of a tick that reached a decision."""
