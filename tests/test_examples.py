@@ -101,7 +101,7 @@ BAD_SPECS: list[tuple[str, list[Callable[[dict[str, Any]], None]], str, str]] = 
     ("group-without-stream", [_set("spec.queues.0.consumerGroup", "g")],
      "spec.queues[0].consumerGroup", "self.layout == 'stream'"),
     ("duplicate-queue", [_set("spec.queues", [{"name": "a"}, {"name": "a"}])],
-     "spec.queues", "list-map-keys"),
+     "spec.queues[1]", "list-map-keys"),
     ("url-and-secret", [_set("spec.redis.urlSecretRef", {"name": "s", "key": "url"})],
      "spec.redis.url", "has(self.url) != has(self.urlSecretRef)"),
     ("no-url", [_set("spec.redis.url", _DELETE)],
@@ -173,7 +173,8 @@ def test_validate_command_reports_unreadable_yaml(tmp_path: Path) -> None:
     bad.write_text("spec: [unclosed\n")
     run = subprocess.run([sys.executable, "-m", "queueworker.cli", "validate", "-f", str(bad)],
                          capture_output=True, text=True)
-    assert run.returncode == 1 and "cannot read" in run.stderr
+    assert run.returncode == 1
+    assert "cannot read" in run.stderr
     assert "Traceback" not in run.stderr
 
 

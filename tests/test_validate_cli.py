@@ -15,6 +15,7 @@ import yaml
 
 from queueworker.operator import api
 from queueworker.operator.cli_validate import main
+from queueworker.operator.validation import SpecError, parse_manifest
 
 
 def _qw(name: str = "ok", kind: str = api.KIND) -> dict[str, Any]:
@@ -128,3 +129,58 @@ def test_each_bad_file_counts_and_good_ones_still_print(
     assert main(["-f", str(good), "-f", str(empty)]) == 1
     out = capsys.readouterr()
     assert "QueueWorker/ok: valid" in out.out and f"{empty}: no QueueWorker" in out.err
+
+
+# What the real API server answered (tests/cluster/e2e_validation.py), kept here so
+# the unit run guards it too: (change to the spec, fields it names; empty = accepted).
+SERVER_ANSWERS: list[tuple[str, dict[str, Any], set[str]]] = [
+    ("null-is-absent", {"scaling": None, "gpu": None}, set()),
+    ("integral-float", {"queues": [{"name": "q", "weight": 2.0}]}, set()),
+    ("float-replicas", {"replicas": 3.0}, {"spec.replicas"}),
+    ("float-read-by-cel", {"drain": {"graceSeconds": 30.0}}, {"spec.drain"}),
+    ("fraction", {"gpu": {"priority": 1.5}}, {"spec.gpu.priority"}),
+    ("integer-to-1e-9", {"scaling": {"maxReplicas": 961442826.5}},
+     {"spec.scaling.maxReplicas", "spec.scaling"}),
+    ("beyond-2^53", {"drain": {"graceSeconds": 2.0**60}}, {"spec.drain.graceSeconds"}),
+    ("unknown-alone", {"scaling": {"maxReplica": 3, "minReplicas": -1}},
+     {"spec.scaling.maxReplica"}),
+    ("keys-under-a-scalar", {"queues": [{"name": {"a": 1}}]}, {"spec.queues[0].name.a"}),
+    ("list-under-kept-object", {"template": {"spec": [{"a": None}]}}, {"spec.template.spec"}),
+    ("every-failing-rule", {"scaling": {"minReplicas": 5, "maxReplicas": 2,
+                                        "fallbackReplicas": 3}},
+     {"spec.scaling.minReplicas", "spec.scaling.fallbackReplicas"}),
+    ("first-repeat-only", {"queues": [{"name": "a"}] * 3}, {"spec.queues[1]"}),
+]
+
+
+@pytest.mark.parametrize(("change", "fields"), [a[1:] for a in SERVER_ANSWERS],
+                         ids=[a[0] for a in SERVER_ANSWERS])
+def test_fields_named_as_the_api_server_names_them(change: dict[str, Any],
+                                                   fields: set[str]) -> None:
+    obj = _qw()
+    obj["spec"].update(change)
+    try:
+        parse_manifest(obj)
+    except SpecError as exc:
+        assert {p.field for p in exc.problems} == fields
+    else:
+        assert fields == set()
+
+
+def test_unknown_fields_hide_everything_else() -> None:
+    obj = _qw(name="Bad_Name")
+    obj["extra"] = 1
+    obj["metadata"]["labelz"] = {}
+    obj["spec"]["queues"] = []
+    with pytest.raises(SpecError) as info:
+        parse_manifest(obj)
+    assert {p.field for p in info.value.problems} == {"extra", "metadata.labelz"}
+
+
+@pytest.mark.parametrize("spec", [[], "x", 5])
+def test_spec_not_an_object(spec: Any) -> None:
+    obj = _qw()
+    obj["spec"] = spec
+    with pytest.raises(SpecError) as info:
+        parse_manifest(obj)
+    assert {p.field for p in info.value.problems} == {"spec", "spec.replicas"}

@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from queueworker.common.errors import QueueworkerError
 from queueworker.operator import api
+from queueworker.operator import validation_schema as schema
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,16 @@ def _rule_of(err: ErrorDetails) -> str:
     return kind + " " + ", ".join(f"{k}={v}" for k, v in ctx.items())
 
 
-def problems_from(exc: ValidationError, prefix: str = "spec") -> list[SpecProblem]:
+def problems_from(exc: ValidationError, prefix: str = "spec",
+                  cel: bool = True) -> list[SpecProblem]:
+    """Problems from pydantic's errors; `cel=False` leaves out the cross-field
+    rules (and list-map keys), which parse_spec takes from validation_schema."""
     out: list[SpecProblem] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         ctx = err.get("ctx") or {}
+        if err["type"] in ("cel_rule", "unique_queue") and not cel:
+            continue
         if err["type"] == "cel_rule":
             out.append(
                 SpecProblem(_path((*loc, str(ctx["field"])), prefix), str(ctx["message"]),
@@ -73,11 +79,27 @@ def problems_from(exc: ValidationError, prefix: str = "spec") -> list[SpecProble
     return out
 
 
-def parse_spec(spec: Any) -> api.QueueWorkerSpec:
-    """Validate `.spec` of a QueueWorker; raises SpecError naming every problem."""
-    if not isinstance(spec, dict):
-        raise SpecError([SpecProblem("spec", f"must be an object, got {type(spec).__name__}",
-                                     "type object")])
+def _unknown(paths: list[str]) -> SpecError:
+    return SpecError([SpecProblem(p, "unknown field", "no unknown fields") for p in paths])
+
+
+def _server_rules(prepared: schema.Prepared) -> list[SpecProblem]:
+    """What the server checks besides the schema: list-map keys, CEL (only
+    without type errors), the scale subresource's integer."""
+    data = prepared.data
+    out = [SpecProblem(f"spec.queues[{i}]", "duplicate value: an earlier queue has the same "
+                       "name and layout", "x-kubernetes-list-map-keys [name, layout]")
+           for i in schema.duplicate_queues(data.get("queues"))]
+    if "spec.replicas" in prepared.floats:
+        out.append(SpecProblem("spec.replicas", "must be an integer, not a float (the scale "
+                               "subresource reads it as int64)", "scale specReplicasPath"))
+    if not prepared.type_error:
+        out += [SpecProblem(f.path, f.message, f.rule) for f in
+                schema.cel_failures(api.QueueWorkerSpec, data, "spec", prepared.floats)]
+    return out
+
+
+def _prepare(spec: Any) -> schema.Prepared:
     # Strict JSON-mode validation types values the way the API server does:
     # `false` is not an integer and "5" is not a number (lax mode would coerce).
     try:
@@ -85,10 +107,33 @@ def parse_spec(spec: Any) -> api.QueueWorkerSpec:
     except (TypeError, ValueError) as exc:
         raise SpecError([SpecProblem("spec", f"not representable as JSON: {exc}",
                                      "JSON values (finite numbers)")]) from None
+    prepared = schema.prepare_spec(json.loads(text))
+    if not isinstance(spec, dict) and not prepared.unknown:
+        # The scale subresource's reader of spec.replicas fails too; the server says both.
+        raise SpecError([
+            SpecProblem("spec", f"must be an object, got {type(spec).__name__}", "type object"),
+            SpecProblem("spec.replicas", "cannot be read: spec is not an object",
+                        "scale specReplicasPath")])
+    return prepared
+
+
+def _validate(prepared: schema.Prepared) -> api.QueueWorkerSpec:
+    problems = _server_rules(prepared)
     try:
-        return api.QueueWorkerSpec.model_validate_json(text, strict=True)
+        spec = api.QueueWorkerSpec.model_validate_json(json.dumps(prepared.data), strict=True)
     except ValidationError as exc:
-        raise SpecError(problems_from(exc)) from None
+        problems += problems_from(exc, cel=False)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def parse_spec(spec: Any) -> api.QueueWorkerSpec:
+    """Validate `.spec` of a QueueWorker; raises SpecError naming every problem."""
+    prepared = _prepare(spec)
+    if prepared.unknown:
+        raise _unknown(prepared.unknown)  # the server reports these alone
+    return _validate(prepared)
 
 
 # The API server's rules for a custom resource's name (RFC 1123 subdomain,
@@ -126,25 +171,38 @@ def _metadata_problems(meta: Any) -> list[SpecProblem]:
 
 
 def parse_manifest(obj: Any) -> api.QueueWorkerSpec:
-    """Validate a whole QueueWorker object (apiVersion, kind, metadata.name, spec)."""
-    problems: list[SpecProblem] = []
+    """Validate a whole QueueWorker object (apiVersion, kind, metadata, spec), in the
+    order kubectl and the API server do: a wrong kind or apiVersion stops kubectl
+    before it sends anything; unknown fields stop the server before it validates."""
     if not isinstance(obj, dict):
         raise SpecError([SpecProblem("(document)", "must be a mapping", "type object")])
+    problems: list[SpecProblem] = []
     if obj.get("apiVersion") != api.API_VERSION:
         problems.append(SpecProblem("apiVersion", f"must be {api.API_VERSION!r}, got "
                                     f"{obj.get('apiVersion')!r}", "enum"))
     if obj.get("kind") != api.KIND:
         problems.append(SpecProblem("kind", f"must be {api.KIND!r}, got {obj.get('kind')!r}",
                                     "enum"))
-    problems += _metadata_problems(obj.get("metadata"))
-    if "spec" not in obj:
-        problems.append(SpecProblem("spec", "required field is missing", "required"))
-        raise SpecError(problems)
-    try:
-        spec = parse_spec(obj["spec"])
-    except SpecError as exc:
-        problems.extend(exc.problems)
-        raise SpecError(problems) from None
     if problems:
         raise SpecError(problems)
-    return spec
+    spec = obj.get("spec")
+    prepared: schema.Prepared | None = None
+    try:
+        prepared = None if spec is None else _prepare(spec)
+    except SpecError as exc:
+        problems += exc.problems
+    unknown = schema.unknown_outside_spec(obj) + (prepared.unknown if prepared else [])
+    if unknown:
+        raise _unknown(unknown)
+    problems += _metadata_problems(obj.get("metadata"))
+    if spec is None:  # absent or null (pruned): the root schema requires it
+        problems.append(SpecProblem("spec", "required field is missing", "required"))
+    if prepared is not None:
+        try:
+            model = _validate(prepared)
+        except SpecError as exc:
+            problems += exc.problems
+        else:
+            if not problems:
+                return model
+    raise SpecError(problems)
