@@ -43,10 +43,13 @@ def test_identity_and_subresources() -> None:
     doc = _doc()
     spec = doc["spec"]
     assert doc["metadata"]["name"] == "queueworkers.queueworker.dev"
-    assert spec["group"] == "queueworker.dev" and spec["scope"] == "Namespaced"
-    assert spec["names"]["kind"] == "QueueWorker" and spec["names"]["shortNames"] == ["qw"]
+    assert spec["group"] == "queueworker.dev"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == "QueueWorker"
+    assert spec["names"]["shortNames"] == ["qw"]
     version = spec["versions"][0]
-    assert version["name"] == "v1alpha1" and version["storage"] is True
+    assert version["name"] == "v1alpha1"
+    assert version["storage"] is True
     assert version["subresources"]["status"] == {}
     assert version["subresources"]["scale"] == {
         "specReplicasPath": ".spec.replicas",

@@ -74,11 +74,13 @@ def _check(spec: Any) -> api.QueueWorkerSpec | None:
     try:
         return parse_spec(spec)
     except SpecError as exc:
-        assert exc.problems
-        for problem in exc.problems:
-            assert problem.field.startswith("spec"), problem
-            assert problem.message and problem.rule, problem
-        return None
+        problems = exc.problems
+    assert problems
+    for problem in problems:
+        assert problem.field.startswith("spec"), problem
+        assert problem.message, problem
+        assert problem.rule, problem
+    return None
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -34,7 +34,8 @@ def test_promtool_check_rules_catches_a_bad_rule(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
         {"alert": "Broken", "expr": "sum by (namespace (queueworker_redis_up)"}]}]}))
     proc = run([tool("promtool"), "check", "rules", str(bad)], check=False)
-    assert proc.returncode != 0 and "parse error" in proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "parse error" in proc.stdout + proc.stderr
 
 
 def test_promtool_unit_tests_pass() -> None:
@@ -49,7 +50,8 @@ def test_required_alerts_exist_with_severity_and_text() -> None:
         assert metric in rules[name]["expr"], (name, metric)
     for rule in rules.values():
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
         assert rule.get("for"), f"{rule['alert']} fires on a single evaluation"
 
 

@@ -66,7 +66,8 @@ def test_multi_stage_slim_non_root_single_entrypoint() -> None:
     assert users, "the runtime stage must set USER"
     uid = users[-1].split(":")[0]
     # Numeric, so that Kubernetes' runAsNonRoot can verify it; the chart uses it.
-    assert uid.isdigit() and int(uid) != 0
+    assert uid.isdigit()
+    assert int(uid) != 0
     values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     assert values["podSecurityContext"]["runAsUser"] == int(uid)
     last_user = max(i for i, (word, _) in enumerate(runtime) if word == "USER")
@@ -75,7 +76,8 @@ def test_multi_stage_slim_non_root_single_entrypoint() -> None:
     assert [json.loads(e) for e in entrypoints] == [["queueworker"]]
     assert any("queueworker --help" in rest for word, rest in build if word == "RUN")
     env = " ".join(rest for word, rest in runtime if word == "ENV")
-    assert "PATH=/opt/queueworker/bin:$PATH" in env and "PYTHONUNBUFFERED=1" in env
+    assert "PATH=/opt/queueworker/bin:$PATH" in env
+    assert "PYTHONUNBUFFERED=1" in env
 
 
 def _docker_pattern(pattern: str) -> re.Pattern[str]:
@@ -126,7 +128,8 @@ def _context_files() -> list[str]:
 
 def test_dockerignore_keeps_only_the_sources() -> None:
     files = _context_files()
-    assert "pyproject.toml" in files and "README.md" in files
+    assert "pyproject.toml" in files
+    assert "README.md" in files
     assert any(f.startswith("operator/queueworker/") for f in files)
     assert any(f.startswith("worker/queueworker/") for f in files)
     for f in files:

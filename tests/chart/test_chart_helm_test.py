@@ -48,7 +48,8 @@ def fresh_operator_metrics() -> Iterator[str]:
                 urllib.request.urlopen(url, timeout=1).close()
                 break
             except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "no endpoint"
+                assert time.monotonic() < deadline, "no endpoint"
+                assert proc.poll() is None, "no endpoint: the process exited"
                 time.sleep(0.1)
         yield url
     finally:

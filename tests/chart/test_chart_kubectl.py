@@ -96,4 +96,5 @@ async def test_kubectl_rejects_an_unknown_kind(tmp_path: Path) -> None:
              "metadata": {"name": "typo", "namespace": "jobs"}, "spec": {}}
     manifest.write_text(yaml.safe_dump_all([*docs, bogus]), encoding="utf-8")
     code, _, err = await _dry_run(docs, manifest)
-    assert code != 0 and "QueueWorkr" in err
+    assert code != 0
+    assert "QueueWorkr" in err

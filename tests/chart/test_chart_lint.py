@@ -32,7 +32,8 @@ def test_lint_strict(values: Path | None) -> None:
 
 def test_chart_metadata() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
-    assert chart["apiVersion"] == "v2" and chart["name"] == "queueworker-operator"
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "queueworker-operator"
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     # The image tag defaults to appVersion: keep it the package's version.
     assert f'version = "{chart["appVersion"]}"' in pyproject
@@ -116,7 +117,8 @@ def _notes(*args: str) -> str:
 def test_notes_follow_the_values() -> None:
     notes = _notes()
     assert "installed as qw-queueworker-operator in namespace qw-system" in notes
-    assert "Watching: all namespaces." in notes and "Replicas: 1." in notes
+    assert "Watching: all namespaces." in notes
+    assert "Replicas: 1." in notes
     assert "helm test qw -n qw-system" in notes
     assert "No ServiceMonitor" in notes
     notes = _notes("-f", str(VALUES_ALL))
@@ -154,5 +156,6 @@ def test_ensure_helm_is_quick_and_quiet_when_installed() -> None:
     started = time.monotonic()
     proc = run(["bash", "scripts/ensure-helm.sh"], timeout=60)
     assert time.monotonic() - started < 10
-    assert proc.stdout == "" and proc.stderr == ""
+    assert proc.stdout == ""
+    assert proc.stderr == ""
     assert run([tool("kubectl"), "version", "--client"]).stdout.startswith("Client Version: v1.")

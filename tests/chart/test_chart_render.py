@@ -108,7 +108,8 @@ def test_validation_catches_a_broken_manifest(default_docs: list[dict[str, Any]]
     broken = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
               "metadata": {"name": "x"}, "spec": {"endpoints": [{"port": 9090}]}}
     (result,) = validate_monitoring([broken])
-    assert "selector" in result["errors"] and "port" in result["errors"]
+    assert "selector" in result["errors"]
+    assert "port" in result["errors"]
 
 
 def test_crds_match_the_repo_and_include_kopf_peering(default_docs: list[dict[str, Any]]) -> None:
@@ -118,9 +119,12 @@ def test_crds_match_the_repo_and_include_kopf_peering(default_docs: list[dict[st
     assert crds["QueueWorker"] == repo_crd
     for kind, scope in (("KopfPeering", "Namespaced"), ("ClusterKopfPeering", "Cluster")):
         spec = crds[kind]["spec"]
-        assert spec["group"] == "kopf.dev" and spec["scope"] == scope
+        assert spec["group"] == "kopf.dev"
+        assert spec["scope"] == scope
         version = spec["versions"][0]
-        assert version["name"] == "v1" and version["served"] and version["storage"]
+        assert version["name"] == "v1"
+        assert version["served"]
+        assert version["storage"]
         status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
         assert status["x-kubernetes-preserve-unknown-fields"] is True
 
@@ -156,7 +160,8 @@ def test_operator_deployment_defaults(default_docs: list[dict[str, Any]]) -> Non
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9090, "health": 8080}
-    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]["memory"]
     # Selector labels never include the version or chart (the selector is immutable).
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert not {"app.kubernetes.io/version", "helm.sh/chart"} & set(selector)
@@ -248,7 +253,9 @@ def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
             for resource in rule["resources"]:
                 key = (group, resource)
                 assert key not in out, f"{key} granted twice"
-                assert "*" not in rule["verbs"] and resource != "*" and group != "*"
+                assert "*" not in rule["verbs"]
+                assert resource != "*"
+                assert group != "*"
                 out[key] = set(rule["verbs"])
     return out
 
@@ -360,7 +367,8 @@ def test_helm_test_pod_curls_the_metrics_service(default_docs: list[dict[str, An
     service = one(default_docs, "Service")
     script = " ".join(pod["spec"]["containers"][0]["args"])
     assert f"http://{service['metadata']['name']}.{NAMESPACE}.svc:9090/metrics" in script
-    assert "--fail" in script and "queueworker_" in script
+    assert "--fail" in script
+    assert "queueworker_" in script
     assert pod["spec"]["restartPolicy"] == "Never"
 
 
@@ -392,9 +400,11 @@ def test_operator_cli_accepts_the_rendered_args(case: str) -> None:
     replicas = one(docs, "Deployment")["spec"]["replicas"]
     if replicas > 1:
         peering = [d for d in docs if d["kind"] in PEERING_KINDS]
-        assert args.peering == peering[0]["metadata"]["name"] and not args.standalone
+        assert args.peering == peering[0]["metadata"]["name"]
+        assert not args.standalone
     else:
-        assert args.standalone and args.peering is None
+        assert args.standalone
+        assert args.peering is None
     roles = by_kind(docs, "Role")
     assert sorted(args.namespace) == sorted(r["metadata"]["namespace"] for r in roles)
     assert args.all_namespaces == (not roles)
@@ -406,7 +416,8 @@ def test_empty_intervals_fall_back_to_prometheus_defaults() -> None:
                         "metrics.workerPodMonitor.enabled=true",
                         "metrics.workerPodMonitor.interval="])
     (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
-    assert "interval" not in endpoint and "scrapeTimeout" not in endpoint
+    assert "interval" not in endpoint
+    assert "scrapeTimeout" not in endpoint
     (pod_endpoint,) = one(docs, "PodMonitor")["spec"]["podMetricsEndpoints"]
     assert "interval" not in pod_endpoint
     assert [r for r in validate_monitoring(

@@ -41,4 +41,4 @@ def kubelet(control_plane: ControlPlane) -> Iterator[Kubelet]:
 
 @pytest.fixture(scope="session")
 def kubectl(control_plane: ControlPlane) -> Iterator[Kubectl]:
-    yield Kubectl(kubectl_binary(), control_plane.kubeconfig)
+    return Kubectl(kubectl_binary(), control_plane.kubeconfig)

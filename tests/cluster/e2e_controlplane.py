@@ -50,7 +50,8 @@ def test_rbac_is_enforced(kubectl: Kubectl) -> None:
     assert denied.stdout.strip() == "no"
     assert kubectl.run("auth", "can-i", "list", "pods").stdout.strip() == "yes"
     forbidden = kubectl.run("get", "pods", "-n", "kube-system", f"--as={sa}", check=False)
-    assert forbidden.returncode != 0 and "Forbidden" in forbidden.stderr
+    assert forbidden.returncode != 0
+    assert "Forbidden" in forbidden.stderr
 
 
 def test_deployment_is_scheduled_onto_a_fake_gpu_node(kubectl: Kubectl, kubelet: Kubelet,

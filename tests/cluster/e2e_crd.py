@@ -26,7 +26,7 @@ def crd(kubectl: Kubectl) -> Iterator[None]:
     kubectl.run("apply", "-f", str(ROOT / "crds" / "queueworker.yaml"))
     kubectl.run("wait", "--for=condition=Established", "--timeout=30s",
                 "crd/queueworkers.queueworker.dev")
-    yield
+    return
 
 
 @pytest.fixture

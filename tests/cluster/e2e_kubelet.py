@@ -111,9 +111,14 @@ def test_pod_runs_with_its_env_reports_ready_and_stops_on_sigterm(
     kubectl.run("apply", "-f", "-", stdin=json.dumps(pod("env", node, out)))
     wait_until("the container's env file", out.exists)
     env = json.loads(out.read_text())
-    assert env["POD_NAME"] == "env" and env["POD_NS"] == "kl" and env["NODE"] == node
-    assert env["PASSWORD"] == "s3cret" and env["PLAIN"] == "plain-value"
-    assert env["LABEL"] == "probe" and env["FROM_pw"] == "s3cret" and env["PRIO"] == "high"
+    assert env["POD_NAME"] == "env"
+    assert env["POD_NS"] == "kl"
+    assert env["NODE"] == node
+    assert env["PASSWORD"] == "s3cret"
+    assert env["PLAIN"] == "plain-value"
+    assert env["LABEL"] == "probe"
+    assert env["FROM_pw"] == "s3cret"
+    assert env["PRIO"] == "high"
     wait_until("Ready", lambda: condition(get_pod(kubectl, "env"), "Ready") == "True")
     status = (get_pod(kubectl, "env") or {})["status"]
     assert status["phase"] == "Running"

@@ -71,7 +71,8 @@ def test_stranded_in_flight_jobs_activate_from_zero() -> None:
     # A worker died holding jobs and the pool is at zero: only a worker's reaper
     # hands them back, so they must bring a replica up (found by local mode).
     d = run({"maxReplicas": 10}, [{"now": 0, "waiting": 0, "in_flight": 2, "current": 0}])[0]
-    assert d.desired >= 1 and d.direction == "up"
+    assert d.desired >= 1
+    assert d.direction == "up"
 
 
 def test_scale_from_zero_ignores_up_window() -> None:

@@ -30,8 +30,10 @@ def test_quantities() -> None:
         2, 3, 1000, 1024, 4, 2, 2000]
     assert quantity("500m") == Fraction(1, 2)
     assert quantity("1Gi") == 2**30
-    assert same_quantity("1000m", "1") and same_quantity("1024Mi", "1Gi")
-    assert not same_quantity("1", "2") and not same_quantity("x", "x")
+    assert same_quantity("1000m", "1")
+    assert same_quantity("1024Mi", "1Gi")
+    assert not same_quantity("1", "2")
+    assert not same_quantity("x", "x")
     for bad in ("lots", "", "1.2.3", "1Q", True, None, float("nan")):
         with pytest.raises(ValueError, match="not a resource quantity"):
             quantity(bad)

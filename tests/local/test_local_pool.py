@@ -76,6 +76,7 @@ def test_a_command_that_cannot_run_is_reported_and_retried_with_backoff() -> Non
         started, _ = pool.scale_to(1)
         assert started == 0
         time.sleep(0.05)
-    assert pool.last_start_error and "No such file" in pool.last_start_error
+    assert pool.last_start_error
+    assert "No such file" in pool.last_start_error
     assert 1 <= pool.stats.start_errors <= 4, pool.stats
     assert not pool.running()

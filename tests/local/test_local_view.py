@@ -42,7 +42,8 @@ def test_plain_view_prints_each_decision_once_and_a_status_line() -> None:
     assert lines.count("scale up 0 -> 3: backlog 10 / target 4 -> 3") == 1
     status = [line for line in lines if line.startswith("status ")]
     assert len(status) == 1
-    assert "backlog=10" in status[0] and "oldest=4.2s" in status[0]
+    assert "backlog=10" in status[0]
+    assert "oldest=4.2s" in status[0]
     assert "urgent=7+3" in status[0]
 
 

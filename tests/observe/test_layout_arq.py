@@ -59,10 +59,12 @@ def test_arq_due_deferred_in_progress(redis_url: str, queue: str) -> None:
     t0, now, later = asyncio.run(scenario(redis_url, queue))
     # 4 due (one running), the 10 s and the two 1 h ones deferred.
     assert (now.waiting, now.in_flight, now.delayed) == (3, 1, 3)
-    assert now.oldest_age_seconds is not None and now.oldest_age_seconds < time.time() - t0 + 1
+    assert now.oldest_age_seconds is not None
+    assert now.oldest_age_seconds < time.time() - t0 + 1
     # 60 s on, the 10 s one is due too; the oldest waiting job is the second enqueued.
     assert (later.waiting, later.in_flight, later.delayed) == (4, 1, 2)
-    assert later.oldest_age_seconds is not None and 55 < later.oldest_age_seconds <= 60
+    assert later.oldest_age_seconds is not None
+    assert 55 < later.oldest_age_seconds <= 60
     # arq puts a cancelled job back with its try counted; nothing runs now.
     r = redis.Redis.from_url(redis_url)
     after = only(read_depths_sync(r, [qspec(queue, "arq")], time.time()))
@@ -76,7 +78,8 @@ def test_arq_empty_and_wrong_type(redis_url: str) -> None:
     r.rpush("arq:queue", "x")  # a list where arq keeps a ZSET: a clear error, not a raise
     (err,) = read_depths_sync(r, [qspec("arq:queue", "arq")], time.time())
     assert not isinstance(err, QueueDepth)
-    assert "wrong kind of value" in str(err) and "'arq'" in str(err)
+    assert "wrong kind of value" in str(err)
+    assert "'arq'" in str(err)
 
 
 def test_arq_rejects_key_prefix() -> None:

@@ -18,4 +18,5 @@ def test_bullmq(redis_url: str) -> None:
     d = only(read_depths_sync(r, [qspec("render", "bullmq")], time.time() + 1))
     # 6 added ready; 2 of them were taken by the worker.
     assert (d.waiting, d.in_flight, d.delayed) == (4, 2, 1)
-    assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < 120
+    assert d.oldest_age_seconds is not None
+    assert 0 <= d.oldest_age_seconds < 120

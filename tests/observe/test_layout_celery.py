@@ -110,7 +110,8 @@ def test_celery_worker_holds_eta_task(redis_url: str, tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and r.hlen("unacked") < 2:
             time.sleep(0.1)
-        assert r.hlen("unacked") == 2 and r.llen("later") == 0
+        assert r.hlen("unacked") == 2
+        assert r.llen("later") == 0
         d = only(read_depths_sync(r, [qspec("later", "celery")], time.time()))
         assert (d.waiting, d.in_flight, d.delayed) == (0, 0, 2)
     finally:

@@ -34,7 +34,8 @@ def fill(redis_url: str, namespace: str) -> Any:
         actor.send_with_options(args=(i,), delay=3_600_000)
     consumer = broker.consume("jobs", prefetch=2, timeout=1000)
     held, dead = next(consumer), next(consumer)
-    assert held is not None and dead is not None
+    assert held is not None
+    assert dead is not None
     consumer.nack(dead)  # -> jobs.XQ, as a worker does after the last retry
     delay_consumer = broker.consume("jobs.DQ", prefetch=1, timeout=1000)
     assert next(delay_consumer) is not None  # a worker holds the 10 s one until its eta
@@ -49,17 +50,20 @@ def test_dramatiq_waiting_delayed_in_flight_dead(redis_url: str, namespace: str)
     prefix = {} if namespace == "dramatiq" else {"keyPrefix": namespace}
     q = qspec("jobs", "dramatiq", **prefix)
     assert q.layout is QueueLayout.dramatiq
-    assert r.llen(f"{namespace}:jobs") == 3 and r.hlen(f"{namespace}:jobs.DQ.msgs") == 3
+    assert r.llen(f"{namespace}:jobs") == 3
+    assert r.hlen(f"{namespace}:jobs.DQ.msgs") == 3
     assert r.llen(f"{namespace}:jobs.DQ") == 2  # one delayed message is in a worker's memory
 
     d = only(read_depths_sync(r, [q], time.time()))
     assert (d.waiting, d.in_flight, d.delayed, d.other) == (3, 1, 3, 1)
     # The oldest waiting message is the third sent (two were taken).
-    assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < time.time() - t0 + 1
+    assert d.oldest_age_seconds is not None
+    assert 0 <= d.oldest_age_seconds < time.time() - t0 + 1
 
     later = only(read_depths_sync(r, [q], t0 + 60))  # the 10 s one is due: ready now
     assert (later.waiting, later.in_flight, later.delayed, later.other) == (4, 1, 2, 1)
-    assert later.oldest_age_seconds is not None and 55 < later.oldest_age_seconds <= 61
+    assert later.oldest_age_seconds is not None
+    assert 55 < later.oldest_age_seconds <= 61
 
     consumer.ack(held)  # the running message finishes
     done = only(read_depths_sync(r, [q], time.time()))
@@ -103,4 +107,5 @@ def test_dramatiq_worker_holds_running_message(redis_url: str) -> None:
     # Stopped: the prefetched message went back to the list (Worker.stop requeues it),
     # unless the thread started it after the release; nothing is held any more.
     d = only(read_depths_sync(r, [qspec("jobs", "dramatiq")], time.time()))
-    assert d.in_flight == 0 and d.waiting in (2, 3)
+    assert d.in_flight == 0
+    assert d.waiting in (2, 3)

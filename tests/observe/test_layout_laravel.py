@@ -25,7 +25,8 @@ def test_laravel_as_redisqueue_writes(redis_url: str) -> None:
     r.zadd(f"{base}:reserved", {"running": now + 90})  # pop(): ZADD now+retry_after
     d = only(read_depths_sync(r, [qspec("default", "laravel", keyPrefix=pre)], now))
     assert (d.waiting, d.in_flight, d.delayed) == (4, 1, 1)
-    assert d.oldest_age_seconds is not None and 39 <= d.oldest_age_seconds <= 41
+    assert d.oldest_age_seconds is not None
+    assert 39 <= d.oldest_age_seconds <= 41
     # Horizon's payloads carry pushedAt (microtime(true) as a string).
     r.lpush(f"{pre}queues:horizon", json.dumps({"uuid": "h", "pushedAt": f"{now - 12:.4f}"}))
     d = only(read_depths_sync(r, [qspec("horizon", "laravel", keyPrefix=pre)], now))

@@ -25,7 +25,8 @@ def test_native_from_producer(redis_url: str) -> None:
     d = only(read_depths_sync(r, [qspec("emails", "native")], time.time() + 1))
     assert (d.waiting, d.in_flight, d.delayed) == (3, 1, 1)
     assert d.enqueued_total == 4
-    assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < 60
+    assert d.oldest_age_seconds is not None
+    assert 0 <= d.oldest_age_seconds < 60
 
 
 async def test_native_async_and_due_delayed(redis_url: str) -> None:

@@ -31,7 +31,8 @@ def test_rq(redis_url: str) -> None:
     for client in (r, text_client):
         d = only(read_depths_sync(client, [qspec("reports", "rq")], time.time() + 2))
         assert (d.waiting, d.in_flight, d.delayed) == (3, 1, 1)
-        assert d.oldest_age_seconds is not None and 0 <= d.oldest_age_seconds < 60
+        assert d.oldest_age_seconds is not None
+        assert 0 <= d.oldest_age_seconds < 60
         # Two hours on, the scheduled job is due: ready now, no longer delayed.
         d = only(read_depths_sync(client, [qspec("reports", "rq")], time.time() + 7200))
         assert (d.waiting, d.in_flight, d.delayed) == (4, 1, 0)

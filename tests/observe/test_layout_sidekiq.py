@@ -34,7 +34,8 @@ def test_sidekiq_as_client_writes(redis_url: str, millis: bool) -> None:
     })
     d = only(read_depths_sync(r, [qspec("default", "sidekiq")], now))
     assert (d.waiting, d.in_flight, d.delayed) == (4, 1, 1)
-    assert d.oldest_age_seconds is not None and 24 <= d.oldest_age_seconds <= 26
+    assert d.oldest_age_seconds is not None
+    assert 24 <= d.oldest_age_seconds <= 26
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -73,7 +74,8 @@ def test_sidekiq_real_server_scheduled_retry_running(redis_url: str) -> None:
         d = only(read_depths_sync(r, [q], time.time()))
         # Waiting 2; running 1; delayed: 3 scheduled and the retry (15-25 s out).
         assert (d.waiting, d.in_flight, d.delayed) == (2, 1, 4)
-        assert d.oldest_age_seconds is not None and d.oldest_age_seconds < time.time() - t0 + 1
+        assert d.oldest_age_seconds is not None
+        assert d.oldest_age_seconds < time.time() - t0 + 1
         # 40 s on, the 10 s one and the retry are due: ready now.
         d = only(read_depths_sync(r, [q], t0 + 40))
         assert (d.waiting, d.in_flight, d.delayed) == (4, 1, 2)

@@ -30,9 +30,12 @@ def test_wrong_type_names_the_key_and_others_still_read(redis_url: str) -> None:
         r, [qspec("broken", "rq"), qspec("fine", "rq"), qspec("x", "celery")], time.time()
     )
     assert isinstance(res[0], DepthError)
-    assert "rq:queue:broken" in str(res[0]) and "wrong kind" in str(res[0])
-    assert isinstance(res[1], QueueDepth) and res[1].waiting == 1
-    assert isinstance(res[2], QueueDepth) and res[2].waiting == 0
+    assert "rq:queue:broken" in str(res[0])
+    assert "wrong kind" in str(res[0])
+    assert isinstance(res[1], QueueDepth)
+    assert res[1].waiting == 1
+    assert isinstance(res[2], QueueDepth)
+    assert res[2].waiting == 0
     with pytest.raises(depths.QueueReadError, match="rq:queue:broken"):
         depths.whole(res)
     assert [d.name for d in depths.whole(res[1:])] == ["fine", "x"]
@@ -48,7 +51,9 @@ async def test_one_unreadable_queue_makes_both_worlds_unusable(redis_url: str) -
                        "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
     # Local mode: no depths at all, and why.
     queues, why = reading_sync.read_queues(r, spec, time.time())
-    assert queues is None and why is not None and "rq:queue:broken" in why
+    assert queues is None
+    assert why is not None
+    assert "rq:queue:broken" in why
     # The operator: the same rule raises, naming the same queue.
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
@@ -67,7 +72,9 @@ def test_local_mode_says_why_when_redis_is_gone() -> None:
     spec = parse_spec({"redis": {"url": "redis://127.0.0.1:1"}, "queues": [{"name": "q"}],
                        "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
     queues, why = reading_sync.read_queues(dead, spec, time.time())
-    assert queues is None and why is not None and why.startswith("redis: ConnectionError")
+    assert queues is None
+    assert why is not None
+    assert why.startswith("redis: ConnectionError")
 
 
 @pytest.mark.parametrize(("state", "in_flight", "expected"), [

@@ -35,5 +35,6 @@ async def test_queueworker_creates_a_correct_deployment(redis_url: str) -> None:
         assert st["selector"] == (
             "app.kubernetes.io/instance=mail,app.kubernetes.io/name=queueworker")
         types = {cond["type"]: cond["status"] for cond in st["conditions"]}
-        assert types["SpecValid"] == "True" and types["RedisReachable"] == "True"
+        assert types["SpecValid"] == "True"
+        assert types["RedisReachable"] == "True"
         assert set(types) >= {"Ready", "SpecValid", "RedisReachable", "GPULimited", "Scaling"}

@@ -36,7 +36,8 @@ def _template(**spec: Any) -> dict[str, Any]:
 ])
 def test_refused_fields_are_named(template: dict[str, Any], field: str) -> None:
     reasons = privileged_reasons(template)
-    assert len(reasons) == 1 and reasons[0].startswith(field + ":"), reasons
+    assert len(reasons) == 1, reasons
+    assert reasons[0].startswith(field + ":"), reasons
 
 
 def test_ordinary_gpu_template_passes() -> None:

@@ -88,4 +88,5 @@ def test_cli_over_tls_and_wrong_password_is_one_line(secure: SecureRedisServer) 
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "authentication failed" in run.stderr
-    assert "not-the-password" not in run.stderr and "Traceback" not in run.stderr
+    assert "not-the-password" not in run.stderr
+    assert "Traceback" not in run.stderr

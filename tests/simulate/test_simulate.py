@@ -46,7 +46,8 @@ def test_cli_runs_every_policy(files: tuple[Path, Path], policy: str,
                 "--pod-start-seconds", "10"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{policy}: 7/7 jobs")
-    assert "worker-seconds" in out and "interrupted by scale-down" in out
+    assert "worker-seconds" in out
+    assert "interrupted by scale-down" in out
 
 
 def test_ours_interrupts_nothing_keda_does() -> None:
@@ -75,7 +76,8 @@ def test_gpu_cap_limits_pods() -> None:
     s = spec({"maxReplicas": 10}, limits={"nvidia.com/gpu": 2})
     r = simulate(s, jobs, "ours", 5, gpus=4)
     assert r.max_replicas <= 2
-    assert r.completed == 10 and r.interrupted == 0
+    assert r.completed == 10
+    assert r.interrupted == 0
 
 
 def test_horizon_pays_its_whole_budget() -> None:
@@ -99,7 +101,8 @@ def test_bad_trace_is_named(files: tuple[Path, Path], content: str, message: str
     trace.write_text(content)
     assert cli(["simulate", "--spec", str(qw), "--trace", str(trace)]) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err
+    assert "Traceback" not in err
 
 
 def test_bad_spec_is_named(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,7 +121,8 @@ def test_pods_run_target_backlog_jobs_at_once() -> None:
     r = simulate(s, jobs, "ours", 10)
     # 8 jobs, 4 per pod: two pods, every job starts once they are ready.
     assert r.max_replicas == 2
-    assert r.completed == 8 and r.interrupted == 0
+    assert r.completed == 8
+    assert r.interrupted == 0
     assert r.wait_max <= 10 + s.scaling.poll_interval_seconds
     one = simulate(s, jobs, "ours", 10, concurrency=1)
     assert one.wait_max > r.wait_max

@@ -139,14 +139,17 @@ async def test_queues_are_tried_in_priority_order(r: aioredis.Redis, producer: P
 async def test_unique_jobs(r: aioredis.Redis, producer: Producer) -> None:
     a = producer.enqueue_result("q", {"user": 1}, unique_key="welcome:1")
     b = producer.enqueue_result("q", {"user": 1}, unique_key="welcome:1")
-    assert a.created and not b.created and a.id == b.id
+    assert a.created
+    assert not b.created
+    assert a.id == b.id
     assert await r.llen(keys.waiting("q")) == 1
     broker = Broker(r)
     [job] = await broker.fetch(["q"], 1, 30, "w")
     assert not producer.enqueue_result("q", {}, unique_key="welcome:1").created  # running
     await broker.settle([Settlement("done", job)], 60)
     c = producer.enqueue_result("q", {}, unique_key="welcome:1")
-    assert c.created and c.id != a.id
+    assert c.created
+    assert c.id != a.id
     # the time bound
     d = producer.enqueue_result("q", {}, unique_key="short", unique_for=0.05)
     await asyncio.sleep(0.1)

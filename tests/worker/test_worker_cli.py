@@ -50,7 +50,8 @@ def test_enqueue_bulk_unique_and_bad_input(url: str, capsys: pytest.CaptureFixtu
     first = capsys.readouterr().out.strip()
     assert qw(["enqueue", "q", "{}", "--unique-key", "k"]) == 0
     out = capsys.readouterr()
-    assert out.out.strip() == first and "already queued" in out.err
+    assert out.out.strip() == first
+    assert "already queued" in out.err
     assert qw(["enqueue", "q", "not json"]) == 2
     assert "not JSON" in capsys.readouterr().err
     assert qw(["enqueue", "q", '"xxxxxxxxxx"', "--max-payload-bytes", "8"]) == 2
@@ -61,10 +62,14 @@ def test_failed_list_show_forget(url: str, capsys: pytest.CaptureFixture[str]) -
     a, b = _fail(url, "emails", 2)
     assert qw(["failed", "list"]) == 0
     out = capsys.readouterr().out
-    assert a in out and b in out and "ValueError: bad" in out and "more" not in out
+    assert a in out
+    assert b in out
+    assert "ValueError: bad" in out
+    assert "more" not in out
     assert qw(["failed", "show", a]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["traceback"].startswith("Traceback") and info["tries"] == 3
+    assert info["traceback"].startswith("Traceback")
+    assert info["tries"] == 3
     assert qw(["failed", "forget", a]) == 0
     assert qw(["failed", "show", a]) == 1
     assert qw(["failed", "forget", a]) == 1
@@ -96,4 +101,5 @@ def test_failed_flush(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert r.zcard(keys.failed()) == 3
     assert qw(["failed", "flush"]) == 0
     assert "flushed 3" in capsys.readouterr().out
-    assert r.zcard(keys.failed()) == 0 and r.exists(*(keys.job(i) for i in ids)) == 0
+    assert r.zcard(keys.failed()) == 0
+    assert r.exists(*(keys.job(i) for i in ids)) == 0

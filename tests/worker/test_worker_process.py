@@ -52,7 +52,8 @@ def test_sigkill_mid_job_loses_nothing(redis_url: str) -> None:
         code, out = stop(rescuer)
     assert code == 0, out
     info = p.job(job_id)
-    assert info is not None and (info["deliveries"], info["lost"], info["tries"]) == (2, 1, 0)
+    assert info is not None
+    assert (info["deliveries"], info["lost"], info["tries"]) == (2, 1, 0)
     assert entries(redis_url, "test:done") == [f"{job_id}:2"]
 
 
@@ -178,7 +179,8 @@ def test_operator_env_sets_queues_drain_and_metrics_port(redis_url: str) -> None
 
         wait_until(healthz, what="/healthz 200")
         [beat] = read_heartbeats(redis.Redis.from_url(redis_url))
-        assert beat.pod == "emails-5d9c" and beat.queues == ("low", "high")
+        assert beat.pod == "emails-5d9c"
+        assert beat.queues == ("low", "high")
     finally:
         code, out = stop(proc)
     assert code == 0, out
@@ -239,7 +241,8 @@ def test_a_redis_outage_mid_job_loses_nothing() -> None:
         assert code == 0, out
         assert "event=redis.error" in out
         info = p.job(job_id)
-        assert info is not None and info["deliveries"] == 1
+        assert info is not None
+        assert info["deliveries"] == 1
         assert entries(url, "test:done") == [f"{job_id}:1"]
     finally:
         server.cleanup()

@@ -71,13 +71,16 @@ async def test_failures_retry_with_backoff_then_go_to_the_failed_store(
     w = Worker(fast_settings(redis_url), table(handler))
     await run_until(w, lambda: _failed_and_done(producer, bad, good))
     assert len(attempts) == 3
-    assert attempts[1] - attempts[0] >= 0.09 and attempts[2] - attempts[1] >= 0.29
+    assert attempts[1] - attempts[0] >= 0.09
+    assert attempts[2] - attempts[1] >= 0.29
     info = FailedStore(producer.redis).show(bad)
     assert info is not None
     assert info["error"] == "KeyError: 'no such user'"
-    assert "Traceback" in info["traceback"] and "raise KeyError" in info["traceback"]
+    assert "Traceback" in info["traceback"]
+    assert "raise KeyError" in info["traceback"]
     assert info["tries"] == 3
-    assert w.failed == 1 and w.processed == 1
+    assert w.failed == 1
+    assert w.processed == 1
 
 
 async def _failed_and_done(producer: Producer, bad: str, good: str) -> bool:
@@ -113,7 +116,8 @@ async def test_async_timeout_stops_the_job_and_counts_as_failed(redis_url: str,
     await run_until(w, lambda: _failed_and_done(producer, slow, quick))
     assert finished == [0.01]
     info = producer.job(slow)
-    assert info is not None and info["error"] == "Timeout: job exceeded its timeout of 0.2s"
+    assert info is not None
+    assert info["error"] == "Timeout: job exceeded its timeout of 0.2s"
     assert 'reason="timeout"} 1.0' in w.metrics.render().decode()
 
 
@@ -170,12 +174,14 @@ async def test_bad_payload_and_unknown_handler_fail_without_stopping_the_worker(
     await wait_for(lambda: _is(producer, broken, "failed"))
     u = producer.job(unknown)
     b = producer.job(broken)
-    assert u is not None and b is not None
+    assert u is not None
+    assert b is not None
     assert u["error"].startswith("UnknownHandlerError: unknown handler 'resize_image'")
     assert u["tries"] == 1  # no retry for these
     assert b["error"].startswith("BadPayloadError: payload is not valid JSON")
     text = w.metrics.render().decode()
-    assert 'reason="bad_payload"} 1.0' in text and 'reason="unknown_handler"} 1.0' in text
+    assert 'reason="bad_payload"} 1.0' in text
+    assert 'reason="unknown_handler"} 1.0' in text
 
 
 async def test_max_jobs(redis_url: str, producer: Producer, r: aioredis.Redis) -> None:
@@ -208,12 +214,14 @@ async def test_heartbeat_shows_busy_jobs_and_metrics_endpoint_answers(
 
     await wait_for(busy)
     [beat] = await aread_heartbeats(r)
-    assert beat.pod == "emails-7f9" and [j.id for j in beat.in_flight] == [job_id]
+    assert beat.pod == "emails-7f9"
+    assert [j.id for j in beat.in_flight] == [job_id]
     assert beat.queues == ("default",)
     health = await asyncio.to_thread(_get, port, "/healthz")
     assert health == (200, "ok (busy)\n")
     code, metrics = await asyncio.to_thread(_get, port, "/metrics")
-    assert code == 200 and "queueworker_worker_jobs_in_flight 1.0" in metrics
+    assert code == 200
+    assert "queueworker_worker_jobs_in_flight 1.0" in metrics
     assert 'queueworker_worker_state{state="busy"} 1.0' in metrics
     assert "queueworker_worker_busy_ratio 0.1" in metrics  # 1 job of concurrency 10
     assert 'queueworker_worker_last_job_timestamp_seconds{queue="default"} 0.0' in metrics
@@ -260,7 +268,8 @@ async def test_losing_redis_connections_mid_job_loses_nothing(
             admin.client_kill_filter(_id=int(c["id"]))
     await wait_for(lambda: _is(producer, job_id, "done"))
     info = producer.job(job_id)
-    assert info is not None and info["deliveries"] == 1
+    assert info is not None
+    assert info["deliveries"] == 1
     w.stop("test")
     assert await task == 0
 

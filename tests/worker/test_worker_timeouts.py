@@ -55,7 +55,8 @@ async def test_a_handler_that_swallows_the_cancel_still_times_out(watchdog: Watc
         await watchdog.call(Handler.of("h", stubborn), job(), None, limit=0.1)
     # The slot's task is usable afterwards: the watchdog's cancel was taken back.
     task = asyncio.current_task()
-    assert task is not None and task.cancelling() == 0
+    assert task is not None
+    assert task.cancelling() == 0
 
 
 async def test_a_drain_cancel_is_not_reported_as_a_timeout(watchdog: Watchdog) -> None:

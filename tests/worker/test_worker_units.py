@@ -59,9 +59,9 @@ def test_backoff_fixed_list_and_exponential_with_jitter() -> None:
         assert full / 2 <= d <= full
     assert Backoff.parse(exp.encode()) == exp
     assert Backoff.parse(None).exponential
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad backoff 'soon'"):
         Backoff.parse("soon")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="negative or NaN delay"):
         Backoff.parse(-1)
 
 
@@ -82,9 +82,9 @@ def test_bad_payload_is_its_own_error() -> None:
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_tries must be at least 1"):
         JobOptions(max_tries=0).fields()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeout must be positive"):
         JobOptions(timeout=0).fields()
     assert JobOptions(timeout=1.5, concurrency_key="gpu", concurrency_limit=2).fields()[
         "concurrency_limit"] == "2"
@@ -93,7 +93,7 @@ def test_options_are_validated() -> None:
 def test_rate_limit_parse() -> None:
     assert RateLimit.parse("100/1") == RateLimit(100, 1.0)
     assert RateLimit.parse("5") == RateLimit(5, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad rate limit '0/1'"):
         RateLimit.parse("0/1")
 
 
@@ -122,8 +122,10 @@ def _sync_handler(payload: Any) -> None:
 
 def test_handler_table() -> None:
     t = handlers.HandlerTable.from_callables(_sync_handler, other=_async_handler)
-    assert t.get("").fn is _sync_handler and not t.get("").is_async
-    assert t.get("other").is_async and t.get("other").wants_job
+    assert t.get("").fn is _sync_handler
+    assert not t.get("").is_async
+    assert t.get("other").is_async
+    assert t.get("other").wants_job
     with pytest.raises(handlers.UnknownHandlerError, match="unknown handler 'nope'"):
         t.get("nope")
 
@@ -131,7 +133,8 @@ def test_handler_table() -> None:
 def test_handler_specs_load_or_explain() -> None:
     t = handlers.load(["support.worker_handlers:handlers"])
     assert set(t.handlers) == {"default", "record", "record_sync"}
-    assert t.default is not None and t.default.name == "default"
+    assert t.default is not None
+    assert t.default.name == "default"
     with pytest.raises(handlers.HandlerError, match="cannot import"):
         handlers.load(["no_such_module_xyz:f"])
     with pytest.raises(handlers.HandlerError, match="has no"):
@@ -213,7 +216,9 @@ def test_heartbeat_parsing_skips_expired_and_malformed() -> None:
             '"failed": 1, "started_at": 1, "beat_at": 2, "concurrency": 4}')
     beats = parse_heartbeats([beat, None, "{not json"])
     assert len(beats) == 1
-    assert beats[0].busy and beats[0].in_flight[0].id == "j" and beats[0].extra == {
+    assert beats[0].busy
+    assert beats[0].in_flight[0].id == "j"
+    assert beats[0].extra == {
         "concurrency": 4}
 
 
