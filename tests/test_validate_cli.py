@@ -184,3 +184,15 @@ def test_spec_not_an_object(spec: Any) -> None:
     with pytest.raises(SpecError) as info:
         parse_manifest(obj)
     assert {p.field for p in info.value.problems} == {"spec", "spec.replicas"}
+
+
+def test_integral_floats_in_yaml_are_integers_as_kubectl_sends_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = _qw()
+    obj["spec"]["replicas"] = 3.0  # kubectl sends 3: the server accepts it
+    obj["spec"]["drain"] = {"graceSeconds": 30.0}
+    assert _run(_write(tmp_path, obj), capsys)[:2] == (0, f"{tmp_path / 'qw.yaml'}: "
+                                                          "QueueWorker/ok: valid\n")
+    obj["spec"]["drain"] = {"graceSeconds": 1e22}  # Go writes 1e+22: a float, refused
+    code, _, err = _run(_write(tmp_path, obj), capsys)
+    assert code == 1 and "spec.drain.graceSeconds:" in err

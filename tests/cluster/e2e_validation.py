@@ -301,3 +301,19 @@ def test_binary_file(kubectl: Kubectl, server: DryRun, tmp_path: Path,
     assert k_code != 0 and f"error parsing {path}" in k_err
     assert v_code == 1 and v_err.startswith(f"{path}: cannot read: not UTF-8 text")
     assert v_err.count("\n") == 1
+
+
+def test_integral_floats_in_a_file(kubectl: Kubectl, server: DryRun, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """kubectl sends `replicas: 3.0` from YAML as 3 (accepted), 1e22 as a float."""
+    obj = _base()
+    obj["spec"]["replicas"] = 3.0
+    obj["spec"]["drain"] = {"graceSeconds": 30.0}
+    path = _write(tmp_path, "floats.yaml", [obj])
+    (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
+    assert (k_code, v_code) == (0, 0), (k_err, v_err)
+    obj["spec"]["drain"] = {"graceSeconds": 1e22}
+    path = _write(tmp_path, "floats.yaml", [obj])
+    (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
+    assert k_code != 0 and v_code == 1
+    assert "spec.drain.graceSeconds: " in k_err and "spec.drain.graceSeconds: " in v_err
