@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.chart_tools import CHART, ROOT, helm, run, template_args, tool
+from support.chart_tools import CHART, ROOT, VALUES_ALL, helm, run, template_args, tool
 
 HERE = Path(__file__).resolve().parent
-VALUES_ALL = HERE / "values-all.yaml"
 
 
 def test_helm_is_helm_4() -> None:

@@ -7,25 +7,9 @@ in both RBAC modes (all namespaces: one ClusterRole; watched namespaces: Roles).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from support.chart_tools import NAMESPACE, by_kind, one, render
-
-VALUES_ALL = Path(__file__).resolve().parent / "values-all.yaml"
-
-
-@pytest.fixture(scope="module")
-def default_docs() -> list[dict[str, Any]]:
-    return render(include_crds=True)
-
-
-@pytest.fixture(scope="module")
-def all_docs() -> list[dict[str, Any]]:
-    return render(VALUES_ALL, include_crds=True)
-
+from support.chart_tools import NAMESPACE, VALUES_ALL, by_kind, one, render
 
 # The exact permissions, as (apiGroup, resource) -> verbs.
 NAMESPACED_RULES = {

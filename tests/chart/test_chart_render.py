@@ -19,6 +19,7 @@ from support.chart_tools import (
     KUBE_VERSION,
     NAMESPACE,
     RELEASE,
+    VALUES_ALL,
     alert_rules,
     by_kind,
     load_rules,
@@ -32,20 +33,11 @@ HERE = Path(__file__).resolve().parent
 MIN_KUBE_VERSION = ".".join(
     yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
     .removeprefix(">=").split("-")[0].split(".")[:2])
-VALUES_ALL = HERE / "values-all.yaml"
 KUBE_VERSIONS = (MIN_KUBE_VERSION, KUBE_VERSION, kubernetes_validate.latest_version())
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 PEERING_KINDS = {"KopfPeering", "ClusterKopfPeering"}
 
 
-@pytest.fixture(scope="module")
-def default_docs() -> list[dict[str, Any]]:
-    return render(include_crds=True)
-
-
-@pytest.fixture(scope="module")
-def all_docs() -> list[dict[str, Any]]:
-    return render(VALUES_ALL, include_crds=True)
 
 
 def _values_all() -> dict[str, Any]:

@@ -165,3 +165,6 @@ def variable_queries(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
         assert match, f"variable {var['name']}: not a label_values() query"
         out[var["name"]] = (grafana_to_promql(match["selector"]), match["label"])
     return out
+
+# Every option of the chart switched on (tests/chart/values-all.yaml).
+VALUES_ALL = Path(__file__).resolve().parents[1] / "chart" / "values-all.yaml"
