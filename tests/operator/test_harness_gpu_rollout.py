@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from support.operator_cluster import Cluster, PodTiming, pod_ready, wait_for
+from support.operator_cluster import PODS, Cluster, PodTiming, pod_ready, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
 
 GPU = "nvidia.com/gpu"
@@ -64,3 +64,42 @@ async def test_a_redeploy_on_full_gpus_never_surges_and_finishes(redis_url: str)
         assert most <= 2, "a surge pod was created on full GPUs"
         # A new pod waits only for an old pod's drain, not for good.
         assert longest_pending < STOP + 5.0
+
+
+async def test_a_surge_decided_from_a_stale_pod_view_is_taken_back(redis_url: str) -> None:
+    """The strategy is chosen from the operator's pod index, which lags: right after
+    both pods got their GPUs it still sees a free one and writes ``maxSurge: 1``. The
+    surge pod then waits for a GPU that the old pods hold, and with
+    ``maxUnavailable: 0`` no old pod goes: the operator must see the new pod
+    Unschedulable mid-rollout and switch to ``maxSurge: 0, maxUnavailable: 1``."""
+    timing = PodTiming(stop_seconds=0.3)  # Ready at once: old pods never go unready
+    async with Cluster(config=fast_config(), timing=timing, lags={PODS: 0.4}) as c:
+        await c.add_node("gpu-a", {GPU: "2", "cpu": "8"})
+        await c.start_operator()
+        push_jobs(redis_url, "jobs", 500)
+        await c.create_qw("gpu", spec(redis_url, poll=0.5, minReplicas=2, maxReplicas=2,
+                                      targetBacklogPerReplica=10,
+                                      template={"spec": {"containers": [CONTAINER]}}))
+        await wait_for(lambda: len([p for p in c.pods("gpu") if p["spec"].get("nodeName")])
+                       == 2, 10, "2 pods on the 2 GPUs", interval=0.01)
+        await c.patch_qw("gpu", {"spec": {"template": {"spec": {"containers": [
+            {**CONTAINER, "image": "example.org/gpu-worker:2"}]}}}})
+        # The stale view: the operator saw a free GPU and allowed a surge.
+        await wait_for(lambda: _rolling(c) == {"maxSurge": 1, "maxUnavailable": 0}
+                       and _image(c.deployment("gpu")["spec"]["template"])  # type: ignore[index]
+                       == "example.org/gpu-worker:2", 5, "the new template, with a surge")
+
+        def done() -> bool:
+            pods = [p for p in c.pods("gpu") if not p["metadata"].get("deletionTimestamp")]
+            return ({_image(p) for p in c.pods("gpu")} == {"example.org/gpu-worker:2"}
+                    and sum(pod_ready(p) for p in pods) == 2)
+
+        await wait_for(done, 15, "the rollout to finish")
+        assert _rolling(c) == {"maxSurge": 0, "maxUnavailable": 1}
+        events = c.events("gpu", reason="RolloutWithoutSurge")
+        assert events, "no Event says why the strategy changed"
+        assert GPU in events[0]["message"]
+
+
+def _rolling(c: Cluster) -> dict[str, object]:
+    return dict((c.deployment("gpu") or {})["spec"]["strategy"]["rollingUpdate"])

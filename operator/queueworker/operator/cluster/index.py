@@ -33,7 +33,18 @@ def pod_entry(name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],
         "node": spec.get("nodeName"),
         "phase": status.get("phase"),
         "cost": annotations.get(dep.DELETION_COST_ANNOTATION),
+        "unschedulable": unschedulable(conditions),
     }
+
+
+def unschedulable(conditions: list[dict[str, Any]]) -> str | None:
+    """The scheduler's message when it found no node for the pod ("" if it gave
+    none), else None; it names what was short, e.g. "Insufficient nvidia.com/gpu"."""
+    for c in conditions:
+        if (c.get("type") == "PodScheduled" and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"):
+            return str(c.get("message") or "")
+    return None
 
 
 def index_pod(namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],

@@ -216,6 +216,8 @@ class QueueWorkerLoop:
             memory.patched(await act.patch_deployment(kc, self.namespace, self.name, plan))
             if plan.hand_edit:
                 self.report.drift_corrected(plan.parts)
+            if plan.no_surge is not None:
+                self.report.rollout_without_surge(plan.no_surge)
         memory.settle(live, plan)
         return live
 
@@ -224,10 +226,11 @@ class QueueWorkerLoop:
         """The plan; where it must choose a GPU worker's rollout strategy, the free GPUs
         of this moment are observed first and the plan made again with them."""
         status = self.body.get("status") or {}
-        plan = reconcile.plan(desired, live, self.deployment, status=status)
+        pods = self.indexes.values(self.indexes.pods, (self.namespace, self.name))
+        plan = reconcile.plan(desired, live, self.deployment, status=status, pods=pods)
         if isinstance(plan, reconcile.NeedFreeGPUs):
             surge = observe.surge_ok(self.shared.gpu, self.indexes, self.namespace, self.name,
                                      desired.spec)
             plan = reconcile.plan(desired, live, self.deployment, status=status,
-                                  surge_ok=surge)
+                                  surge_ok=surge, pods=pods)
         return plan

@@ -21,12 +21,14 @@ Drift detection (deployment.drift) compares only what we set: fields the API
 server defaults are not drift. Two rules keep it from looping or flapping:
 after our own patch, a live spec whose hash equals what that patch produced is
 the API server's normalisation, not a hand edit (``Memory.corrected_digest``);
-and a GPU worker keeps the strategy it has until its template changes.
+and a GPU worker keeps the strategy it has until its template changes, with one
+exception (``surge_blocked``): a surging rollout whose pod the scheduler turns
+away for want of the GPU stops surging.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,8 @@ class Patch:
     parts: tuple[str, ...]
     body: dict[str, Any]
     hand_edit: bool  # someone edited the Deployment (not a spec change of ours)
+    # Why a GPU rollout stops surging (surge_blocked); None for any other patch.
+    no_surge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ class Desired:
 
     def __init__(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec) -> None:
         self.name, self.namespace, self.uid, self.spec = name, namespace, uid, spec
-        self.gpu_worker = dep.gpu_request(spec) is not None
+        gpu = dep.gpu_request(spec)
+        self.gpu_resource = gpu[0] if gpu is not None else None
+        self.gpu_worker = gpu is not None
         self._built: dict[bool, dict[str, Any]] = {}
 
     def body(self, gpu_surge: bool) -> dict[str, Any]:
@@ -96,6 +102,7 @@ class Memory:
     def __init__(self) -> None:
         self.created: Entry | None = None  # our own create, not yet seen through the watch
         self.corrected_digest: str | None = None  # spec hash our last patch produced
+        self.corrected_surge = True  # whether the strategy our last patch wrote surges
         # kopf replaces an index entry when its object changes: the same entry and
         # the same wish need no second look.
         self.checked: CheckKey | None = None
@@ -118,6 +125,7 @@ class Memory:
 
     def patched(self, result: Entry) -> None:
         self.corrected_digest = dep.spec_hash(dict(result.get("spec") or {}))
+        self.corrected_surge = live_surge(result)
         self.created = None
 
     def settle(self, live: Entry, plan: Plan) -> None:
@@ -139,9 +147,11 @@ def initial_replicas(spec: api.QueueWorkerSpec, status: Mapping[str, Any]) -> in
 
 
 def plan(desired: Desired, live: Entry | None, memory: Memory, *,
-         status: Mapping[str, Any], surge_ok: bool | None = None) -> Plan:
+         status: Mapping[str, Any], surge_ok: bool | None = None,
+         pods: Iterable[Mapping[str, Any]] = ()) -> Plan:
     """What to do to the Deployment; ``surge_ok``: whether a surge pod would find a free
-    GPU now (None: not observed; asked for with ``NeedFreeGPUs`` where it matters)."""
+    GPU now (None: not observed; asked for with ``NeedFreeGPUs`` where it matters);
+    ``pods``: the QueueWorker's pod index entries (cluster/index.py)."""
     if live is None:
         if desired.gpu_worker and surge_ok is None:
             return NeedFreeGPUs()
@@ -151,14 +161,17 @@ def plan(desired: Desired, live: Entry | None, memory: Memory, *,
     if not dep.owned_by(live, desired.uid):
         return Conflict(f"Deployment {desired.namespace}/{desired.name} exists and is not "
                         "owned by this QueueWorker")
-    want = desired.body(live_surge(live) if desired.gpu_worker else True)
+    blocked = _blocked(desired, live, pods, memory)
+    want = desired.body((live_surge(live) and blocked is None) if desired.gpu_worker else True)
     want_hash = want["metadata"]["annotations"][dep.SPEC_HASH_ANNOTATION]
     check = (live, want_hash)
-    if (memory.checked is not None and memory.checked[0] is live
+    # (blocked: the pods moved, not the Deployment, so the entry's last look says nothing)
+    if (blocked is None and memory.checked is not None and memory.checked[0] is live
             and memory.checked[1] == want_hash and live is not memory.created):
         return InSync(check)
     parts = dep.drift(want, live)
-    if parts and dep.spec_hash(dict(live.get("spec") or {})) == memory.corrected_digest:
+    if (parts and blocked is None
+            and dep.spec_hash(dict(live.get("spec") or {})) == memory.corrected_digest):
         # Our last patch already produced exactly this; what is left is the API
         # server's normalisation, not a hand edit: patching again would loop.
         parts = []
@@ -168,8 +181,10 @@ def plan(desired: Desired, live: Entry | None, memory: Memory, *,
         # A template change rolls the pods: the strategy follows the free GPUs now.
         if surge_ok is None:
             return NeedFreeGPUs()
-        want = desired.body(surge_ok)
-    return Patch(tuple(parts), patch_body(want), hand_edit=_hand_edit(parts, live, want_hash))
+        want = desired.body(surge_ok and blocked is None)
+    return Patch(tuple(parts), patch_body(want),
+                 hand_edit=blocked is None and _hand_edit(parts, live, want_hash),
+                 no_surge=blocked)
 
 
 def live_surge(live: Entry) -> bool:
@@ -177,6 +192,46 @@ def live_surge(live: Entry) -> bool:
     until the template changes, so it never flips with the free GPUs."""
     rolling = ((live.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
     return bool(rolling.get("maxSurge", 1) != 0)
+
+
+def surge_blocked(live: Entry, pods: Iterable[Mapping[str, Any]], resource: str
+                  ) -> str | None:
+    """Why a rollout of a GPU worker cannot go on surging, or None.
+
+    The surge was allowed because a GPU looked free, from a pod index that may
+    lag or before another workload took the GPU. Then the surge pod waits for a
+    GPU the old pods hold, and with ``maxUnavailable: 0`` no old pod goes until
+    it is Ready: the rollout hangs for good. The scheduler's word settles it: a
+    rollout in progress (pods of an older template left: ``updatedReplicas`` below
+    ``replicas`` in the Deployment's status) and a pod of ours it found no node for
+    with too little of the GPU resource (the message names it; an empty message
+    is taken as such for a GPU worker). Which template that pod has does not
+    matter: with either, a surge pod would not find the GPU, and letting an old
+    pod go first is what frees one."""
+    status = live.get("status") or {}
+    if int(status.get("updatedReplicas") or 0) >= int(status.get("replicas") or 0):
+        return None
+    for pod in pods:
+        why = pod.get("unschedulable")
+        if why is None or pod.get("terminating") or pod.get("node"):
+            continue
+        if not why or f"Insufficient {resource}" in why:
+            return (f"pod {pod.get('name')} is Pending ({why or 'Unschedulable'}) "
+                    f"while the rollout waits for a free {resource}: rolling on with "
+                    "maxSurge 0, maxUnavailable 1")
+    return None
+
+
+def _blocked(desired: Desired, live: Entry, pods: Iterable[Mapping[str, Any]],
+             memory: Memory) -> str | None:
+    """``surge_blocked`` for a surging GPU worker, unless our last patch already
+    stopped the surge for this very spec (the index has not shown it yet)."""
+    if desired.gpu_resource is None or not live_surge(live):
+        return None
+    if (not memory.corrected_surge
+            and dep.spec_hash(dict(live.get("spec") or {})) == memory.corrected_digest):
+        return None
+    return surge_blocked(live, pods, desired.gpu_resource)
 
 
 def patch_body(want: Mapping[str, Any]) -> dict[str, Any]:

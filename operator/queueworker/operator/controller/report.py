@@ -260,6 +260,11 @@ class Reporter:
                    message=f"Deployment edited outside the QueueWorker ({', '.join(parts)}); "
                    "restored")
 
+    def rollout_without_surge(self, why: str) -> None:
+        kopf.event(self.body, type="Warning", reason="RolloutWithoutSurge", message=why[:1000])
+        log_event(logger, "deployment.rollout_without_surge", logging.WARNING, qw=self.name,
+                  reason=why)
+
     def scaled(self, decision: Decision, obs: Observation, paused: bool) -> None:
         current = obs.current_replicas
         reason = scale_reason(decision, obs, paused)
