@@ -4,6 +4,15 @@ The pool plays the part a Deployment plays in a cluster: it starts replicas,
 stops the ones the engine names first, and gives a stopping replica the same
 drain protocol a pod gets: SIGTERM, `QUEUEWORKER_DRAIN_DEADLINE` seconds to
 finish or hand its jobs back, SIGKILL at `graceSeconds` (like the kubelet).
+
+A replica is a container here: its own session (`start_new_session`), the
+command as its "PID 1". As the kubelet does, SIGTERM goes to that process only
+(a worker forwards it to its children its own way: Celery's prefork pool, RQ's
+work horse must not get a TERM of their own), but SIGKILL at the grace, and
+the end of the main process, take the whole session down, as a container's
+PID namespace dies with its PID 1. A process group is not enough: RQ's work
+horse calls setpgrp() (rq/worker/worker_classes.py `fork_work_horse`), so it
+left a SIGKILLed worker behind and finished its job, which a pod never does.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ class PoolStats:
     exited_ok: int = 0
     exited_failed: int = 0  # non-zero exit without us asking (crash) or after SIGKILL
     killed_after_grace: int = 0
+    leftovers_killed: int = 0  # processes still in a replica's session when it ended
     start_errors: int = 0  # the command could not be run at all
     worker_seconds: float = 0.0  # lifetime of replicas that have ended
     exit_codes: list[int] = field(default_factory=list)
@@ -90,6 +100,51 @@ def template_env(spec: api.QueueWorkerSpec) -> dict[str, str]:
         if isinstance(item, dict) and "name" in item and "value" in item:
             out[str(item["name"])] = str(item["value"])
     return out
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (not zombie) processes of session `sid`, from /proc (Linux; [] elsewhere)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    out: list[int] = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # exited while we looked
+        # After the command name (which may hold spaces and parentheses):
+        # state ppid pgrp session ...
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 3 and fields[0] != b"Z" and int(fields[3]) == sid:
+            out.append(int(entry))
+    return out
+
+
+def kill_session(sid: int) -> int:
+    """SIGKILL every process of session `sid` (the replica's own); how many there were.
+
+    Safe against pid reuse: a pid is not handed out again while a session or
+    group of that id still has members (POSIX), and only members are signalled.
+    """
+    if sys.platform != "linux":
+        try:
+            os.killpg(sid, signal.SIGKILL)  # without /proc: at least its process group
+        except (ProcessLookupError, PermissionError):
+            return 0
+        return 1
+    killed = 0
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
 
 
 CRASH_BACKOFF_START = 0.5  # seconds before restarting after a first crash
@@ -218,6 +273,7 @@ class ProcessPool:
                     self._signal(replica, signal.SIGKILL)
                     self.stats.killed_after_grace += 1
                 continue
+            self._end_session(replica)
             replica.exit_code = code
             replica.ended_at = now
             self.stats.worker_seconds += now - replica.started_at
@@ -259,6 +315,14 @@ class ProcessPool:
             replica.proc.wait()
         self.reap()
 
+    def _end_session(self, replica: Replica) -> None:
+        """The replica's main process has ended: nothing of its session may outlive it."""
+        left = kill_session(replica.proc.pid)
+        if left:
+            self.stats.leftovers_killed += left
+            log_event(log, "replica.leftovers_killed", logging.WARNING, name=replica.name,
+                      processes=left)
+
     def _crashed(self, now: float, lived: float) -> None:
         self._crash_streak = 1 if lived >= HEALTHY_AFTER else self._crash_streak + 1
         delay = min(CRASH_BACKOFF_MAX, CRASH_BACKOFF_START * 2 ** (self._crash_streak - 1))
@@ -266,6 +330,9 @@ class ProcessPool:
 
     @staticmethod
     def _signal(replica: Replica, sig: signal.Signals) -> None:
+        """SIGTERM to the main process (as the kubelet); SIGKILL to the whole session."""
+        if sig == signal.SIGKILL and replica.proc.poll() is None:
+            kill_session(replica.proc.pid)
         try:
             replica.proc.send_signal(sig)
         except ProcessLookupError:
