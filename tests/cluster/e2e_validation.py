@@ -21,7 +21,7 @@ import re
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,8 @@ def assert_agree(server: DryRun, obj: dict[str, Any]) -> Verdict:
         f"validate {'accepts' if ours.accepted else 'refuses'} {ours.fields}: {where}")
     if theirs.accepted:
         # Defaults agree: the server's defaulted object reads as the model's spec.
-        assert spec is not None and theirs.spec is not None
+        assert spec is not None
+        assert theirs.spec is not None
         assert parse_spec(theirs.spec) == spec, where
     elif theirs.unknown:
         # Strict decoding refuses with the unknown fields alone, in one message
@@ -125,15 +126,15 @@ def assert_agree(server: DryRun, obj: dict[str, Any]) -> Verdict:
 
 
 @pytest.fixture(scope="module")
-def server(control_plane: ControlPlane, kubectl: Kubectl) -> Iterator[DryRun]:
+def server(control_plane: ControlPlane, kubectl: Kubectl) -> DryRun:
     kubectl.run("apply", "-f", str(ROOT / "crds" / "queueworker.yaml"))
     kubectl.run("wait", "--for=condition=Established", "--timeout=30s",
                 f"crd/{api.PLURAL}.{api.GROUP}")
-    yield DryRun(control_plane)
+    return DryRun(control_plane)
 
 
 def _bad(mutations: list[Callable[[dict[str, Any]], None]]) -> dict[str, Any]:
-    obj = _base()
+    obj: dict[str, Any] = _base()
     for mutate in mutations:
         mutate(obj)
     return obj
@@ -175,7 +176,8 @@ def test_nulls_integral_floats_and_cel_on_floats(server: DryRun) -> None:
     # Duplicates although the keys are missing; only the first repeat is named.
     many["spec"]["queues"] = [{}, {}, {}, {"name": "a"}, {"name": "a"}]
     fields = assert_agree(server, many).fields
-    assert {"spec.queues[1]", "spec.queues[4]"} <= fields and "spec.queues[2]" not in fields
+    assert {"spec.queues[1]", "spec.queues[4]"} <= fields
+    assert "spec.queues[2]" not in fields
 
 
 # ------------------------------------------------------------------ hypothesis
@@ -236,7 +238,8 @@ def test_bad_spec_files_refused_by_kubectl_and_validate(
     path = tmp_path / "qw.yaml"
     path.write_text(yaml.safe_dump(_bad(mutations)))
     (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
-    assert k_code != 0 and v_code == 1, (k_err, v_err)
+    assert k_code != 0, k_err
+    assert v_code == 1, v_err
     fields = re.findall(r"QueueWorker/\S+: (\S+): ", v_err)
     assert fields, v_err
     for field in fields:  # what validate names, kubectl names too
@@ -255,8 +258,10 @@ def test_kind_typo(kubectl: Kubectl, server: DryRun, tmp_path: Path,
     obj["kind"] = "Queueworker"
     (k_code, k_err), (v_code, v_err) = _both(kubectl, _write(tmp_path, "typo.yaml", [obj]),
                                              capsys)
-    assert k_code != 0 and 'no matches for kind "Queueworker"' in k_err
-    assert v_code == 1 and "kind: must be 'QueueWorker', got 'Queueworker'" in v_err
+    assert k_code != 0
+    assert 'no matches for kind "Queueworker"' in k_err
+    assert v_code == 1
+    assert "kind: must be 'QueueWorker', got 'Queueworker'" in v_err
 
 
 def test_empty_file(kubectl: Kubectl, server: DryRun, tmp_path: Path,
@@ -264,8 +269,10 @@ def test_empty_file(kubectl: Kubectl, server: DryRun, tmp_path: Path,
     path = tmp_path / "empty.yaml"
     path.write_text("---\n")
     (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
-    assert k_code != 0 and "no objects passed to apply" in k_err
-    assert v_code == 1 and f"{path}: no QueueWorker" in v_err
+    assert k_code != 0
+    assert "no objects passed to apply" in k_err
+    assert v_code == 1
+    assert f"{path}: no QueueWorker" in v_err
 
 
 def test_file_without_a_queueworker(kubectl: Kubectl, server: DryRun, tmp_path: Path,
@@ -276,7 +283,8 @@ def test_file_without_a_queueworker(kubectl: Kubectl, server: DryRun, tmp_path: 
     (k_code, _), (v_code, v_err) = _both(
         kubectl, _write(tmp_path, "cm.yaml", [config]), capsys)
     assert k_code == 0
-    assert v_code == 1 and "no QueueWorker (queueworker.dev/v1alpha1) found (ConfigMap/c)" \
+    assert v_code == 1
+    assert "no QueueWorker (queueworker.dev/v1alpha1) found (ConfigMap/c)" \
         in v_err
 
 
@@ -287,9 +295,11 @@ def test_bad_name(kubectl: Kubectl, server: DryRun, tmp_path: Path,
     theirs = assert_agree(server, obj)
     assert theirs.fields == {"metadata.name"}
     (k_code, k_err), (v_code, v_err) = _both(kubectl, _write(tmp_path, "n.yaml", [obj]), capsys)
-    assert k_code != 0 and "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 " \
+    assert k_code != 0
+    assert "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 " \
         "subdomain must consist of" in k_err
-    assert v_code == 1 and "metadata.name: invalid value 'Bad_Name': a lowercase RFC 1123 " \
+    assert v_code == 1
+    assert "metadata.name: invalid value 'Bad_Name': a lowercase RFC 1123 " \
         "subdomain must consist of" in v_err
 
 
@@ -298,8 +308,10 @@ def test_binary_file(kubectl: Kubectl, server: DryRun, tmp_path: Path,
     path = tmp_path / "worker.bin"
     path.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00" + bytes(range(256)))
     (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
-    assert k_code != 0 and f"error parsing {path}" in k_err
-    assert v_code == 1 and v_err.startswith(f"{path}: cannot read: not UTF-8 text")
+    assert k_code != 0
+    assert f"error parsing {path}" in k_err
+    assert v_code == 1
+    assert v_err.startswith(f"{path}: cannot read: not UTF-8 text")
     assert v_err.count("\n") == 1
 
 
@@ -315,5 +327,35 @@ def test_integral_floats_in_a_file(kubectl: Kubectl, server: DryRun, tmp_path: P
     obj["spec"]["drain"] = {"graceSeconds": 1e22}
     path = _write(tmp_path, "floats.yaml", [obj])
     (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
-    assert k_code != 0 and v_code == 1
-    assert "spec.drain.graceSeconds: " in k_err and "spec.drain.graceSeconds: " in v_err
+    assert k_code != 0
+    assert v_code == 1
+    assert "spec.drain.graceSeconds: " in k_err
+    assert "spec.drain.graceSeconds: " in v_err
+
+
+# Plain YAML scalars that PyYAML and kubectl's go-yaml read differently (and a few
+# that they read alike), each as a queue name and as a weight.
+SCALARS = ["y", "n", "Y", "N", "yes", "on", "off", "NO", "0o17", "017", "0x1F", "0b11",
+           "1_000", "1e3", "09", "1.5", ".5", "3.0", "2001-12-14", "~", "null", "abc",
+           "'y'", "1e400", "99999999999999999999", "0x1FFFFFFFFFFFFFFFFFFFF"]
+_SCALAR_FILE = """apiVersion: queueworker.dev/v1alpha1
+kind: QueueWorker
+metadata: {{name: scalar}}
+spec:
+  redis: {{url: "redis://r:6379/0"}}
+  queues: [{{name: {name}, weight: {weight}}}]
+  template: {{spec: {{containers: [{{name: w, image: w}}]}}}}
+"""
+
+
+@pytest.mark.parametrize("scalar", SCALARS)
+def test_yaml_scalars_read_as_kubectl_reads_them(
+        kubectl: Kubectl, server: DryRun, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        scalar: str) -> None:
+    for name, weight in ((scalar, "1"), ("q", scalar)):
+        path = tmp_path / "scalar.yaml"
+        path.write_text(_SCALAR_FILE.format(name=name, weight=weight))
+        (k_code, k_err), (v_code, v_err) = _both(kubectl, path, capsys)
+        assert (k_code == 0) == (v_code == 0), (name, weight, k_err, v_err)
+        for field in re.findall(r"QueueWorker/\S+: (\S+): ", v_err):
+            assert f"{field}: " in k_err, (name, weight, field, k_err)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from queueworker.common.errors import QueueworkerError
-from queueworker.operator import api
+from queueworker.operator import api, kubectl_yaml
 from queueworker.operator.validation import SpecError, parse_manifest
 
 
@@ -41,21 +41,9 @@ def _read(path: str) -> str:
             "is it a binary file?") from None
 
 
-def as_kubectl_sends(value: Any) -> Any:
-    """kubectl turns YAML into JSON with Go's encoder, which writes an integral
-    float below 1e21 without a fraction: `replicas: 3.0` reaches the server as 3."""
-    if isinstance(value, dict):
-        return {k: as_kubectl_sends(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_kubectl_sends(v) for v in value]
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
-    return value
-
-
 def _documents(text: str) -> list[Any]:
     try:
-        docs = [as_kubectl_sends(d) for d in yaml.safe_load_all(text) if d is not None]
+        docs = kubectl_yaml.load_all(text)
     except yaml.YAMLError as exc:
         raise UnreadableFileError(" ".join(str(exc).split())) from None
     out: list[Any] = []
