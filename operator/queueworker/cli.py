@@ -8,6 +8,7 @@ runs, so `queueworker worker` in a worker image does not import kopf.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import sys
 
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
+        return 0
+    if args[0] in ("-V", "--version"):  # what `docker run IMAGE --version` answers
+        print(f"queueworker {importlib.metadata.version('queueworker')}")
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
