@@ -81,6 +81,11 @@ class EmbeddedRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def owns_data_dir(self) -> bool:
+        """True when the data folder is a temp dir that `stop()` deletes."""
+        return self._own_dir
+
+    @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 

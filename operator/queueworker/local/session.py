@@ -21,22 +21,26 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import redis
 import yaml
 
 from queueworker.common.errors import QueueworkerError
 from queueworker.common.log import LogfmtFormatter, log_event
 from queueworker.common.redact import redact
+from queueworker.local import preflight
 from queueworker.local.embedded_redis import EmbeddedRedis, EmbeddedRedisError, reachable
 from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool, template_env, worker_command
 from queueworker.local.runner import LocalRunner
 from queueworker.local.view import LiveView, PlainView, View
+from queueworker.observe import depths
 from queueworker.observe.connections import (
     RedisConfigError,
     RedisTarget,
@@ -116,7 +120,38 @@ def session(setup: Setup, view: View) -> Iterator[LocalRunner]:
             yield runner
     finally:
         if embedded is not None:
+            _warn_discarded(embedded, spec, target, view)
             embedded.stop()
+
+
+def _warn_discarded(embedded: EmbeddedRedis, spec: api.QueueWorkerSpec, target: RedisTarget,
+                    view: View) -> None:
+    """Say how many jobs a temporary embedded Redis still holds before it is deleted.
+
+    Its data folder is a temp dir removed on stop; jobs left there (waiting,
+    delayed, or handed back by the drain) would vanish without a word.
+    With --data-dir the folder stays, and so do they.
+    """
+    if not embedded.owns_data_dir:
+        return
+    client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        queues = depths.read_sync(client, spec.queues, time.time())
+    except (depths.QueueReadError, redis.RedisError, OSError):
+        return  # nothing to count: no warning rather than a wrong one
+    finally:
+        client.close()
+    waiting = sum(q.waiting for q in queues)
+    delayed = sum(q.delayed for q in queues)
+    held = sum(q.in_flight for q in queues)
+    total = waiting + delayed + held
+    if total == 0:
+        return
+    log_event(log, "embedded_redis.discarded", logging.WARNING, jobs=total, waiting=waiting,
+              delayed=delayed, in_flight=held)
+    view.note(f"warning: discarding the temporary embedded Redis with {total} jobs in it "
+              f"(waiting {waiting}, delayed {delayed}, in flight {held}); pass --data-dir "
+              "to keep them for the next run")
 
 
 @contextlib.contextmanager
@@ -131,7 +166,11 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
     if prefix is not None:  # as the Deployment builder does: the readers look there
         ours[ENV_PREFIX] = prefix
     env = {**template_env(spec), **ours}
-    pool = ProcessPool(setup.name, worker_command(spec), env,
+    argv = worker_command(spec)
+    problem = preflight.check(argv, env)
+    if problem is not None:
+        raise LocalError(problem)
+    pool = ProcessPool(setup.name, argv, env,
                        grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log)
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
     metrics = LocalMetrics(setup.name)
