@@ -115,10 +115,10 @@ def test_bad_spec_is_named(files: tuple[Path, Path], capsys: pytest.CaptureFixtu
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_pods_run_target_backlog_jobs_at_once() -> None:
+def test_pods_run_concurrency_jobs_at_once() -> None:
     jobs = [TraceJob(0.0, 100.0, "default") for _ in range(8)]
     s = spec({"maxReplicas": 10, "targetBacklogPerReplica": 4})
-    r = simulate(s, jobs, "ours", 10)
+    r = simulate(s, jobs, "ours", 10, concurrency=4)
     # 8 jobs, 4 per pod: two pods, every job starts once they are ready.
     assert r.max_replicas == 2
     assert r.completed == 8

@@ -1,12 +1,14 @@
 """`queueworker simulate`: replay a job trace through a scaling policy.
 
     queueworker simulate --spec qw.yaml --trace trace.csv
-                         [--policy ours|keda-hpa|horizon|keda-hpa-inflight]
-                         [--pod-start-seconds S] [--gpus N] [--json]
+                         [--policy ours|keda-hpa|keda-hpa-same-grace|horizon|
+                                   keda-hpa-inflight]
+                         [--pod-start-seconds S] [--gpus N] [--concurrency N]
+                         [--beat-seconds S] [--json]
 
 Prints the queue wait (p50/p95/max), the cost in worker-seconds, how often
-replicas changed and how many jobs a scale-down cut off. See
-simulate_policies.py for what each policy models.
+replicas changed, how many jobs a scale-down cut off and the worker-seconds of
+pods that never ran a job. See policies.py for what each policy models.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from queueworker.simulate import trace as simulate_trace
 from queueworker.simulate.model import Model
 from queueworker.simulate.policies import Horizon, KedaHpa, Ours
 
-POLICIES = ("ours", "keda-hpa", "horizon", "keda-hpa-inflight")
+POLICIES = ("ours", "keda-hpa", "keda-hpa-same-grace", "horizon", "keda-hpa-inflight")
+BEAT_SECONDS = 5.0  # the native worker's heartbeat interval (worker/config.py)
 TAIL_SECONDS = 900.0  # keep running after the last job so idle cost is counted
 
 
@@ -49,6 +52,10 @@ class Result:
     interrupted: int
     max_replicas: int
     duration: float
+    unfinished: int = 0
+    never_ran_pods: int = 0
+    never_ran_seconds: float = 0.0
+    terminating_seconds: float = 0.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -74,8 +81,11 @@ def simulate(
     gpus: int | None = None,
     seed: int = 1,
     concurrency: int | None = None,
+    beat_seconds: float = BEAT_SECONDS,
 ) -> Result:
-    """Replay `jobs`; pods run `concurrency` jobs at once (targetBacklogPerReplica)."""
+    """Replay `jobs`; pods run `concurrency` jobs at once (default 1: the worker's
+    concurrency is not part of the spec, and targetBacklogPerReplica is a target,
+    not a pod's capacity)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     queues = [q.name for q in spec.queues]
@@ -86,12 +96,15 @@ def simulate(
     slots = None if gpus is None else gpus // per
     model = Model(jobs, queues, pod_start_seconds, slots,
                   drain_seconds=spec.drain.worker_deadline_seconds,
-                  concurrency=concurrency or spec.scaling.target_backlog_per_replica)
+                  concurrency=concurrency or 1, beat_seconds=beat_seconds)
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
         Ours(spec, model, per, resource)
-    elif policy in ("keda-hpa", "keda-hpa-inflight"):
-        KedaHpa(spec, model, seed, with_in_flight=policy == "keda-hpa-inflight")
+    elif policy.startswith("keda-hpa"):
+        grace = (float(spec.drain.worker_deadline_seconds) if policy == "keda-hpa-same-grace"
+                 else KedaHpa.DEFAULT_GRACE)
+        KedaHpa(spec, model, seed, with_in_flight=policy == "keda-hpa-inflight",
+                grace_seconds=grace)
     else:
         max_processes = max_processes if slots is None else min(max_processes, slots)
         Horizon(spec, model, max(1, max_processes))
@@ -114,6 +127,10 @@ def simulate(
         interrupted=stats.interrupted,
         max_replicas=stats.max_replicas,
         duration=stats.end,
+        unfinished=stats.unfinished,
+        never_ran_pods=stats.never_ran_pods,
+        never_ran_seconds=stats.never_ran_seconds,
+        terminating_seconds=stats.terminating_seconds,
     )
 
 
@@ -142,7 +159,9 @@ def format_result(r: Result) -> str:
         f"{r.policy}: {r.completed}/{r.jobs} jobs; wait p50 {r.wait_p50:.1f}s "
         f"p95 {r.wait_p95:.1f}s max {r.wait_max:.1f}s; worker-seconds {r.worker_seconds:.0f} "
         f"(busy {r.busy_seconds:.0f}); scale events {r.scale_events}; "
-        f"interrupted by scale-down {r.interrupted}; peak replicas {r.max_replicas}"
+        f"interrupted by scale-down {r.interrupted}; peak replicas {r.max_replicas}; "
+        f"pods that never ran a job {r.never_ran_pods} ({r.never_ran_seconds:.0f} "
+        f"worker-seconds); terminating {r.terminating_seconds:.0f} worker-seconds"
     )
 
 
@@ -151,22 +170,27 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--spec", required=True, help="QueueWorker manifest or spec (YAML)")
     ap.add_argument("--trace", required=True, help="CSV: arrival,run_seconds,queue")
     ap.add_argument("--policy", choices=POLICIES, default="ours",
-                    help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults), "
-                    "horizon (Laravel Horizon's auto balancer on a fixed budget) or "
+                    help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults, "
+                    "30 s grace), keda-hpa-same-grace (the grace ours gets), horizon "
+                    "(Laravel Horizon's auto balancer on a fixed budget) or "
                     "keda-hpa-inflight (keda-hpa also counting in-flight jobs)")
     ap.add_argument("--pod-start-seconds", type=float, default=20.0,
                     help="from pod created to worker ready (default 20)")
     ap.add_argument("--gpus", type=int, default=None,
                     help="GPUs in the cluster; pods beyond them wait Pending")
     ap.add_argument("--concurrency", type=int, default=None,
-                    help="jobs a pod runs at once (default: targetBacklogPerReplica)")
+                    help="jobs a pod runs at once (default 1)")
+    ap.add_argument("--beat-seconds", type=float, default=BEAT_SECONDS,
+                    help="worker heartbeat interval: ours sees a pod busy only once a beat "
+                    "says so (default 5; 0: exact)")
     ap.add_argument("--seed", type=int, default=1, help="victim choice of the ReplicaSet")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if args.pod_start_seconds < 0 or any(
+    if args.pod_start_seconds < 0 or args.beat_seconds < 0 or any(
         v is not None and v < 1 for v in (args.gpus, args.concurrency)
     ):
-        print("queueworker simulate: --pod-start-seconds must be >= 0, --gpus and "
+        print("queueworker simulate: --pod-start-seconds and --beat-seconds must be >= 0, "
+              "--gpus and "
               "--concurrency >= 1", file=sys.stderr)
         return 2
     try:
@@ -191,7 +215,7 @@ def main(argv: list[str]) -> int:
         print(f"queueworker simulate: note: trace queues {', '.join(others)} are not in the "
               f"spec; their jobs count as queue {spec.queues[0].name!r}", file=sys.stderr)
     result = simulate(spec, jobs, args.policy, args.pod_start_seconds, args.gpus, args.seed,
-                      args.concurrency)
+                      args.concurrency, args.beat_seconds)
     if args.json:
         out: dict[str, Any] = asdict(result)
         print(json.dumps(out))

@@ -1,17 +1,28 @@
 """Discrete-event model of a queue worker fleet: jobs, queues, pods, a clock.
 
-Policies (simulate_policies.py) only read the state and call `add_pods`,
+Policies (policies.py) only read the state and call `add_pods`,
 `remove_pod`; the model runs the jobs, up to `concurrency` at a time per pod
-(Horizon's PHP processes run one). A pod costs
-worker-seconds from the moment it holds its node resources (scheduled, not
-Pending) until it is gone. A job cut off by a scale-down is counted as
-interrupted and goes back to the front of its queue to be run again.
+(Horizon's PHP processes run one). A pod costs worker-seconds from the moment
+it holds its node resources (scheduled, not Pending) until it is gone, which
+includes its start, its time terminating and pods that never ran a job (both
+are also reported on their own). A removed pod gets SIGTERM and its grace
+period: an idle worker exits at once, a busy one stops fetching and finishes
+its jobs; whatever still runs when the grace ends is cut off, counted as
+interrupted, and goes back to the front of its queue to be run again. A job's
+wait runs from its enqueue to the start of the run that completes it, so a
+job cut off and re-run shows its whole delay; jobs never completed count their
+wait up to the end of the run.
+
+Heartbeats: `beat_seconds` > 0 makes `seen_busy` answer what the pod's last
+heartbeat said, as the operator sees it (a pod that took a job after its last
+beat still looks idle).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +39,7 @@ class Job:
     arrival: float
     run: float
     queue: str
-    start: float | None = None
+    start: float | None = None  # start of the current (or last) run
     token: int = 0  # bumped when interrupted, so its old finish event is void
 
 
@@ -41,6 +52,12 @@ class Pod:
     scheduled_at: float | None = None
     jobs: list[Job] = field(default_factory=list)
     concurrency: int = 1
+    created_at: float = 0.0
+    ready_at: float | None = None
+    ran_job: bool = False
+    busy_since: float = 0.0  # when its job count last went from 0 to 1
+    idle_since: float = 0.0  # when its job count last went to 0
+    draining_since: float | None = None
 
 
 @dataclass
@@ -51,6 +68,10 @@ class Stats:
     scale_events: int = 0
     interrupted: int = 0
     completed: int = 0
+    unfinished: int = 0
+    never_ran_pods: int = 0
+    never_ran_seconds: float = 0.0  # worker-seconds of pods that never ran a job
+    terminating_seconds: float = 0.0  # worker-seconds of pods after their SIGTERM
     max_replicas: int = 0
     end: float = 0.0
     runtime_by_queue: dict[str, list[float]] = field(default_factory=dict)  # [count, sum]
@@ -68,8 +89,10 @@ class Model:
         slots: int | None,
         drain_seconds: float,
         concurrency: int = 1,
+        beat_seconds: float = 0.0,
     ) -> None:
         self.concurrency = concurrency
+        self.beat_seconds = beat_seconds
         self.queues = tuple(queues)
         self.waiting: dict[str, deque[Job]] = {q: deque() for q in self.queues}
         self.pods: dict[int, Pod] = {}
@@ -85,8 +108,10 @@ class Model:
         self._pod_ids = itertools.count()
         self._pending_pods: deque[Pod] = deque()
         self.now = 0.0
+        self.unfinished: dict[int, Job] = {}
         for i, tj in enumerate(jobs):
             job = Job(i, tj.arrival, tj.run_seconds, tj.queue)
+            self.unfinished[i] = job
             self.at(tj.arrival, partial(self._arrive, job))
         self.trace_end = max((j.arrival + j.run_seconds for j in jobs), default=0.0)
 
@@ -119,6 +144,10 @@ class Model:
         end = max(stop, self.now)
         for pod in self.pods.values():
             self._stop_cost(pod, end)
+        # Jobs never completed waited at least until the end.
+        for job in self.unfinished.values():
+            self.stats.waits.append(end - job.arrival)
+        self.stats.unfinished = len(self.unfinished)
         self.stats.end = end
         return self.stats
 
@@ -146,9 +175,10 @@ class Model:
             waiting = self.waiting.get(q)
             while waiting and len(pod.jobs) < pod.concurrency:
                 job = waiting.popleft()
-                if job.start is None:
-                    job.start = now
-                    self.stats.waits.append(now - job.arrival)
+                job.start = now
+                if not pod.jobs:
+                    pod.busy_since = now
+                pod.ran_job = True
                 pod.jobs.append(job)
                 self.at(now + job.run, partial(self._done, pod, job, job.token))
 
@@ -156,8 +186,13 @@ class Model:
         if job.token != token or job not in pod.jobs:
             return  # interrupted earlier; this finish never happened
         pod.jobs.remove(job)
+        if not pod.jobs:
+            pod.idle_since = now
         self.finished += 1
         self.stats.completed += 1
+        del self.unfinished[job.id]
+        # The wait of the run that succeeded: a job cut off earlier shows it all.
+        self.stats.waits.append((job.start or job.arrival) - job.arrival)
         self.stats.busy_seconds += job.run
         per_queue = self.stats.runtime_by_queue.setdefault(job.queue, [0.0, 0.0])
         per_queue[0] += 1
@@ -168,12 +203,25 @@ class Model:
         else:
             self._take(pod, now)
 
-    def _interrupt(self, pod: Pod) -> None:
+    def _interrupt(self, pod: Pod, now: float) -> None:
         for job in reversed(pod.jobs):
             job.token += 1
             self.stats.interrupted += 1
             self.waiting[job.queue].appendleft(job)
+        if pod.jobs:
+            pod.idle_since = now
         pod.jobs.clear()
+
+    def seen_busy(self, pod: Pod, now: float) -> int:
+        """Jobs in hand as the pod's last heartbeat reported them (exact without beats)."""
+        if self.beat_seconds <= 0 or pod.ready_at is None:
+            return len(pod.jobs)
+        beats = math.floor((now - pod.ready_at) / self.beat_seconds)
+        last_beat = pod.ready_at + beats * self.beat_seconds
+        if pod.jobs:
+            return len(pod.jobs) if pod.busy_since <= last_beat else 0
+        # Idle now: busy at the beat if it went idle after it.
+        return 1 if pod.ran_job and pod.busy_since <= last_beat < pod.idle_since else 0
 
     # ------------------------------------------------------------------- pods
 
@@ -187,7 +235,8 @@ class Model:
     def add_pods(self, count: int, now: float, queues: tuple[str, ...] | None = None) -> None:
         for _ in range(count):
             i = next(self._pod_ids)
-            pod = Pod(i, f"pod-{i}", queues or self.queues, concurrency=self.concurrency)
+            pod = Pod(i, f"pod-{i}", queues or self.queues, concurrency=self.concurrency,
+                      created_at=now)
             self.pods[i] = pod
             self._pending_pods.append(pod)
         self._schedule(now)
@@ -205,32 +254,44 @@ class Model:
     def _ready(self, pod: Pod, now: float) -> None:
         if pod.state == STARTING:
             pod.state = READY
+            pod.ready_at = now
+            pod.idle_since = now
             self._take(pod, now)
 
-    def remove_pod(self, pod: Pod, now: float, graceful: bool) -> None:
-        """Scale-down of one pod: graceful drains its jobs, else they are cut."""
+    def remove_pod(self, pod: Pod, now: float, grace_seconds: float) -> None:
+        """Scale-down of one pod: SIGTERM, then `grace_seconds` to finish its jobs.
+
+        An idle (or not yet ready) worker exits at once; a busy one stops
+        fetching and finishes; what still runs at the end of the grace is cut.
+        """
         if pod.state in (GONE, DRAINING):
             return
         if not pod.jobs or pod.state != READY:
             self._gone(pod, now)
-        elif graceful:
+        elif grace_seconds > 0:
             pod.state = DRAINING
-            # The worker hands unfinished jobs back at its drain deadline.
-            self.at(now + self.drain_seconds, partial(self._deadline, pod))
+            pod.draining_since = now
+            self.at(now + grace_seconds, partial(self._deadline, pod))
         else:
-            self._interrupt(pod)
+            self._interrupt(pod, now)
             self._gone(pod, now)
             self.dispatch(now)
 
     def _deadline(self, pod: Pod, now: float) -> None:
         if pod.state == DRAINING and pod.id in self.pods:
-            self._interrupt(pod)
+            self._interrupt(pod, now)
             self._gone(pod, now)
             self.dispatch(now)
 
     def _stop_cost(self, pod: Pod, now: float) -> None:
         if pod.scheduled_at is not None:
-            self.stats.worker_seconds += now - pod.scheduled_at
+            spent = now - pod.scheduled_at
+            self.stats.worker_seconds += spent
+            if not pod.ran_job:
+                self.stats.never_ran_pods += 1
+                self.stats.never_ran_seconds += spent
+            if pod.draining_since is not None:
+                self.stats.terminating_seconds += now - pod.draining_since
             pod.scheduled_at = None
 
     def _gone(self, pod: Pod, now: float) -> None:

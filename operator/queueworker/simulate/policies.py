@@ -10,9 +10,11 @@
   jobs (LLEN: in-flight jobs are invisible) as an AverageValue target with 0.1
   tolerance, behavior nil: scale-down takes the highest recommendation of
   300 s, scale-up at most max(2 x current, 4) per sync. The ReplicaSet picks
-  victims not-ready first, then at random among ready pods, busy or not; a
-  busy victim's job is cut (no long grace period configured).
-- keda-hpa-inflight: the same, with in-flight jobs added to the metric
+  victims in its own order (`replicaset_rank`), busy or not; a victim gets
+  terminationGracePeriodSeconds (Kubernetes' default 30 s) to finish its job.
+- keda-hpa-same-grace: the same with the grace period ours gets (the worker's
+  drain deadline, drain.graceSeconds - deadlineMarginSeconds).
+- keda-hpa-inflight: keda-hpa with in-flight jobs added to the metric
   (a second trigger on the in-flight ZSET, summed by scalingModifiers).
 - horizon: Laravel Horizon's auto balancer (laravel/horizon src/AutoScaler.php and
   SupervisorOptions) on a
@@ -30,7 +32,7 @@ from typing import Any
 
 from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
 from queueworker.operator.api import QueueWorkerSpec
-from queueworker.simulate.model import READY, Model
+from queueworker.simulate.model import READY, Model, Pod
 
 
 class Ours:
@@ -56,8 +58,10 @@ class Ours:
                        completed_total=m.finished if i == 0 else 0)
             for i, q in enumerate(m.queues)
         )
+        # Busy as the last heartbeat said: a pod that took a job since looks idle.
+        seen = {p.name: m.seen_busy(p, now) for p in live}
         pods = tuple(
-            PodState(p.name, busy=bool(p.jobs), in_flight=len(p.jobs),
+            PodState(p.name, busy=seen[p.name] > 0, in_flight=seen[p.name],
                      ready=p.state == READY)
             for p in live
         )
@@ -77,7 +81,7 @@ class Ours:
         elif d.desired < len(live):
             by_name = {p.name: p for p in live}
             for name in d.remove_first:
-                m.remove_pod(by_name[name], now, graceful=True)
+                m.remove_pod(by_name[name], now, self.spec.drain.worker_deadline_seconds)
             m.stats.scale_events += 1
 
 
@@ -88,11 +92,13 @@ class KedaHpa:
 
     name = "keda-hpa"
     POLL, SYNC, COOLDOWN, WINDOW, TOLERANCE = 30.0, 15.0, 300.0, 300.0, 0.1
+    DEFAULT_GRACE = 30.0  # Kubernetes' terminationGracePeriodSeconds default
 
     def __init__(self, spec: QueueWorkerSpec, model: Model, seed: int = 1,
-                 with_in_flight: bool = False) -> None:
+                 with_in_flight: bool = False, grace_seconds: float = DEFAULT_GRACE) -> None:
         self.spec, self.m = spec, model
         self.with_in_flight = with_in_flight
+        self.grace = grace_seconds
         self.replicas = 0
         self.last_active = -math.inf
         self.recs: list[tuple[float, int]] = []
@@ -144,14 +150,29 @@ class KedaHpa:
         if desired > len(live):
             m.add_pods(desired - len(live), now)
             return
-        # ReplicaSet ranking: unscheduled, then not ready, then the rest in an
-        # order that ignores what the pod is doing (log-bucketed age, UID).
-        ranked = sorted(
-            live,
-            key=lambda p: (p.scheduled_at is not None, p.state == READY, self.rng.random()),
-        )
+        uid = {p.id: self.rng.random() for p in live}  # a UID orders ties
+        ranked = sorted(live, key=lambda p: replicaset_rank(p, now, uid[p.id]))
         for pod in ranked[: len(live) - desired]:
-            m.remove_pod(pod, now, graceful=False)
+            m.remove_pod(pod, now, self.grace)
+
+
+def _log2_bucket(seconds: float) -> int:
+    # LogarithmicScaleDown compares durations in log2 buckets of nanoseconds.
+    return int(math.log2(seconds * 1e9)) if seconds > 0 else -1
+
+
+def replicaset_rank(pod: Pod, now: float, uid: float) -> tuple[int, int, int, int, float]:
+    """The ReplicaSet's victim order, first deleted first (Kubernetes
+    pkg/controller/controller_utils.go `ActivePodsWithRanks.Less`): unassigned,
+    pending, not-ready, lower deletion cost (KEDA sets none: all 0), ready for
+    less time (log2 buckets, ties by UID), then newer (same buckets). Nothing
+    here looks at whether the pod runs a job."""
+    assigned = int(pod.scheduled_at is not None)
+    ready = int(pod.state == READY)
+    if ready and pod.ready_at is not None:
+        # Shorter-ready first; an equal bucket is settled by UID before age.
+        return (assigned, assigned, ready, _log2_bucket(now - pod.ready_at), uid)
+    return (assigned, assigned, ready, _log2_bucket(now - pod.created_at), uid)
 
 
 class Horizon:
@@ -204,7 +225,7 @@ class Horizon:
                 # ProcessPool marks the oldest processes for termination; they
                 # finish the job in hand.
                 for pod in pool[: cur - new]:
-                    m.remove_pod(pod, now, graceful=True)
+                    m.remove_pod(pod, now, math.inf)
                 m.stats.scale_events += 1
 
     def _mean_runtime(self, q: str) -> float:
