@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from queueworker.common.errors import QueueworkerError
 from queueworker.operator import api, crd
 
 # Keys of ObjectMeta (k8s.io/apimachinery metav1.ObjectMeta), what strict
@@ -143,7 +144,7 @@ def unknown_outside_spec(obj: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------ CEL
 
 
-class _FloatRead(Exception):
+class _FloatReadError(QueueworkerError):
     """A CEL rule read an integer field that holds a float."""
 
 
@@ -158,7 +159,7 @@ class _Fields:
         info = self._model.model_fields[name]
         alias = info.alias or name
         if alias in self._floats:
-            raise _FloatRead(alias)
+            raise _FloatReadError(alias)
         if alias in self._raw:
             return self._raw[alias]
         return info.get_default(call_default_factory=True)
@@ -188,7 +189,7 @@ def _rules_of(model: type[api.Model], raw: dict[str, Any], path: str,
     for cel in model.CEL_RULES:
         try:
             holds = bool(cel.check(fields))
-        except _FloatRead:
+        except _FloatReadError:
             out.append(CelFailure(path, "invalid data, expected int, got float64 evaluating "
                                   f"rule: {cel.message}", cel.rule))
             continue
