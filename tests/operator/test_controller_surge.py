@@ -65,7 +65,9 @@ def test_a_rollout_stuck_on_a_gpu_is_blocked_and_nothing_else_is() -> None:
     rolling = live(spec, surge=True, replicas=3, updated=1)
     old = [pod("old-1", node="gpu-a"), pod("old-2", node="gpu-a")]
     why = reconcile.surge_blocked(rolling, [*old, pod("new-1", message=NO_GPU)], GPU)
-    assert why is not None and "new-1" in why and GPU in why
+    assert why is not None
+    assert "new-1" in why
+    assert GPU in why
     # The harness (and a scheduler that says nothing) gives no message: still blocked.
     assert reconcile.surge_blocked(rolling, [*old, pod("new-1", message="")], GPU)
     # Turned away for something a free GPU would not fix: letting an old pod go won't help.
@@ -94,7 +96,8 @@ def test_a_blocked_surge_is_patched_to_no_surge_once() -> None:
     assert plan.parts == ("spec.strategy",)
     assert plan.body["spec"]["strategy"]["rollingUpdate"] == NO_SURGE
     assert not plan.hand_edit, "our own decision, not a hand edit"
-    assert plan.no_surge is not None and "new-1" in plan.no_surge
+    assert plan.no_surge is not None
+    assert "new-1" in plan.no_surge
     # The API server's answer; the index still shows the old strategy for a while.
     memory.patched(live(spec, surge=False, replicas=3, updated=1))
     again = reconcile.plan(desired(spec), rolling, memory, status={}, pods=stuck)

@@ -14,7 +14,7 @@ from queueworker.operator.controller.context import OperatorConfig
 
 def fast_config() -> OperatorConfig:
     """Operator knobs for tests: quick status refresh and deletion-cost wait."""
-    return OperatorConfig(status_refresh_seconds=0.5, deletion_cost_delay_seconds=0.2,
+    return OperatorConfig(status_refresh_seconds=0.5, deletion_cost_margin_seconds=0.2,
                           secret_cache_seconds=0.5, redis_timeout_seconds=1.0,
                           retry_seconds=0.5)
 

@@ -1,15 +1,17 @@
 """The writes a tick makes to the cluster: apply a Deployment plan, scale, mark victims.
 
 Each function does its write(s) and returns what the loop needs to remember
-(the Deployment as the index would keep it, how many pods were marked); none
-reads the world or calls back into the loop. Events and status are report.py's.
+(the Deployment as the index would keep it, the marks written); none calls back
+into the loop, and the only thing read is the pod index a scale-down is handed,
+to see its own marks (``await_marks``). Events and status are report.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from queueworker.common.log import log_event
@@ -22,6 +24,9 @@ from queueworker.operator.controller import reconcile
 logger = logging.getLogger(__name__)
 
 IDLE_COST = "-100"  # pod-deletion-cost of idle pods chosen to go first (default is 0)
+MARK_POLL_SECONDS = 0.05  # how often await_marks looks at the pod index
+Marks = dict[str, str | None]  # pod name -> pod-deletion-cost written (None: removed)
+PodView = Callable[[], Iterable[Mapping[str, Any]]]  # the QueueWorker's pod index entries
 
 
 def _entry(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,14 +62,14 @@ async def patch_deployment(kc: kube.KubeClient, namespace: str, name: str,
 
 async def scale(kc: kube.KubeClient, namespace: str, name: str, decision: Decision,
                 current: int, pod_states: Iterable[PodState], pods: list[dict[str, Any]], *,
-                deletion_cost_delay: float) -> None:
-    """Set the Deployment's replicas; before a scale-down, mark the engine's victims."""
+                seen: PodView, margin: float, wait_limit: float) -> None:
+    """Set the Deployment's replicas; before a scale-down, mark the engine's victims
+    and wait until the marks can be seen (``await_marks``)."""
     if decision.desired < current:
         busy = {p.name for p in pod_states if p.busy}
-        changed = await mark_victims(kc, namespace, set(decision.remove_first), busy, pods)
-        if changed:
-            # The ReplicaSet controller picks victims from its informer cache.
-            await asyncio.sleep(deletion_cost_delay)
+        marks = await mark_victims(kc, namespace, set(decision.remove_first), busy, pods)
+        if marks:
+            await await_marks(marks, seen, margin=margin, limit=wait_limit, qw=name)
     await kc.patch(kube.deployments_path(namespace, name),
                    {"spec": {"replicas": decision.desired}}, operation="scale_deployment")
 
@@ -91,15 +96,44 @@ def cost_changes(victims: set[str], busy: set[str], pods: Iterable[Mapping[str, 
 
 
 async def mark_victims(kc: kube.KubeClient, namespace: str, victims: set[str], busy: set[str],
-                       pods: Iterable[Mapping[str, Any]]) -> int:
-    """Write the ``cost_changes``; how many pods were changed (best effort)."""
-    changed = 0
+                       pods: Iterable[Mapping[str, Any]]) -> Marks:
+    """Write the ``cost_changes``; the ones written (best effort)."""
+    written: Marks = {}
     for name, want in cost_changes(victims, busy, pods).items():
         try:
             await kc.patch(kube.pod_path(namespace, name),
                            {"metadata": {"annotations": {dep.DELETION_COST_ANNOTATION: want}}},
                            operation="annotate_pod")
-            changed += 1
+            written[name] = want
         except kube.ApiError as exc:  # best effort: the scale-down still happens
             log_event(logger, "pod.annotate_failed", logging.WARNING, pod=name, error=str(exc))
-    return changed
+    return written
+
+
+def marks_visible(marks: Marks, entries: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the pod index entries show every mark written (a pod gone from the
+    index has nothing left to show: the ReplicaSet will not pick it either)."""
+    costs = {str(e.get("name")): e.get("cost") for e in entries}
+    return all(costs.get(name, want) == want for name, want in marks.items())
+
+
+async def await_marks(marks: Marks, seen: PodView, *, margin: float, limit: float,
+                      qw: str) -> bool:
+    """Wait until our own pod index shows ``marks``, then ``margin`` more; False when
+    ``limit`` seconds passed first (logged; the scale-down goes ahead anyway).
+
+    The ReplicaSet controller picks its victims from its informer cache of pods.
+    Our index is fed by a watch of the same pods from the same API server, so once
+    it shows the marks, the controller's cache shows them too, give or take the
+    skew between two watch streams: ``margin`` covers that skew. A fixed sleep
+    instead held only while the controller's cache lagged less than the sleep."""
+    started = time.monotonic()
+    while not marks_visible(marks, seen()):
+        waited = time.monotonic() - started
+        if waited >= limit:
+            log_event(logger, "pod.deletion_cost_unseen", logging.WARNING, qw=qw,
+                      pods=",".join(sorted(marks)), waited_seconds=round(waited, 2))
+            return False
+        await asyncio.sleep(MARK_POLL_SECONDS)
+    await asyncio.sleep(margin)
+    return True

@@ -43,7 +43,10 @@ class OperatorConfig:
     """Operator-wide knobs; the CLI and the tests set them."""
 
     status_refresh_seconds: float = 10.0
-    deletion_cost_delay_seconds: float = 1.0
+    # After marking scale-down victims, replicas drop once our pod index shows the
+    # marks, plus this margin (act.await_marks), or after the wait limit at most.
+    deletion_cost_margin_seconds: float = 0.5
+    deletion_cost_wait_seconds: float = 10.0
     secret_cache_seconds: float = 30.0
     redis_timeout_seconds: float = 3.0
     retry_seconds: float = 5.0  # next try after a bad spec, a missing Secret, an API error

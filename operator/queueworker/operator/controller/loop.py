@@ -151,9 +151,13 @@ class QueueWorkerLoop:
         paused = spec.scaling.paused
         current = seen.obs.current_replicas
         if decision.desired != current:
+            config = self.shared.config
             await act.scale(self.shared.kube, self.namespace, self.name, decision, current,
                             seen.obs.pods, seen.pods,
-                            deletion_cost_delay=self.shared.config.deletion_cost_delay_seconds)
+                            seen=lambda: self.indexes.values(self.indexes.pods,
+                                                             (self.namespace, self.name)),
+                            margin=config.deletion_cost_margin_seconds,
+                            wait_limit=config.deletion_cost_wait_seconds)
             self.pending_replicas = (decision.desired, time.monotonic())
             self.report.scaled(decision, seen.obs, paused)
             current = decision.desired
