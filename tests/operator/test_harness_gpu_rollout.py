@@ -71,9 +71,11 @@ async def test_a_surge_decided_from_a_stale_pod_view_is_taken_back(redis_url: st
     both pods got their GPUs it still sees a free one and writes ``maxSurge: 1``. The
     surge pod then waits for a GPU that the old pods hold, and with
     ``maxUnavailable: 0`` no old pod goes: the operator must see the new pod
-    Unschedulable mid-rollout and switch to ``maxSurge: 0, maxUnavailable: 1``."""
+    Unschedulable mid-rollout and switch to ``maxSurge: 0, maxUnavailable: 1``.
+    (A 0.4 s lag shows it too; 1 s leaves room for a slow kick on a loaded machine:
+    the operator must decide before its index shows the pods.)"""
     timing = PodTiming(stop_seconds=0.3)  # Ready at once: old pods never go unready
-    async with Cluster(config=fast_config(), timing=timing, lags={PODS: 0.4}) as c:
+    async with Cluster(config=fast_config(), timing=timing, lags={PODS: 1.0}) as c:
         await c.add_node("gpu-a", {GPU: "2", "cpu": "8"})
         await c.start_operator()
         push_jobs(redis_url, "jobs", 500)
