@@ -155,6 +155,22 @@ SERVER_ANSWERS: list[tuple[str, dict[str, Any], set[str]]] = [
                                         "fallbackReplicas": 3}},
      {"spec.scaling.minReplicas", "spec.scaling.fallbackReplicas"}),
     ("first-repeat-only", {"queues": [{"name": "a"}] * 3}, {"spec.queues[1]"}),
+    # CEL runs only without a blocking error (type, required, enum, maxLength, maxItems).
+    ("required-blocks-cel", {"redis": {}, "queues": [{}]}, {"spec.queues[0].name"}),
+    ("enum-blocks-cel", {"queues": [{"name": "q", "layout": "kafka"}],
+                         "scaling": {"minReplicas": 5, "maxReplicas": 2}},
+     {"spec.queues[0].layout"}),
+    ("max-length-blocks-cel", {"queues": [{"name": "q" * 513}],
+                               "scaling": {"minReplicas": 5, "maxReplicas": 2}},
+     {"spec.queues[0].name"}),
+    ("max-items-blocks-cel", {"queues": [{"name": f"q{i}"} for i in range(65)],
+                              "scaling": {"minReplicas": 5, "maxReplicas": 2}}, {"spec.queues"}),
+    ("min-length-does-not", {"queues": [{"name": ""}],
+                             "scaling": {"minReplicas": 5, "maxReplicas": 2}},
+     {"spec.queues[0].name", "spec.scaling.minReplicas"}),
+    ("pattern-does-not", {"redis": {"url": "http://x"},
+                          "scaling": {"minReplicas": 5, "maxReplicas": 2}},
+     {"spec.redis.url", "spec.scaling.minReplicas"}),
 ]
 
 

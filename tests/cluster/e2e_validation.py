@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from test_examples import BAD_SPECS, EXAMPLES, _base, _queueworkers
 from test_spec_fuzz import _PATHS, VALID, _json
 from test_spec_fuzz import _set as set_path
+from test_validate_cli import SERVER_ANSWERS
 
 from queueworker.operator import api
 from queueworker.operator.cli_validate import main as validate_main
@@ -156,6 +157,17 @@ def test_bad_spec_table(server: DryRun, mutations: list[Callable[[dict[str, Any]
 def test_examples(server: DryRun, path: Path) -> None:
     for obj in _queueworkers(path):
         assert assert_agree(server, obj).accepted
+
+
+@pytest.mark.parametrize(("change", "fields"), [a[1:] for a in SERVER_ANSWERS],
+                         ids=[a[0] for a in SERVER_ANSWERS])
+def test_server_answers_of_the_unit_tests(server: DryRun, change: dict[str, Any],
+                                          fields: set[str]) -> None:
+    """The table test_validate_cli.py keeps is still what the server answers."""
+    obj = _base()
+    obj["spec"].update(copy.deepcopy(change))
+    theirs = assert_agree(server, obj)
+    assert theirs.fields == fields or theirs.unknown == len(fields)
 
 
 def test_nulls_integral_floats_and_cel_on_floats(server: DryRun) -> None:

@@ -85,7 +85,7 @@ def _unknown(paths: list[str]) -> SpecError:
 
 def _server_rules(prepared: schema.Prepared) -> list[SpecProblem]:
     """What the server checks besides the schema: list-map keys, CEL (only
-    without type errors), the scale subresource's integer."""
+    without blocking errors), the scale subresource's integer."""
     data = prepared.data
     out = [SpecProblem(f"spec.queues[{i}]", "duplicate value: an earlier queue has the same "
                        "name and layout", "x-kubernetes-list-map-keys [name, layout]")
@@ -93,7 +93,7 @@ def _server_rules(prepared: schema.Prepared) -> list[SpecProblem]:
     if "spec.replicas" in prepared.floats:
         out.append(SpecProblem("spec.replicas", "must be an integer, not a float (the scale "
                                "subresource reads it as int64)", "scale specReplicasPath"))
-    if not prepared.type_error:
+    if not prepared.blocking:
         out += [SpecProblem(f.path, f.message, f.rule) for f in
                 schema.cel_failures(api.QueueWorkerSpec, data, "spec", prepared.floats)]
     return out

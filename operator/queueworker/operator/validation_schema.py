@@ -17,8 +17,9 @@ alone do not reproduce, each found by that test:
   such a field fails to evaluate ("expected int, got float64"), named at the
   object that carries the rule; and the scale subresource refuses a float
   `spec.replicas`.
-- CEL rules run only when no value has the wrong JSON type, and every failing
-  rule of an object is reported, not only the first.
+- CEL rules run only without a "blocking" error (a wrong type, a missing
+  required field, a value outside an enum, too long a string, too many items),
+  and every failing rule of an object is reported, not only the first.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Prepared:
     data: Any
     unknown: list[str] = field(default_factory=list)
     floats: set[str] = field(default_factory=set)
-    type_error: bool = False
+    blocking: bool = False  # an error that keeps the server from running CEL
 
 
 _SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
@@ -101,12 +102,28 @@ def _walk_object(x: dict[str, Any], s: dict[str, Any], path: str, out: Prepared)
             del x[key]  # not nullable: pruned, then defaulted or missing
             continue
         x[key] = _walk(x[key], sub, f"{path}.{key}", out)
+    # Checked after defaulting: a required field with a default is never missing.
+    if any(key not in x and "default" not in props.get(key, {}) for key in s.get("required", ())):
+        out.blocking = True
+
+
+def _blocks(x: Any, s: dict[str, Any]) -> bool:
+    """The errors the server calls blocking for CEL (apiextensions' hasBlockingErr:
+    wrong type, required, enum, maxLength, maxItems); minimum, pattern, minLength
+    and the like are not, and CEL still runs beside them."""
+    if not _type_ok(x, s.get("type")):
+        return True
+    if isinstance(x, str):
+        return bool(("enum" in s and x not in s["enum"]) or len(x) > s.get("maxLength", len(x)))
+    if isinstance(x, list):
+        return bool(len(x) > s.get("maxItems", len(x)))
+    return False
 
 
 def _walk(x: Any, s: dict[str, Any] | None, path: str, out: Prepared) -> Any:
     """One node: record unknown keys, drop nulls, make integral floats ints."""
-    if s is not None and not _type_ok(x, s.get("type")):
-        out.type_error = True
+    if s is not None and _blocks(x, s):
+        out.blocking = True
     if isinstance(x, dict):
         if s is None or (s.get("type") not in (None, "object")):
             out.unknown.extend(f"{path}.{key}" for key in x)
@@ -201,7 +218,7 @@ def _rules_of(model: type[api.Model], raw: dict[str, Any], path: str,
 def cel_failures(model: type[api.Model], raw: Any, path: str,
                  floats: set[str]) -> list[CelFailure]:
     """Every CEL rule that fails or cannot be evaluated, over the whole tree.
-    Call only without type errors (the server skips CEL then)."""
+    Call only without blocking errors (the server skips CEL then)."""
     if not isinstance(raw, dict):
         return []
     out = _rules_of(model, raw, path, floats)
