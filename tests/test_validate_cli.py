@@ -245,3 +245,18 @@ def test_queue_name_as_kubectl_sends_it(tmp_path: Path, capsys: pytest.CaptureFi
     path = tmp_path / "qw.yaml"
     path.write_text(yaml.safe_dump(_qw()).replace("name: q", f"name: {name}"))
     assert _run(path, capsys)[0] == code
+
+
+@pytest.mark.parametrize(("meta", "field"), [
+    (5, "metadata"), ({"name": 5}, "metadata.name"),
+    ({"name": "x", "labels": {"a": 1}}, "metadata.labels"),
+    ({"labels": {"a": 1}, "name": 5, "bogus": 1}, "metadata.labels"),
+    ({"name": "x", "generation": True}, "metadata.generation"),
+])
+def test_metadata_that_does_not_decode_stops_everything(meta: Any, field: str) -> None:
+    obj = _qw()
+    obj["metadata"] = meta
+    obj["spec"]["queues"] = []
+    with pytest.raises(SpecError) as info:
+        parse_manifest(obj)
+    assert [p.field for p in info.value.problems] == [field]

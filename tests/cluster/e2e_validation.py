@@ -89,6 +89,11 @@ class DryRun:
                 assert found, f"a cause without a field: {cause}"
                 name = found.group(1)
             fields.add(name.lstrip("."))
+        # Decoding metadata into ObjectMeta failed: one field, nothing else checked.
+        decoded = re.search(r"Go (?:struct field ObjectMeta\.(\w+)|value of type v1\.ObjectMeta)",
+                            message)
+        if decoded:
+            fields.add(f"metadata.{decoded.group(1)}" if decoded.group(1) else "metadata")
         unknown = message.count('unknown field "')
         assert fields or unknown, f"a refusal naming no field: {status}"
         return Verdict(False, fields, unknown=unknown, message=message)
@@ -371,3 +376,28 @@ def test_yaml_scalars_read_as_kubectl_reads_them(
         assert (k_code == 0) == (v_code == 0), (name, weight, k_err, v_err)
         for field in re.findall(r"QueueWorker/\S+: (\S+): ", v_err):
             assert f"{field}: " in k_err, (name, weight, field, k_err)
+
+
+@settings(HYPOTHESIS, max_examples=60)
+@given(st.one_of(st.text(alphabet="abzAZ09-._", max_size=12),
+                 st.integers(250, 256).map(lambda n: "a" * n)))
+def test_names_agree(server: DryRun, name: str) -> None:
+    obj = _base()
+    obj["metadata"]["name"] = name
+    theirs = assert_agree(server, obj)
+    assert theirs.accepted or theirs.fields == {"metadata.name"}
+
+
+UNDECODABLE_METADATA: list[Any] = [
+    5, [], {"name": 5}, {"name": "x", "labels": {"a": 1}}, {"name": "x", "finalizers": "a"},
+    {"name": "x", "generation": "1"}, {"name": "x", "annotations": []},
+    {"labels": {"a": 1}, "name": 5, "bogus": 1},  # the first mismatch, alone
+]
+
+
+@pytest.mark.parametrize("meta", UNDECODABLE_METADATA, ids=str)
+def test_metadata_that_does_not_decode(server: DryRun, meta: Any) -> None:
+    obj = _base()
+    obj["metadata"] = meta
+    theirs = assert_agree(server, obj)
+    assert len(theirs.fields) == 1

@@ -185,6 +185,10 @@ def parse_manifest(obj: Any) -> api.QueueWorkerSpec:
                                     "enum"))
     if problems:
         raise SpecError(problems)
+    undecodable = schema.metadata_decode_error(obj.get("metadata"))
+    if undecodable:
+        raise SpecError([SpecProblem(undecodable, "wrong type (metadata is a Kubernetes "
+                                     "ObjectMeta)", "ObjectMeta field types")])
     spec = obj.get("spec")
     prepared: schema.Prepared | None = None
     try:

@@ -10,6 +10,8 @@ alone do not reproduce, each found by that test:
   key is unknown, answers with those keys only and checks nothing else. A key
   under a value of the wrong type counts (an object given for an integer: its
   keys are unknown), so the path can go below the field.
+- `metadata` is decoded into Go's ObjectMeta first: a value of the wrong type
+  there (`labels: {a: 1}`, `name: 5`) stops everything with that field alone.
 - `null` for a field that is not nullable (none of ours is) is dropped before
   defaulting: `scaling: null` means "absent", not "wrong type".
 - A JSON number with a fraction part (`2.0`) passes the schema's `type:
@@ -147,6 +149,43 @@ def prepare_spec(spec: Any) -> Prepared:
     out = Prepared(spec)
     _walk(spec, spec_schema(), "spec", out)
     return out
+
+
+# Typed fields of ObjectMeta (the rest is never written by hand).
+_META_TYPES: dict[str, str] = {
+    **dict.fromkeys(("name", "generateName", "namespace", "uid", "resourceVersion",
+                     "selfLink", "creationTimestamp", "deletionTimestamp"), "string"),
+    **dict.fromkeys(("generation", "deletionGracePeriodSeconds"), "int64"),
+    **dict.fromkeys(("labels", "annotations"), "map[string]string"),
+    "finalizers": "[]string",
+}
+
+
+def _decodes(value: Any, go_type: str) -> bool:
+    if value is None:
+        return True  # JSON null decodes to Go's zero value
+    if go_type == "string":
+        return isinstance(value, str)
+    if go_type == "int64":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if go_type == "[]string":
+        return isinstance(value, list) and all(v is None or isinstance(v, str) for v in value)
+    return isinstance(value, dict) and all(v is None or isinstance(v, str)
+                                           for v in value.values())
+
+
+def metadata_decode_error(meta: Any) -> str | None:
+    """The field the server cannot decode into ObjectMeta: Go's encoding/json
+    names the first mismatch in document order, and nothing else is checked."""
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        return "metadata"
+    for key, value in meta.items():
+        go_type = _META_TYPES.get(key)
+        if go_type is not None and not _decodes(value, go_type):
+            return f"metadata.{key}"
+    return None
 
 
 def unknown_outside_spec(obj: dict[str, Any]) -> list[str]:
