@@ -155,6 +155,9 @@ SERVER_ANSWERS: list[tuple[str, dict[str, Any], set[str]]] = [
                                         "fallbackReplicas": 3}},
      {"spec.scaling.minReplicas", "spec.scaling.fallbackReplicas"}),
     ("first-repeat-only", {"queues": [{"name": "a"}] * 3}, {"spec.queues[1]"}),
+    ("missing-keys-repeat", {"queues": [{}, {}, {}, {"name": "a"}, {"name": "a"}]},
+     {"spec.queues[0].name", "spec.queues[1].name", "spec.queues[2].name", "spec.queues[1]",
+      "spec.queues[4]"}),
     # CEL runs only without a blocking error (type, required, enum, maxLength, maxItems).
     ("required-blocks-cel", {"redis": {}, "queues": [{}]}, {"spec.queues[0].name"}),
     ("enum-blocks-cel", {"queues": [{"name": "q", "layout": "kafka"}],

@@ -175,28 +175,6 @@ def test_server_answers_of_the_unit_tests(server: DryRun, change: dict[str, Any]
     assert theirs.fields == fields or theirs.unknown == len(fields)
 
 
-def test_nulls_integral_floats_and_cel_on_floats(server: DryRun) -> None:
-    """What the first run found, kept as fixed cases (hypothesis may not draw them)."""
-    cases: dict[str, tuple[Any, bool]] = {
-        "scaling": (None, True),                            # null: pruned, defaulted
-        "queues": ([{"name": "q", "weight": 2.0}], True),   # integral float: an integer
-        "replicas": (3.0, False),                           # ...but not for the scale subresource
-        "drain": ({"graceSeconds": 30.0}, False),           # ...nor where CEL reads it
-        "gpu": ({"priority": 1.5}, False),
-        "redis": ({"url": "redis://r", "db": 961442826.5}, False),  # "integer" to 1e-9
-    }
-    for key, (value, accepted) in cases.items():
-        obj = _base()
-        obj["spec"][key] = value
-        assert assert_agree(server, obj).accepted is accepted, key
-    many = _base()
-    # Duplicates although the keys are missing; only the first repeat is named.
-    many["spec"]["queues"] = [{}, {}, {}, {"name": "a"}, {"name": "a"}]
-    fields = assert_agree(server, many).fields
-    assert {"spec.queues[1]", "spec.queues[4]"} <= fields
-    assert "spec.queues[2]" not in fields
-
-
 # ------------------------------------------------------------------ hypothesis
 
 
