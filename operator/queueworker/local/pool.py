@@ -189,7 +189,11 @@ class ProcessPool:
         """Start one replica; None when the command cannot be run (then crash backoff)."""
         self._serial += 1
         name = f"{self.name}-{self._serial}"
-        env = {**os.environ, **self.env, ENV_POD_NAME: name}
+        # HOSTNAME as in a pod (where it is the pod name): apps that name their
+        # workers after it (BullMQ `name: process.env.HOSTNAME`) name them after
+        # the replica. Libraries that ask the kernel (RQ, Sidekiq) are mapped by
+        # pid instead (observe/busy/).
+        env = {**os.environ, **self.env, ENV_POD_NAME: name, "HOSTNAME": name}
         # Workers' output goes to the log file, else to our stderr (fd 2): our
         # stdout is the view.
         out: IO[bytes] | int = self.log_file if self.log_file is not None else 2

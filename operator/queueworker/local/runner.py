@@ -1,7 +1,9 @@
 """Local mode's control loop: observe, `engine.decide`, act on the process pool.
 
 The same loop as the operator's, with a process pool instead of a Deployment:
-every poll interval it reads queue depths and heartbeats, asks the engine for
+every poll interval it reads queue depths and heartbeats (native beats, and
+the worker registries of RQ and Sidekiq, observe/busy/, mapped to replicas by
+pid, in the depths' round trip), asks the engine for
 a replica count and starts or drains processes. Between polls it reaps exited
 processes; one that exits without being asked is replaced at once, as a
 ReplicaSet replaces a crashed pod. `drain()` is what Ctrl-C does: stop
@@ -25,11 +27,13 @@ from queueworker.engine.types import Decision, Observation
 from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool
 from queueworker.local.view import ScaleRecord, Snapshot, View
+from queueworker.observe.busy import PodRef
+from queueworker.observe.heartbeats import merge
 from queueworker.observe.reading_sync import (
     pod_states,
     read_beats,
     read_counters,
-    read_queues,
+    read_queues_and_busy,
 )
 from queueworker.operator import api
 
@@ -60,18 +64,21 @@ class LocalRunner:
         self._baseline: tuple[int, int, int] | None = None
         self._completions: deque[tuple[float, int]] = deque()
         self._last_decision: Decision | None = None
+        self._last_busy_errors: tuple[str, ...] = ()
 
     # --------------------------------------------------------------- polling
 
     def poll(self) -> Decision:
         now = time.time()
-        queues, error = read_queues(self.client, self.spec, now)
+        refs = [PodRef(r.name, r.proc.pid) for r in self.pool.running()]
+        queues, error, foreign = read_queues_and_busy(self.client, self.spec, now, refs)
+        self._busy_errors(foreign.errors)
         try:
-            beats = read_beats(self.client, self.spec)
+            beats = merge(read_beats(self.client, self.spec), foreign.beats)
             counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
         except (redis.RedisError, OSError) as exc:
             log_event(log, "heartbeats.unreadable", logging.WARNING, error=type(exc).__name__)
-            beats, counters = {}, None
+            beats, counters = dict(foreign.beats), None
         active = [r.name for r in self.pool.active()]
         stopping = [r.name for r in self.pool.stopping()]
         pods = pod_states(active, stopping, beats, heartbeats_expected=self.pool.native)
@@ -105,6 +112,12 @@ class LocalRunner:
         self._last_decision = decision
         self._update(obs, decision, counters)
         return decision
+
+    def _busy_errors(self, errors: tuple[str, ...]) -> None:
+        """Log a worker registry that cannot be read once, not every poll."""
+        if errors and errors != self._last_busy_errors:
+            log_event(log, "busy.unreadable", logging.WARNING, error="; ".join(errors))
+        self._last_busy_errors = errors
 
     def _update(self, obs: Observation, decision: Decision,
                 counters: tuple[int, int, int] | None) -> None:

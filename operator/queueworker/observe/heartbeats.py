@@ -5,11 +5,13 @@ The native workers beat under their prefix (queueworker.worker.heartbeat;
 and local mode (`read`) both keep, per pod, the newest beat as a `PodBeat`,
 and both turn a pod and its beat into the engine's `PodState` through
 `pod_state`, so a worker is busy or idle by the same rule in every world.
+Other libraries' workers reach the same rule as `PodBeat`s built from their
+registries (observe/busy/), joined to the native beats by `merge`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -55,6 +57,13 @@ def by_pod(beats: Iterable[worker_heartbeat.Heartbeat]) -> dict[str, PodBeat]:
         if pod not in out or out[pod].beat_at < beat.beat_at:
             out[pod] = PodBeat(pod, beat.state, len(beat.in_flight), beat.beat_at)
     return out
+
+
+def merge(native: Mapping[str, PodBeat], foreign: Mapping[str, PodBeat]) -> dict[str, PodBeat]:
+    """Beats of native workers and reports of other libraries' workers
+    (observe/busy/), by pod; a native beat wins where a pod has both (it
+    counts the pod's own leases, the freshest thing we have)."""
+    return {**foreign, **native}
 
 
 def read(client: redis.Redis, prefix: str) -> dict[str, PodBeat]:

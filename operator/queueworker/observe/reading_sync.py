@@ -5,15 +5,18 @@ redis.asyncio: queue depths by the layout readers with the one "unreadable
 reading" rule (depths.py), heartbeats and PodStates with the one busy rule
 (heartbeats.py), all under the prefix the workers were told
 (`layouts.native.heartbeat_prefix`). Each beat names its pod (``POD_NAME``,
-which the local pool sets to the replica's name).
+which the local pool sets to the replica's name). Other libraries' workers
+are mapped to replicas by process id (`read_queues_and_busy`, observe/busy/).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 from queueworker.engine.types import PodState, QueueDepth
-from queueworker.observe import depths, heartbeats
+from queueworker.observe import busy, depths, heartbeats
 from queueworker.observe.heartbeats import PodBeat
 from queueworker.observe.layouts.native import heartbeat_prefix, queue_prefix
 from queueworker.operator import api
@@ -29,6 +32,20 @@ def read_queues(client: redis.Redis, spec: api.QueueWorkerSpec,
         return None, str(exc)
     except (redis.RedisError, OSError) as exc:
         return None, f"redis: {type(exc).__name__}: {exc}"
+
+
+def read_queues_and_busy(client: redis.Redis, spec: api.QueueWorkerSpec, now: float,
+                         pods: Sequence[busy.PodRef]
+                         ) -> tuple[tuple[QueueDepth, ...] | None, str | None, busy.BusyReading]:
+    """`read_queues` and the foreign workers' busy reports (observe/busy/) in one round
+    trip. A registry that cannot be read leaves its pods unknown (`BusyReading.errors`)."""
+    try:
+        queues, reading = busy.read_sync(client, spec.queues, now, pods)
+        return queues, None, reading
+    except depths.QueueReadError as exc:
+        return None, str(exc), busy.BusyReading()
+    except (redis.RedisError, OSError) as exc:
+        return None, f"redis: {type(exc).__name__}: {exc}", busy.BusyReading()
 
 
 def read_beats(client: redis.Redis, spec: api.QueueWorkerSpec) -> dict[str, PodBeat]:

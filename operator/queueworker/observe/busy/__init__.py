@@ -1,0 +1,116 @@
+"""Busy / idle / unknown per pod for other libraries' workers, read in the poll's pipeline.
+
+One adapter per library whose workers register themselves in Redis (`rq.py`,
+`sidekiq.py`, behind `base.Adapter`). `read_sync` / `aread` put the adapters'
+commands into the same pipeline as the queue depths (observe/layouts/read.py),
+so busy pods cost no extra round trip; a registry that cannot be read leaves
+its pods unknown and never spoils the depths. Libraries with no adapter
+(Celery, Laravel, Dramatiq, arq, BullMQ, plain lists) leave every pod
+unknown: the engine then keeps the replicas the in-flight count needs, and
+picks victims without knowing which are busy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from queueworker.engine.types import QueueDepth
+from queueworker.observe import depths
+from queueworker.observe.busy.base import Adapter, PodRef, WorkerReport, assign
+from queueworker.observe.busy.rq import RQAdapter
+from queueworker.observe.busy.sidekiq import SidekiqAdapter
+from queueworker.observe.heartbeats import PodBeat
+from queueworker.observe.layouts import read as layouts_read
+from queueworker.observe.layouts.base import Command, LayoutError
+from queueworker.operator.api import QueueLayout, QueueSpec
+
+__all__ = ["ADAPTERS", "BusyReading", "PodRef", "WorkerReport", "aread", "covered", "plan",
+           "read_sync"]
+
+ADAPTERS: dict[QueueLayout, Adapter] = {a.layout: a for a in (RQAdapter(), SidekiqAdapter())}
+
+Plan = list[tuple[Adapter, Command]]
+
+
+@dataclass(frozen=True)
+class BusyReading:
+    """What the worker registries said this poll."""
+
+    beats: dict[str, PodBeat] = field(default_factory=dict)  # pods whose state is known
+    reports: tuple[WorkerReport, ...] = ()  # every registered worker, mapped or not
+    errors: tuple[str, ...] = ()  # registries that could not be read
+
+    def unknown(self, pods: Sequence[str]) -> list[str]:
+        """Pods whose busy state nobody reported (say "unknown" in status)."""
+        return [p for p in pods if p not in self.beats]
+
+
+def covered(queues: Sequence[QueueSpec]) -> bool:
+    """True when every queue's library has a busy adapter."""
+    return bool(queues) and all(q.layout in ADAPTERS for q in queues)
+
+
+def plan(queues: Sequence[QueueSpec]) -> Plan:
+    """One command per worker registry (queues of one library share it)."""
+    out: Plan = []
+    seen: set[tuple[QueueLayout, str]] = set()
+    for q in queues:
+        adapter = ADAPTERS.get(q.layout)
+        if adapter is None or (q.layout, adapter.registry(q)) in seen:
+            continue
+        seen.add((q.layout, adapter.registry(q)))
+        out.append((adapter, adapter.command(q)))
+    return out
+
+
+def collect(p: Plan, replies: Sequence[Any], pods: Sequence[PodRef]) -> BusyReading:
+    reports: list[WorkerReport] = []
+    errors: list[str] = []
+    for (adapter, cmd), reply in zip(p, replies, strict=True):
+        try:
+            if isinstance(reply, Exception):
+                raise LayoutError(cmd.key, str(reply))
+            reports += adapter.parse(reply, cmd.key)
+        except LayoutError as exc:
+            errors.append(f"{adapter.layout.value} workers: {exc}")
+    return BusyReading(assign(reports, pods), tuple(reports), tuple(errors))
+
+
+def _split(queues: Sequence[QueueSpec], now: float
+           ) -> tuple[layouts_read.Plan, Plan, list[Command]]:
+    depth_plan = layouts_read.plan(queues, now)
+    busy_plan = plan(queues)
+    cmds = [c for _, _, cs in depth_plan for c in cs] + [c for _, c in busy_plan]
+    return depth_plan, busy_plan, cmds
+
+
+def read_sync(client: redis.Redis, queues: Sequence[QueueSpec], now: float,
+              pods: Sequence[PodRef]) -> tuple[tuple[QueueDepth, ...], BusyReading]:
+    """Queue depths (depths.whole: QueueReadError when a queue fails) and busy pods,
+    in one round trip. Connection errors raise as they are."""
+    depth_plan, busy_plan, cmds = _split(queues, now)
+    pipe = client.pipeline(transaction=False)
+    for c in cmds:
+        pipe.execute_command(*c.args)  # type: ignore[no-untyped-call]
+    replies = pipe.execute(raise_on_error=False)
+    n = len(cmds) - len(busy_plan)
+    reading = collect(busy_plan, replies[n:], pods)
+    return depths.whole(layouts_read.collect(depth_plan, replies[:n], now)), reading
+
+
+async def aread(client: redis.asyncio.Redis, queues: Sequence[QueueSpec], now: float,
+                pods: Sequence[PodRef]) -> tuple[tuple[QueueDepth, ...], BusyReading]:
+    """The same as `read_sync`, for redis.asyncio (the operator's observe step)."""
+    depth_plan, busy_plan, cmds = _split(queues, now)
+    pipe = client.pipeline(transaction=False)
+    for c in cmds:
+        pipe.execute_command(*c.args)
+    replies = await pipe.execute(raise_on_error=False)
+    n = len(cmds) - len(busy_plan)
+    reading = collect(busy_plan, replies[n:], pods)
+    return depths.whole(layouts_read.collect(depth_plan, replies[:n], now)), reading
