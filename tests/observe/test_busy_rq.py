@@ -87,3 +87,33 @@ def test_a_key_prefix_and_a_broken_registry(redis_url: str) -> None:
     assert reading.errors
     assert "rq workers" in reading.errors[0]
     assert reading.unknown(["p"]) == ["p"]
+
+
+def test_the_operators_asyncio_read_gives_the_same(redis_url: str) -> None:
+    import asyncio
+
+    import redis.asyncio
+
+    client = redis.Redis.from_url(redis_url)
+    client.sadd("rq:workers", "rq:worker:w1", "rq:worker:w2")
+    client.hset("rq:worker:w1", mapping={"hostname": "qw-abc-1", "pid": 1, "state": "busy"})
+    client.hset("rq:worker:w2", mapping={"hostname": "qw-abc-2", "pid": 1, "state": "idle"})
+    client.rpush("rq:queue:work", "j1")
+
+    async def main() -> tuple[object, busy.BusyReading]:
+        aclient = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            pods = busy.pod_refs([{"name": "qw-abc-1"}, {"name": "qw-abc-2"},
+                                  {"name": "qw-abc-3"}])
+            return await busy.aread(aclient, [_queue()], time.time(), pods)
+        finally:
+            await aclient.aclose()
+
+    queues, reading = asyncio.run(main())
+    assert isinstance(queues, tuple)
+    assert queues[0].waiting == 1
+    assert reading.beats["qw-abc-1"].busy
+    assert not reading.beats["qw-abc-2"].busy
+    names = ["qw-abc-1", "qw-abc-2", "qw-abc-3"]
+    assert reading.unknown(names) == ["qw-abc-3"]
+    assert busy.describe(reading, names, [_queue()]) == "busy known for 2 of 3 pods"

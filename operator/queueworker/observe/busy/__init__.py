@@ -12,7 +12,7 @@ picks victims without knowing which are busy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +29,8 @@ from queueworker.observe.layouts import read as layouts_read
 from queueworker.observe.layouts.base import Command, LayoutError
 from queueworker.operator.api import QueueLayout, QueueSpec
 
-__all__ = ["ADAPTERS", "BusyReading", "PodRef", "WorkerReport", "aread", "covered", "plan",
-           "read_sync"]
+__all__ = ["ADAPTERS", "BusyReading", "PodRef", "WorkerReport", "aread", "covered", "describe",
+           "plan", "pod_refs", "read_sync"]
 
 ADAPTERS: dict[QueueLayout, Adapter] = {a.layout: a for a in (RQAdapter(), SidekiqAdapter())}
 
@@ -48,6 +48,25 @@ class BusyReading:
     def unknown(self, pods: Sequence[str]) -> list[str]:
         """Pods whose busy state nobody reported (say "unknown" in status)."""
         return [p for p in pods if p not in self.beats]
+
+
+def pod_refs(pods: Iterable[Mapping[str, Any]]) -> list[PodRef]:
+    """The operator's pod index entries as PodRefs: by name (a pod's hostname is its
+    name unless its spec sets `hostname`); pids mean nothing across pods."""
+    return [PodRef(str(p["name"])) for p in pods]
+
+
+def describe(reading: BusyReading, pods: Sequence[str], queues: Sequence[QueueSpec]) -> str:
+    """One line for status and logs: whose busy state is known, and why not."""
+    missing = sorted({q.layout.value for q in queues if q.layout not in ADAPTERS
+                      and q.layout != QueueLayout.native})
+    unknown = reading.unknown(pods)
+    parts = [f"busy known for {len(pods) - len(unknown)} of {len(pods)} pods"]
+    if missing:
+        parts.append(f"no busy adapter for layout {', '.join(missing)}")
+    if reading.errors:
+        parts.append("; ".join(reading.errors))
+    return "; ".join(parts)
 
 
 def covered(queues: Sequence[QueueSpec]) -> bool:
