@@ -5,8 +5,12 @@ as `kubectl apply` sends it) and to the models (validation.parse_manifest):
 both accept it or both refuse it, naming the same fields; an accepted spec is
 defaulted to the same values. The specs: the table of bad specs of
 tests/test_examples.py, the examples, and hypothesis-made ones from the
-strategies of tests/test_spec_fuzz.py. The API server is the reference; what
-it taught validation is listed in operator/queueworker/operator/validation_schema.py.
+strategies of tests/test_spec_fuzz.py, metadata that does not decode, names.
+Files go to `kubectl apply --dry-run=server` and to `queueworker validate`:
+the bad-spec table, the four cases validate used to miss (kind typo, empty
+file or no QueueWorker, Bad_Name, binary file) and YAML scalars that PyYAML
+and kubectl read differently. The API server is the reference; what it taught
+validation is listed in validation_schema.py and kubectl_yaml.py.
 
 Field names are compared as the server gives them, with two normalisations:
 a leading "." (the scale subresource writes `.spec.replicas`) is dropped, and a
