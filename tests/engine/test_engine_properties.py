@@ -90,7 +90,7 @@ memories = st.one_of(
                            max_size=4),
             "rates": st.fixed_dictionaries({"t": st.floats(900, 999), "enq": st.integers(0, 9),
                                             "done": st.integers(0, 9), "inf": st.integers(0, 9),
-                                            "svc": st.floats(0.1, 100)}),
+                                            "busy": st.floats(0, 100), "thr": st.floats(0, 10)}),
         }
     ),
 )

@@ -2,9 +2,11 @@
 
 `decide` is the policy, read top to bottom; each step below it is a small pure
 function that returns its result and the part it adds to the reason line:
-paused -> queues unreadable (fallback) -> demand by policy -> activation from
-zero / idle before zero -> [min, max] -> stabilization windows -> never below
-the busy pods -> rate limits -> free GPUs.
+paused -> queues unreadable (fallback) -> demand by policy (jobs, and seconds
+of work where rates are measured) -> activation from zero / idle before zero
+(jobs seen in the counters between polls count as activity) -> [min, max] ->
+stabilization windows -> never below the busy pods (counting pods that took a
+job since their last heartbeat) -> rate limits -> free GPUs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from queueworker.engine import ratelimit, rates, victims, window
 from queueworker.engine.policy import Demand, recommend
-from queueworker.engine.types import Decision, Observation, QueueDepth
+from queueworker.engine.types import Decision, Observation, PodState, QueueDepth
 from queueworker.operator.api import QueueWorkerSpec, ScalingSpec
 
 MEMORY_VERSION = 1
@@ -36,10 +38,13 @@ def decide(
         return _unreadable(spec, obs, mem_in)
     now, current = obs.now, obs.current_replicas
 
-    demand, rate_mem, measured = _demand(obs.queues, now, mem_in)
-    want, reason = recommend(s, demand, measured)
-    busy = victims.busy_count(obs.pods)
-    active_at = _last_active(mem_in, now, demand, busy)
+    demand, rate_mem, measured, moved = _demand(obs.queues, now, mem_in)
+    slots, seen_slots = _slots(obs.pods, mem_in)
+    want, reason = recommend(s, demand, measured, slots)
+    busy, busy_why = _busy(obs.pods, demand)
+    active_at = _last_active(mem_in, now, demand, busy, moved)
+    if moved and demand.jobs == 0 and busy == 0:
+        reason += "; jobs came and went since the last poll (counters): idle clock reset"
 
     want, to_zero, why = _activation_and_idle(s, current, demand, want, now - active_at)
     reason += why
@@ -48,12 +53,14 @@ def decide(
     up_win, down_win, desired, why = _stabilize(s, mem_in, now, current, bounded, to_zero)
     reason += why
     if not to_zero:
-        desired, why = _busy_floor(s, current, desired, busy)
+        desired, why = _busy_floor(s, current, desired, busy, busy_why)
         reason += why
     desired, events, why = _rate_limit(s, mem_in, now, current, desired)
     reason += why
 
     memory_out = _memory_out(s, active_at, up_win, down_win, events, rate_mem)
+    if seen_slots > 1:
+        memory_out["slots"] = seen_slots
     return _finish(spec, obs, desired, reason, memory_out, wanted=bounded)
 
 
@@ -143,8 +150,9 @@ def _finish(
 
 def _demand(
     queues: tuple[QueueDepth, ...], now: float, mem_in: dict[str, Any]
-) -> tuple[Demand, dict[str, Any], rates.Rates | None]:
-    """Jobs waiting and in flight over all queues; rates where every queue counts."""
+) -> tuple[Demand, dict[str, Any], rates.Rates | None, bool]:
+    """Jobs waiting and in flight over all queues; rates where every queue counts;
+    whether the counters moved since the last poll."""
     waiting = in_flight = enq = done = 0
     counted = True
     for q in queues:  # one loop, not five sums: this runs at every poll
@@ -155,16 +163,53 @@ def _demand(
         else:
             enq += q.enqueued_total
             done += q.completed_total
-    rate_mem, measured = rates.update(
-        mem_in.get("rates"), now, enq if counted else None, done if counted else None, in_flight
+    enq_now, done_now = (enq, done) if counted else (None, None)
+    moved = rates.moved(mem_in.get("rates"), enq_now, done_now)
+    rate_mem, measured = rates.update(mem_in.get("rates"), now, enq_now, done_now, in_flight)
+    return Demand(waiting, in_flight), rate_mem, measured, moved
+
+
+def _slots(pods: tuple[PodState, ...], mem_in: dict[str, Any]) -> tuple[int, int]:
+    """Job slots per replica: what the workers say, else the most jobs one pod
+    was seen running (remembered), else 1. Returns (slots, slots seen so far)."""
+    said = max((p.slots for p in pods if p.slots is not None and p.slots >= 1), default=0)
+    seen = max((p.in_flight for p in pods if not p.terminating), default=0)
+    kept = mem_in.get("slots")
+    if isinstance(kept, int) and not isinstance(kept, bool) and kept > seen:
+        seen = min(kept, 1_000_000)
+    return (said or max(seen, 1)), seen
+
+
+def _busy(pods: tuple[PodState, ...], demand: Demand) -> tuple[int, str]:
+    """Pods running a job: the busy heartbeats, plus idle-looking pods for jobs
+    in flight that no heartbeat shows yet (a pod that took a job less than a
+    beat ago still looks idle; the queue already counts its job).
+
+    Returns (busy pods, reason part naming the heartbeat lag, if any).
+    """
+    busy = shown = idle = 0
+    for p in pods:
+        if p.busy:
+            shown += max(p.in_flight, 1)
+            busy += 0 if p.terminating else 1
+        elif not p.terminating:
+            idle += 1
+    lagging = min(max(0, demand.in_flight - shown), idle)
+    if not lagging:
+        return busy, ""
+    return busy + lagging, (
+        f" (+{lagging} idle-looking: in flight {demand.in_flight} > {shown} "
+        "in heartbeats, a job taken since the last beat)"
     )
-    return Demand(waiting, in_flight), rate_mem, measured
 
 
-def _last_active(mem_in: dict[str, Any], now: float, demand: Demand, busy: int) -> float:
-    """The idle-before-zero clock: any job anywhere (waiting, in flight, a busy pod) resets it."""
+def _last_active(
+    mem_in: dict[str, Any], now: float, demand: Demand, busy: int, moved: bool
+) -> float:
+    """The idle-before-zero clock: any job anywhere (waiting, in flight, a busy
+    pod, or one enqueued or completed between polls) resets it."""
     active_at = mem_in.get("active")
-    if demand.jobs > 0 or busy > 0 or not isinstance(active_at, int | float):
+    if demand.jobs > 0 or busy > 0 or moved or not isinstance(active_at, int | float):
         return now
     return float(active_at)
 
@@ -239,13 +284,15 @@ def _stabilize(
     return up_win, down_win, desired, why
 
 
-def _busy_floor(s: ScalingSpec, current: int, desired: int, busy: int) -> tuple[int, str]:
+def _busy_floor(
+    s: ScalingSpec, current: int, desired: int, busy: int, lag_why: str = ""
+) -> tuple[int, str]:
     """Never scale down below the pods running a job (nor above maxReplicas for them)."""
     if desired >= current:
         return desired, ""
     floor = min(busy, s.max_replicas)
     if desired < floor:
-        return floor, f"; {busy} pods busy: not below {floor}"
+        return floor, f"; {busy} pods busy{lag_why}: not below {floor}"
     return desired, ""
 
 

@@ -3,9 +3,14 @@
 The layouts that keep monotonic counters (native: enqueued, completed) give
 deltas between two polls. Arrival rate is enqueued/second; mean service time
 comes from Little's law applied to the jobs in service: in_flight = throughput
-x service time, so S = mean in_flight / completed per second. Both are
-smoothed with an exponential moving average whose time constant is a minute,
-so a single odd poll does not move the fleet.
+x service time, so S = mean in_flight / completed per second. Each is smoothed
+with an exponential moving average whose time constant is a minute, so a
+single odd poll does not move the fleet, and S is the ratio of the two
+averages, both updated at every poll, over a span of at least five service
+times. (Averaging per-poll ratios only over the
+polls that saw a completion, as this module once did, reads 4-minute jobs as
+20-second ones: 4 in flight and one completion in a 5 s poll give 4 x 5 / 1.)
+The ratio also survives an idle spell: both averages decay by the same factor.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TAU_SECONDS = 60.0
+SERVICE_WINDOWS = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ def update(
         return {}, None
     mem: dict[str, Any] = {"t": now, "enq": enqueued, "done": completed, "inf": in_flight}
     t0, e0, c0, i0 = (_num(prev, k) for k in ("t", "enq", "done", "inf"))
-    lam, svc = _num(prev, "lam"), _num(prev, "svc")
+    lam, busy, thr = _num(prev, "lam"), _num(prev, "busy"), _num(prev, "thr")
     if t0 is None or e0 is None or c0 is None or i0 is None:
         return mem, None
     dt = now - t0
@@ -52,13 +58,32 @@ def update(
         # Same instant, clock went back, or counters reset (Redis flushed): re-baseline.
         return mem, None
     w = 1.0 - math.exp(-dt / TAU_SECONDS)
-    lam_now = de / dt
-    lam = lam_now if lam is None else lam + w * (lam_now - lam)
-    if dc > 0:
-        svc_now = ((i0 + in_flight) / 2.0) * dt / dc
-        svc = svc_now if svc is None else svc + w * (svc_now - svc)
-    mem["lam"] = round(lam, 6)
-    if svc is not None:
-        mem["svc"] = round(svc, 6)
-        return mem, Rates(lam, svc)
+    lam = _ema(lam, de / dt, w)
+    # The service time averages over at least SERVICE_WINDOWS service times: over
+    # a shorter span the jobs completing in it ran mostly before it (a fleet
+    # draining 6-minute jobs reads as 8-second ones with a one-minute average).
+    svc_prev = busy / thr if busy and thr else 0.0
+    w_svc = 1.0 - math.exp(-dt / max(TAU_SECONDS, SERVICE_WINDOWS * svc_prev))
+    busy = _ema(busy, (i0 + in_flight) / 2.0, w_svc)
+    thr = _ema(thr, dc / dt, w_svc)
+    mem.update(lam=round(lam, 9), busy=round(busy, 9), thr=round(thr, 9))
+    if thr > 0 and busy > 0:
+        return mem, Rates(lam, busy / thr)
     return mem, None
+
+
+def _ema(old: float | None, sample: float, weight: float) -> float:
+    return sample if old is None else old + weight * (sample - old)
+
+
+def moved(raw: Any, enqueued: int | None, completed: int | None) -> bool:
+    """Whether the counters show a job enqueued or completed since the last reading.
+
+    Jobs that arrive and finish between two polls are never seen waiting or in
+    flight; the counters still show them.
+    """
+    prev = raw if isinstance(raw, dict) else {}
+    e0, c0 = _num(prev, "enq"), _num(prev, "done")
+    if enqueued is None or completed is None or e0 is None or c0 is None:
+        return False
+    return enqueued > e0 or completed > c0

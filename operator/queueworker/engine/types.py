@@ -35,6 +35,8 @@ class PodState:
     in_flight: int = 0
     ready: bool = True
     terminating: bool = False
+    slots: int | None = None  # jobs its worker runs at once, where the worker says
+    beat_age_seconds: float | None = None  # age of the heartbeat busy/in_flight come from
 
 
 @dataclass(frozen=True)

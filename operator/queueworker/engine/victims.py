@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from queueworker.engine.types import PodState
 
 
-def _rank(pod: PodState) -> tuple[int, int, int, str]:
-    return (int(pod.busy), pod.in_flight, int(pod.ready), pod.name)
+def _rank(pod: PodState) -> tuple[int, int, int, float, str]:
+    # Among idle pods the freshest beat goes first: a pod may have taken a job
+    # since its last beat, and the older the beat the likelier that is.
+    age = pod.beat_age_seconds if pod.beat_age_seconds is not None else 0.0
+    return (int(pod.busy), pod.in_flight, int(pod.ready), age, pod.name)
 
 
 def pick(pods: Sequence[PodState], count: int) -> tuple[str, ...]:

@@ -212,12 +212,27 @@ class Model:
             pod.idle_since = now
         pod.jobs.clear()
 
+    def _last_beat(self, pod: Pod, now: float) -> float | None:
+        """A worker beats once when ready, then every beat_seconds from its own
+        phase (spread by pod id, so beats do not line up with the polls)."""
+        if self.beat_seconds <= 0 or pod.ready_at is None:
+            return None
+        phase = (pod.id * 0.6180339887) % 1.0 * self.beat_seconds
+        first = pod.ready_at + phase
+        if now < first:
+            return pod.ready_at
+        return first + math.floor((now - first) / self.beat_seconds) * self.beat_seconds
+
+    def beat_age(self, pod: Pod, now: float) -> float | None:
+        """Seconds since the pod's last heartbeat (None before it is ready or without beats)."""
+        last = self._last_beat(pod, now)
+        return None if last is None else now - last
+
     def seen_busy(self, pod: Pod, now: float) -> int:
         """Jobs in hand as the pod's last heartbeat reported them (exact without beats)."""
-        if self.beat_seconds <= 0 or pod.ready_at is None:
+        last_beat = self._last_beat(pod, now)
+        if last_beat is None:
             return len(pod.jobs)
-        beats = math.floor((now - pod.ready_at) / self.beat_seconds)
-        last_beat = pod.ready_at + beats * self.beat_seconds
         if pod.jobs:
             return len(pod.jobs) if pod.busy_since <= last_beat else 0
         # Idle now: busy at the beat if it went idle after it.

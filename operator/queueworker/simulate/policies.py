@@ -32,7 +32,7 @@ from typing import Any
 
 from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
 from queueworker.operator.api import QueueWorkerSpec
-from queueworker.simulate.model import READY, Model, Pod
+from queueworker.simulate.model import DRAINING, READY, Model, Pod
 
 
 class Ours:
@@ -59,11 +59,13 @@ class Ours:
             for i, q in enumerate(m.queues)
         )
         # Busy as the last heartbeat said: a pod that took a job since looks idle.
-        seen = {p.name: m.seen_busy(p, now) for p in live}
+        # Draining pods are listed too (terminating), as the operator lists them.
+        seen = {p.name: m.seen_busy(p, now) for p in m.pods.values()}
         pods = tuple(
             PodState(p.name, busy=seen[p.name] > 0, in_flight=seen[p.name],
-                     ready=p.state == READY)
-            for p in live
+                     ready=p.state == READY, terminating=p.state == DRAINING,
+                     beat_age_seconds=m.beat_age(p, now))
+            for p in m.pods.values()
         )
         gpu = None
         if m.slots is not None:
