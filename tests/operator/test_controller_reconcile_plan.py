@@ -106,8 +106,27 @@ def test_a_hand_edit_is_patched_back_and_called_one() -> None:
     assert plan.hand_edit
     restored = plan.body["spec"]["template"]["spec"]["containers"][0]["image"]
     assert restored == "example.org/worker:1"
-    assert set(plan.body) == {"metadata", "spec"}
+    # A server-side apply body: the whole object as we own it, named, never replicas.
+    assert set(plan.body) == {"apiVersion", "kind", "metadata", "spec"}
+    assert plan.body["metadata"]["name"] == "w"
+    assert set(plan.body["spec"]) == {"selector", "template", "strategy",
+                                      "revisionHistoryLimit"}
     assert "replicas" not in plan.body["spec"]  # replicas are the autoscaler's
+
+
+def test_a_field_removed_from_the_template_is_absent_from_the_apply_body() -> None:
+    # A merge patch would have to name a removed key (null) to drop it; an apply body
+    # is the whole intent, so leaving the field out is what removes it.
+    template = {"spec": {"containers": [{
+        "name": "worker", "image": "example.org/worker:1", "resources": {"limits": {"cpu": "500m"}},
+        "env": [{"name": "EXTRA", "value": "1"}]}]}}
+    live = created(parse_spec(make_spec("redis://localhost:6379/0", template=template)))
+    plan = reconcile.plan(desired(qw_spec()), live, reconcile.Memory(), status={})
+    assert isinstance(plan, reconcile.Patch)
+    env = plan.body["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "EXTRA" not in {e["name"] for e in env}
+    assert "EXTRA" in {e["name"] for e in
+                       live["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
 def test_a_spec_change_is_patched_and_not_called_a_hand_edit() -> None:

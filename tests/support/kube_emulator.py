@@ -11,6 +11,11 @@ every write to every watcher at once. ``Emulator`` adds:
   ``deletionGracePeriodSeconds`` (from ``?gracePeriodSeconds``, else the pod's
   ``terminationGracePeriodSeconds``, else 30) and keeps the pod; only a DELETE
   with a grace of 0 (the kubelet's, once the containers are gone) removes it;
+- server-side apply (``application/apply-patch+yaml``), minimal: per object and
+  field manager it keeps the fields the last apply set (a list counts as one
+  field); an apply sets its fields, removes those it set before and leaves out
+  now unless another manager applied them, creates a missing object, and a
+  merge patch takes the fields it writes away from every applier;
 - informer lag, per resource: a watch stream delivers each event that many
   seconds after the write, and ``view()`` (the store a controller reads) shows
   the objects as they were that many seconds ago. Lags differ per resource as
@@ -104,6 +109,34 @@ def merge(base: Any, patch: Any) -> Any:
     return out
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
+Path = tuple[str, ...]
+# Fields that name the object: every apply carries them, none is ever removed.
+_IDENTITY: set[Path] = {("apiVersion",), ("kind",), ("metadata", "name"),
+                        ("metadata", "namespace")}
+
+
+def field_paths(doc: Any, prefix: Path = ()) -> set[Path]:
+    """The fields a body sets, as key paths down to scalars, lists and empty maps."""
+    if isinstance(doc, dict) and doc:
+        return set().union(*(field_paths(v, (*prefix, k)) for k, v in doc.items()))
+    return {prefix}
+
+
+def removal_patch(paths: set[Path]) -> dict[str, Any]:
+    """The merge patch that removes each of ``paths``."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = None
+    return out
+
+
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     conds = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
@@ -127,6 +160,8 @@ class Emulator(kmock.KubernetesEmulator):
                      if s > 0]
         # (resource, namespace, name) -> [(monotonic time of a write, object or None)]
         self._journal: dict[tuple[Any, str | None, str], list[tuple[float, Any]]] = {}
+        # (resource, namespace, name) -> field manager -> the fields its last apply set
+        self._applied: dict[tuple[Any, str | None, str], dict[str, set[Path]]] = {}
 
     def lag_of(self, resource: Any) -> float:
         return next((s for res, s in self.lags if res == resource), 0.0)
@@ -159,8 +194,11 @@ class Emulator(kmock.KubernetesEmulator):
         for payload in self._payloads:
             if len(payload._requests) > 2:
                 del payload._requests[:-2]
-        self._stamp(request)
         key = self._key(request)
+        if key is not None and request.method == "PATCH" and self._is_apply(request):
+            return await self._apply(request, key)
+        self._track_update(request, key)
+        self._stamp(request)
         if await self._graceful_delete(request, key):
             assert key is not None
             self._record(key)
@@ -171,6 +209,61 @@ class Emulator(kmock.KubernetesEmulator):
         finally:
             if key is not None and self.lag_of(key[0]):
                 self._record(key)
+
+    @staticmethod
+    def _is_apply(request: Any) -> bool:
+        headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+        return str(headers.get("content-type", "")).startswith(APPLY_PATCH)
+
+    def _track_update(self, request: Any, key: tuple[Any, str | None, str] | None) -> None:
+        """A create starts the object's field ownership afresh; a merge patch takes the
+        fields it writes away from the appliers (an update owns what it sets)."""
+        if key is None or key not in self._applied:
+            return
+        if request.action == enums.action.CREATE:
+            del self._applied[key]
+        elif (request.method == "PATCH" and request.subresource is None
+              and isinstance(request.data, dict)):
+            written = field_paths(request.data)
+            for owned in self._applied[key].values():
+                owned -= written
+
+    async def _apply(self, request: Any, key: tuple[Any, str | None, str]) -> Any:
+        manager = (request.params or {}).get("fieldManager")
+        body = request.data
+        if not manager or not isinstance(body, dict):
+            return aiohttp.web.json_response(
+                {"kind": "Status", "status": "Failure", "reason": "BadRequest", "code": 400,
+                 "message": "apply needs a fieldManager and an object body"}, status=400)
+        fields = field_paths(body) - _IDENTITY
+        meta = body.setdefault("metadata", {})
+        meta["resourceVersion"] = str(next(_counter))
+        async with self._lock:
+            exists = key in self.objects and not self.objects[key].deleted
+            if not exists:
+                meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1)
+                self._applied[key] = {}
+                if key in self.objects:
+                    self.objects[key].create(body)
+                else:
+                    self.objects[key] = body
+            else:
+                obj = self.objects[key]
+                owners = self._applied.setdefault(key, {})
+                others = set().union(*(f for m, f in owners.items() if m != manager))
+                gone = owners.get(manager, set()) - fields - others
+                old_spec = json.loads(json.dumps(obj.raw.get("spec") or {}))
+                obj.patch(merge(removal_patch(gone), body))
+                if (obj.raw.get("spec") or {}) != old_spec:
+                    generation = int((obj.raw.get("metadata") or {}).get("generation") or 1)
+                    obj.patch({"metadata": {"generation": generation + 1}})
+            self._applied[key][manager] = fields
+            raw = self.objects[key].raw
+            await self._buses[key[0]].put({"type": "MODIFIED" if exists else "ADDED",
+                                           "object": raw})
+        if self.lag_of(key[0]):
+            self._record(key)
+        return aiohttp.web.json_response(raw, status=200 if exists else 201)
 
     def _key(self, request: Any) -> tuple[Any, str | None, str] | None:
         if request.resource is None:

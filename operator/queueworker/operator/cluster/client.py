@@ -5,8 +5,9 @@ through this one: the same credentials as kopf (the login handler keeps the
 ``kopf.ConnectionInfo`` it hands to kopf in the operator's memo, and the client
 is built from it: handlers.py), JSON merge patches (lists are
 replaced whole, which both a real API server and the kmock emulator agree on),
-retries with backoff on connection errors, HTTP 429 and 5xx, and a counter of
-failed calls per operation for ``queueworker_api_errors_total``.
+server-side apply (``apply``: the Deployment the operator owns), retries
+with backoff on connection errors, HTTP 429 and 5xx, and a counter of failed calls
+per operation for ``queueworker_api_errors_total``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from queueworker.operator import api
 logger = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+# JSON is YAML, so an apply body is sent as JSON under the apply content type.
+APPLY_PATCH = "application/apply-patch+yaml"
 # Delays between attempts; the last attempt's failure is raised.
 DEFAULT_BACKOFFS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
 
@@ -145,6 +148,20 @@ class KubeClient:
             "PATCH", path, operation=operation, body=body, content_type=MERGE_PATCH,
             not_found_ok=True,
         )
+
+    async def apply(
+        self, path: str, body: dict[str, Any], *, operation: str, field_manager: str,
+        force: bool,
+    ) -> dict[str, Any]:
+        """Server-side apply of ``body`` (the whole intent of ``field_manager``): fields it
+        applied before and leaves out now are removed unless another manager owns them;
+        creates the object when it is missing (the API server then also checks "create").
+        ``force`` takes over fields another manager set (else HTTP 409 Conflict)."""
+        result = await self.request(
+            "PATCH", path, operation=operation, body=body, content_type=APPLY_PATCH,
+            params={"fieldManager": field_manager, "force": "true" if force else "false"},
+        )
+        return result or {}
 
     async def delete(self, path: str, *, operation: str) -> dict[str, Any] | None:
         return await self.request("DELETE", path, operation=operation, not_found_ok=True)

@@ -34,27 +34,50 @@ def _entry(doc: Mapping[str, Any]) -> dict[str, Any]:
                                        doc.get("status") or {})
 
 
+# Field managers of the server-side applies (reconcile.apply_body says why apply).
+FIELD_MANAGER = "queueworker"
+REPLICAS_MANAGER = "queueworker-replicas"
+
+
 async def create_deployment(kc: kube.KubeClient, namespace: str, name: str,
                             plan: reconcile.Create) -> dict[str, Any]:
-    """Create the Deployment; if one of that name appeared meanwhile, return that one
-    (the next plan then tells ours from someone else's by its owner)."""
+    """Create the Deployment by server-side apply; if one of that name appeared
+    meanwhile, return that one (the next plan then tells ours from someone else's by
+    its owner).
+
+    Created by apply, not POST: a POST makes its fields owned by an update manager
+    for good, and later applies could never remove them. No force here, so an
+    object someone else made meanwhile answers 409 instead of being taken over."""
+    path = kube.deployments_path(namespace, name)
     try:
-        created = await kc.create(kube.deployments_path(namespace), plan.body,
-                                  operation="create_deployment")
+        created = await kc.apply(path, plan.body, operation="create_deployment",
+                                 field_manager=FIELD_MANAGER, force=False)
     except kube.ApiError as exc:
         if exc.status != 409:
             raise
-        created = await kc.get(kube.deployments_path(namespace, name),
-                               operation="get_deployment") or {}
+        created = await kc.get(path, operation="get_deployment") or {}
+    else:
+        # The create's apply owns spec.replicas, and our later applies leave it out,
+        # which would reset it to 1. A second manager applying the same count shares
+        # it, so it stays until the autoscaler's first scale takes it over.
+        await kc.apply(path, replicas_body(name, plan.replicas), operation="scale_deployment",
+                       field_manager=REPLICAS_MANAGER, force=True)
     log_event(logger, "deployment.created", qw=name, replicas=plan.replicas)
     return _entry(created)
 
 
+def replicas_body(name: str, replicas: int) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas}}
+
+
 async def patch_deployment(kc: kube.KubeClient, namespace: str, name: str,
                            plan: reconcile.Patch) -> dict[str, Any]:
-    """Restore the drifted parts; the Deployment as the API server returned it."""
-    patched = await kc.patch(kube.deployments_path(namespace, name), plan.body,
-                             operation="patch_deployment") or {}
+    """Restore the drifted parts by server-side apply with force (a controller
+    takes back the fields it owns); the Deployment as the API server returned it."""
+    patched = await kc.apply(kube.deployments_path(namespace, name), plan.body,
+                             operation="patch_deployment", field_manager=FIELD_MANAGER,
+                             force=True)
     log_event(logger, "deployment.updated", qw=name, parts=",".join(plan.parts))
     return kube_index.deployment_entry(patched.get("metadata") or {},
                                        patched.get("spec") or {}, {})

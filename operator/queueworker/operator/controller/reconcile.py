@@ -7,7 +7,8 @@ watch) and what earlier ticks remember (``Memory``), it returns one of
 - ``Create``: no Deployment yet; create this body (with initial replicas);
 - ``Conflict``: a Deployment of that name exists and is not ours: touch nothing;
 - ``Patch``: the parts that drifted (``spec.template``, ``spec.strategy``,
-  ``spec.selector``, ``metadata.annotations``) and the merge patch restoring them;
+  ``spec.selector``, ``metadata.annotations``) and the apply body restoring them
+  (``apply_body``: act.py writes it with server-side apply);
 - ``InSync``: nothing to do;
 - ``NeedFreeGPUs``: a GPU worker's rollout strategy must be chosen (on create
   or on a template change) and the caller has not said yet whether a surge pod
@@ -182,7 +183,7 @@ def plan(desired: Desired, live: Entry | None, memory: Memory, *,
         if surge_ok is None:
             return NeedFreeGPUs()
         want = desired.body(surge_ok and blocked is None)
-    return Patch(tuple(parts), patch_body(want),
+    return Patch(tuple(parts), apply_body(want),
                  hand_edit=blocked is None and _hand_edit(parts, live, want_hash),
                  no_surge=blocked)
 
@@ -234,14 +235,20 @@ def _blocked(desired: Desired, live: Entry, pods: Iterable[Mapping[str, Any]],
     return surge_blocked(live, pods, desired.gpu_resource)
 
 
-def patch_body(want: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch that restores every part the operator owns (not replicas)."""
-    return {
-        "metadata": {"labels": want["metadata"]["labels"],
-                     "annotations": want["metadata"]["annotations"]},
-        "spec": {"template": want["spec"]["template"],
-                 "strategy": want["spec"]["strategy"]},
-    }
+def apply_body(want: Mapping[str, Any]) -> dict[str, Any]:
+    """The server-side apply body: everything the operator owns, never replicas.
+
+    Server-side apply, not a merge patch: a merge patch only sets the keys it
+    carries, so a field removed from the template (an env var, a label, an
+    annotation) stayed in the live Deployment. An apply is the whole intent of
+    its field manager: what it applied before and leaves out now is removed.
+    Kubernetes recommends it to controllers for the objects they own, with force
+    (docs: Server-Side Apply, "Using Server-Side Apply in a controller").
+    ``spec.replicas`` stays out: the autoscaler writes it under another manager
+    (act.py), and a field an apply leaves out and nobody else owns is reset."""
+    out = {key: value for key, value in want.items() if key != "spec"}
+    out["spec"] = {key: value for key, value in want["spec"].items() if key != "replicas"}
+    return out
 
 
 def _hand_edit(parts: list[str], live: Entry, want_hash: str) -> bool:
