@@ -40,7 +40,7 @@ from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool, template_env, worker_command
 from queueworker.local.runner import LocalRunner
 from queueworker.local.view import LiveView, PlainView, View
-from queueworker.observe import depths
+from queueworker.observe import busy, depths
 from queueworker.observe.connections import (
     RedisConfigError,
     RedisTarget,
@@ -170,6 +170,7 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
     problem = preflight.check(argv, env)
     if problem is not None:
         raise LocalError(problem)
+    _note_busy_source(spec, view)
     pool = ProcessPool(setup.name, argv, env,
                        grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log)
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -183,6 +184,21 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
     finally:
         runner.drain()
         client.close()
+
+
+def _note_busy_source(spec: api.QueueWorkerSpec, view: View) -> None:
+    """Say once how local mode knows which replicas are busy (docs/workers/)."""
+    layouts = sorted({q.layout.value for q in spec.queues if q.layout != api.QueueLayout.native})
+    if not layouts:
+        return
+    blind = sorted({q.layout.value for q in spec.queues
+                    if q.layout != api.QueueLayout.native and q.layout not in busy.ADAPTERS})
+    if blind:
+        view.note(f"busy replicas: unknown for layout {', '.join(blind)} (no busy adapter): "
+                  "replicas are stopped newest first; the in-flight count keeps enough of them")
+    else:
+        view.note(f"busy replicas: read from the {', '.join(layouts)} worker registry "
+                  "(idle replicas are stopped first)")
 
 
 class Signals:
