@@ -101,8 +101,8 @@ def one_run(spec: QueueWorkerSpec, trace_name: str, start: float, gpus: int | No
 
 def table(results: dict[str, list[Result]], old: dict[str, list[str]]) -> None:
     print("| policy | done (unfinished) | wait p95 s | wait mean s | worker-seconds | "
-          "interrupted | scale events | never-ran pod-s | published p95 s | "
-          "published worker-s |")
+          "interrupted | scale events (ups <= 60 s after a down) | never-ran pod-s | "
+          "published p95 s | published worker-s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for policy, rs in results.items():
         o = old.get(policy)
@@ -112,7 +112,8 @@ def table(results: dict[str, list[Result]], old: dict[str, list[str]]) -> None:
             f"{cell([r.wait_p95 for r in rs])} | {cell([r.wait_mean for r in rs])} | "
             f"{cell([r.worker_seconds for r in rs], '{:,.0f}')} | "
             f"{cell([r.interrupted for r in rs], '{:.0f}')} | "
-            f"{cell([r.scale_events for r in rs], '{:.0f}')} | "
+            f"{cell([r.scale_events for r in rs], '{:.0f}')} "
+            f"({cell([r.churn_ups for r in rs], '{:.0f}')}) | "
             f"{cell([r.never_ran_seconds for r in rs], '{:,.0f}')} | "
             f"{o[3] if o else '-'} | {o[5] if o else '-'} |"
         )

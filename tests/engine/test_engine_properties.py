@@ -90,7 +90,8 @@ memories = st.one_of(
                            max_size=4),
             "rates": st.fixed_dictionaries({"t": st.floats(900, 999), "enq": st.integers(0, 9),
                                             "done": st.integers(0, 9), "inf": st.integers(0, 9),
-                                            "busy": st.floats(0, 100), "thr": st.floats(0, 10)}),
+                                            "busy": st.floats(0, 1e308), "thr": st.floats(0, 10),
+                                            "lam": st.floats(-1e308, 1e308)}),
         }
     ),
 )

@@ -113,3 +113,13 @@ def test_heartbeat_lag_hides_a_fresh_job() -> None:
     m.run(tail_seconds=0)
     # Ready at 0, beats at 0, 5, 10...; the job starts at 7: invisible until the beat at 10.
     assert seen == {6.0: 0, 8.0: 0, 9.9: 0, 10.0: 1, 12.0: 1}
+
+
+def test_churn_counts_ups_soon_after_downs() -> None:
+    m = _model([])
+    m.scaled(0.0, up=True)
+    m.scaled(10.0, up=False)
+    m.scaled(70.0, up=True)  # 60 s after the down: churn
+    m.scaled(200.0, up=True)
+    assert m.stats.scale_events == 4
+    assert m.stats.churn_ups == 1

@@ -21,6 +21,10 @@ from typing import Any
 
 TAU_SECONDS = 60.0
 SERVICE_WINDOWS = 5.0
+# A week: longer "service times" come only from averages decayed to nothing
+# (or memory edited by hand); they must not overflow the sizing.
+MAX_SERVICE_SECONDS = 7 * 86400.0
+MAX_ARRIVALS_PER_SECOND = 1e6
 
 
 @dataclass(frozen=True)
@@ -58,18 +62,25 @@ def update(
         # Same instant, clock went back, or counters reset (Redis flushed): re-baseline.
         return mem, None
     w = 1.0 - math.exp(-dt / TAU_SECONDS)
-    lam = _ema(lam, de / dt, w)
+    # Bounded: a rate from hand-edited or foreign memory must not overflow the sizing.
+    lam = min(max(_ema(lam, de / dt, w), 0.0), MAX_ARRIVALS_PER_SECOND)
     # The service time averages over at least SERVICE_WINDOWS service times: over
     # a shorter span the jobs completing in it ran mostly before it (a fleet
     # draining 6-minute jobs reads as 8-second ones with a one-minute average).
-    svc_prev = busy / thr if busy and thr else 0.0
+    svc_prev = _service(busy, thr) or 0.0
     w_svc = 1.0 - math.exp(-dt / max(TAU_SECONDS, SERVICE_WINDOWS * svc_prev))
     busy = _ema(busy, (i0 + in_flight) / 2.0, w_svc)
     thr = _ema(thr, dc / dt, w_svc)
     mem.update(lam=round(lam, 9), busy=round(busy, 9), thr=round(thr, 9))
-    if thr > 0 and busy > 0:
-        return mem, Rates(lam, busy / thr)
-    return mem, None
+    svc = _service(busy, thr)
+    return mem, (None if svc is None else Rates(lam, svc))
+
+
+def _service(busy: float | None, thr: float | None) -> float | None:
+    """Mean service time from the two averages, when both are positive."""
+    if not busy or not thr or busy <= 0 or thr <= 0:
+        return None
+    return min(busy / thr, MAX_SERVICE_SECONDS)
 
 
 def _ema(old: float | None, sample: float, weight: float) -> float:

@@ -56,6 +56,7 @@ class Result:
     never_ran_pods: int = 0
     never_ran_seconds: float = 0.0
     terminating_seconds: float = 0.0
+    churn_ups: int = 0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -131,6 +132,7 @@ def simulate(
         never_ran_pods=stats.never_ran_pods,
         never_ran_seconds=stats.never_ran_seconds,
         terminating_seconds=stats.terminating_seconds,
+        churn_ups=stats.churn_ups,
     )
 
 
@@ -158,7 +160,8 @@ def format_result(r: Result) -> str:
     return (
         f"{r.policy}: {r.completed}/{r.jobs} jobs; wait p50 {r.wait_p50:.1f}s "
         f"p95 {r.wait_p95:.1f}s max {r.wait_max:.1f}s; worker-seconds {r.worker_seconds:.0f} "
-        f"(busy {r.busy_seconds:.0f}); scale events {r.scale_events}; "
+        f"(busy {r.busy_seconds:.0f}); scale events {r.scale_events} "
+        f"({r.churn_ups} scale-ups within 60 s of a scale-down); "
         f"interrupted by scale-down {r.interrupted}; peak replicas {r.max_replicas}; "
         f"pods that never ran a job {r.never_ran_pods} ({r.never_ran_seconds:.0f} "
         f"worker-seconds); terminating {r.terminating_seconds:.0f} worker-seconds"

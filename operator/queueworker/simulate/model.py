@@ -31,6 +31,7 @@ from functools import partial
 from queueworker.simulate.trace import TraceJob
 
 PENDING, STARTING, READY, DRAINING, GONE = "pending", "starting", "ready", "draining", "gone"
+CHURN_SECONDS = 60.0  # a scale-up this soon after a scale-down undoes it
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Stats:
     worker_seconds: float = 0.0
     busy_seconds: float = 0.0
     scale_events: int = 0
+    churn_ups: int = 0  # scale-ups within CHURN_SECONDS of a scale-down
     interrupted: int = 0
     completed: int = 0
     unfinished: int = 0
@@ -108,6 +110,7 @@ class Model:
         self._pod_ids = itertools.count()
         self._pending_pods: deque[Pod] = deque()
         self.now = 0.0
+        self._last_down = -math.inf
         self.unfinished: dict[int, Job] = {}
         for i, tj in enumerate(jobs):
             job = Job(i, tj.arrival, tj.run_seconds, tj.queue)
@@ -150,6 +153,14 @@ class Model:
         self.stats.unfinished = len(self.unfinished)
         self.stats.end = end
         return self.stats
+
+    def scaled(self, now: float, up: bool) -> None:
+        """Count one change of the replica count (and churn: up soon after down)."""
+        self.stats.scale_events += 1
+        if not up:
+            self._last_down = now
+        elif now - self._last_down <= CHURN_SECONDS:
+            self.stats.churn_ups += 1
 
     # ------------------------------------------------------------------- jobs
 

@@ -79,12 +79,12 @@ class Ours:
         self.memory = d.memory
         if d.desired > len(live):
             m.add_pods(d.desired - len(live), now)
-            m.stats.scale_events += 1
+            m.scaled(now, up=True)
         elif d.desired < len(live):
             by_name = {p.name: p for p in live}
             for name in d.remove_first:
                 m.remove_pod(by_name[name], now, self.spec.drain.worker_deadline_seconds)
-            m.stats.scale_events += 1
+            m.scaled(now, up=False)
 
 
 class KedaHpa:
@@ -147,7 +147,7 @@ class KedaHpa:
         if desired == len(live):
             self.replicas = desired
             return
-        m.stats.scale_events += 1
+        m.scaled(now, up=desired > len(live))
         self.replicas = desired
         if desired > len(live):
             m.add_pods(desired - len(live), now)
@@ -222,13 +222,13 @@ class Horizon:
                 continue
             if new > cur:
                 m.add_pods(new - cur, now, queues=(q,))
-                m.stats.scale_events += 1
+                m.scaled(now, up=True)
             elif new < cur:
                 # ProcessPool marks the oldest processes for termination; they
                 # finish the job in hand.
                 for pod in pool[: cur - new]:
                     m.remove_pod(pod, now, math.inf)
-                m.stats.scale_events += 1
+                m.scaled(now, up=False)
 
     def _mean_runtime(self, q: str) -> float:
         count, total = self.m.stats.runtime_by_queue.get(q, [0.0, 0.0])
