@@ -39,9 +39,8 @@ def decide(
     now, current = obs.now, obs.current_replicas
 
     demand, rate_mem, measured, moved = _demand(obs.queues, now, mem_in)
-    slots, seen_slots = _slots(obs.pods, mem_in)
+    busy, busy_why, slots, seen_slots = _pods(obs.pods, demand, mem_in)
     want, reason = recommend(s, demand, measured, slots)
-    busy, busy_why = _busy(obs.pods, demand)
     active_at = _last_active(mem_in, now, demand, busy, moved)
     if moved and demand.jobs == 0 and busy == 0:
         reason += "; jobs came and went since the last poll (counters): idle clock reset"
@@ -169,38 +168,38 @@ def _demand(
     return Demand(waiting, in_flight), rate_mem, measured, moved
 
 
-def _slots(pods: tuple[PodState, ...], mem_in: dict[str, Any]) -> tuple[int, int]:
-    """Job slots per replica: what the workers say, else the most jobs one pod
-    was seen running (remembered), else 1. Returns (slots, slots seen so far)."""
-    said = max((p.slots for p in pods if p.slots is not None and p.slots >= 1), default=0)
-    seen = max((p.in_flight for p in pods if not p.terminating), default=0)
-    kept = mem_in.get("slots")
-    if isinstance(kept, int) and not isinstance(kept, bool) and kept > seen:
-        seen = min(kept, 1_000_000)
-    return (said or max(seen, 1)), seen
+def _pods(
+    pods: tuple[PodState, ...], demand: Demand, mem_in: dict[str, Any]
+) -> tuple[int, str, int, int]:
+    """What the pods say, in one pass: (busy pods, reason part, job slots per
+    replica, most jobs one pod was seen running).
 
-
-def _busy(pods: tuple[PodState, ...], demand: Demand) -> tuple[int, str]:
-    """Pods running a job: the busy heartbeats, plus idle-looking pods for jobs
-    in flight that no heartbeat shows yet (a pod that took a job less than a
-    beat ago still looks idle; the queue already counts its job).
-
-    Returns (busy pods, reason part naming the heartbeat lag, if any).
+    Busy: the busy heartbeats, plus idle-looking pods for jobs in flight that
+    no heartbeat shows yet (a pod that took a job less than a beat ago still
+    looks idle; the queue already counts its job). Slots: what the workers say,
+    else the most jobs one pod was seen running (remembered), else 1.
     """
-    busy = shown = idle = 0
+    busy = shown = idle = said = seen = 0
     for p in pods:
         if p.busy:
             shown += max(p.in_flight, 1)
-            busy += 0 if p.terminating else 1
-        elif not p.terminating:
-            idle += 1
+        if not p.terminating:
+            busy += p.busy
+            idle += not p.busy
+            seen = max(seen, p.in_flight)
+        if p.slots is not None and p.slots > said:
+            said = p.slots
+    kept = mem_in.get("slots")
+    if isinstance(kept, int) and not isinstance(kept, bool) and kept > seen:
+        seen = min(kept, 1_000_000)
+    slots = said or max(seen, 1)
     lagging = min(max(0, demand.in_flight - shown), idle)
     if not lagging:
-        return busy, ""
+        return busy, "", slots, seen
     return busy + lagging, (
         f" (+{lagging} idle-looking: in flight {demand.in_flight} > {shown} "
         "in heartbeats, a job taken since the last beat)"
-    )
+    ), slots, seen
 
 
 def _last_active(
