@@ -4,11 +4,16 @@
 #   docker run IMAGE worker ...     (the worker runtime; base for your worker image,
 #                                    see examples/Dockerfile.worker)
 # Build: docker build -t queueworker:0.1.0 .
+# Without a registry: scripts/build-image.sh (a base from Debian packages, docs/image.md).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: the wheel and every dependency in a virtualenv -------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Set only where pip needs them (a private index, a TLS-inspecting proxy's CA);
+# build arguments of this stage stay out of the runtime image.
+ARG PIP_INDEX_URL
+ARG PIP_CERT
 RUN python -m venv /opt/queueworker
 WORKDIR /src
 # Only what the wheel needs (.dockerignore keeps the rest out of the context).
