@@ -76,6 +76,6 @@ def test_real_rq_workers_scale_up_and_down_without_cutting_a_job(
     assert started == done == set(names), f"cut: {started - done}"
     assert "past grace" not in local.output, "a busy worker was stopped"
     assert "leftovers_killed" not in local.output
-    assert "busy replicas: read from the rq worker registry" in local.output
+    assert "busy replicas: read from the rq workers' own reports" in local.output
     # Busy replicas outlived idle ones: while a long job ran, its replica stayed.
     assert " busy=3 " in local.output or " busy=2 " in local.output, "busy workers were seen"

@@ -28,6 +28,8 @@ from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool
 from queueworker.local.view import ScaleRecord, Snapshot, View
 from queueworker.observe.busy import PodRef
+from queueworker.observe.busy.base import assign
+from queueworker.observe.busy.celery import CeleryHeartbeats
 from queueworker.observe.heartbeats import merge
 from queueworker.observe.reading_sync import (
     pod_states,
@@ -65,6 +67,9 @@ class LocalRunner:
         self._completions: deque[tuple[float, int]] = deque()
         self._last_decision: Decision | None = None
         self._last_busy_errors: tuple[str, ...] = ()
+        # Celery workers say whether they are busy in pub/sub events, not keys:
+        # session.py listens when a queue has the celery layout.
+        self.celery: CeleryHeartbeats | None = None
 
     # --------------------------------------------------------------- polling
 
@@ -73,12 +78,14 @@ class LocalRunner:
         refs = [PodRef(r.name, r.proc.pid) for r in self.pool.running()]
         queues, error, foreign = read_queues_and_busy(self.client, self.spec, now, refs)
         self._busy_errors(foreign.errors)
+        heard = assign(self.celery.reports(), refs) if self.celery is not None else {}
+        foreign_beats = {**foreign.beats, **heard}
         try:
-            beats = merge(read_beats(self.client, self.spec), foreign.beats)
+            beats = merge(read_beats(self.client, self.spec), foreign_beats)
             counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
         except (redis.RedisError, OSError) as exc:
             log_event(log, "heartbeats.unreadable", logging.WARNING, error=type(exc).__name__)
-            beats, counters = dict(foreign.beats), None
+            beats, counters = foreign_beats, None
         active = [r.name for r in self.pool.active()]
         stopping = [r.name for r in self.pool.stopping()]
         pods = pod_states(active, stopping, beats, heartbeats_expected=self.pool.native)

@@ -41,6 +41,7 @@ from queueworker.local.pool import ProcessPool, template_env, worker_command
 from queueworker.local.runner import LocalRunner
 from queueworker.local.view import LiveView, PlainView, View
 from queueworker.observe import busy, depths
+from queueworker.observe.busy.celery import CeleryHeartbeats, listen_sync
 from queueworker.observe.connections import (
     RedisConfigError,
     RedisTarget,
@@ -176,6 +177,11 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
     metrics = LocalMetrics(setup.name)
     runner = LocalRunner(setup.name, spec, client, pool, view, metrics, redact(target.display))
+    stop_listening = threading.Event()
+    if any(q.layout == api.QueueLayout.celery for q in spec.queues):
+        runner.celery = CeleryHeartbeats()
+        threading.Thread(target=listen_sync, args=(client, runner.celery, stop_listening),
+                         name="celery-heartbeats", daemon=True).start()
     try:
         if setup.metrics_port is not None:
             metrics.serve(setup.metrics_port)
@@ -183,6 +189,7 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
         yield runner
     finally:
         runner.drain()
+        stop_listening.set()
         client.close()
 
 
@@ -192,12 +199,13 @@ def _note_busy_source(spec: api.QueueWorkerSpec, view: View) -> None:
     if not layouts:
         return
     blind = sorted({q.layout.value for q in spec.queues
-                    if q.layout != api.QueueLayout.native and q.layout not in busy.ADAPTERS})
+                    if q.layout != api.QueueLayout.native
+                    and q.layout not in busy.ADAPTERS and q.layout not in busy.LISTENED})
     if blind:
         view.note(f"busy replicas: unknown for layout {', '.join(blind)} (no busy adapter): "
                   "replicas are stopped newest first; the in-flight count keeps enough of them")
     else:
-        view.note(f"busy replicas: read from the {', '.join(layouts)} worker registry "
+        view.note(f"busy replicas: read from the {', '.join(layouts)} workers' own reports "
                   "(idle replicas are stopped first)")
 
 

@@ -4,10 +4,12 @@ One adapter per library whose workers register themselves in Redis (`rq.py`,
 `sidekiq.py`, behind `base.Adapter`). `read_sync` / `aread` put the adapters'
 commands into the same pipeline as the queue depths (observe/layouts/read.py),
 so busy pods cost no extra round trip; a registry that cannot be read leaves
-its pods unknown and never spoils the depths. Libraries with no adapter
-(Celery, Laravel, Dramatiq, arq, BullMQ, plain lists) leave every pod
-unknown: the engine then keeps the replicas the in-flight count needs, and
-picks victims without knowing which are busy.
+its pods unknown and never spoils the depths. Celery keeps no worker state
+in Redis: `celery.py` listens to its heartbeat events instead (a pub/sub
+subscription the caller runs, `LISTENED`). Libraries with neither (Laravel,
+Dramatiq, arq, BullMQ, plain lists) leave every pod unknown: the engine then
+keeps the replicas the in-flight count needs, and picks victims without
+knowing which are busy.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from queueworker.observe.layouts import read as layouts_read
 from queueworker.observe.layouts.base import Command, LayoutError
 from queueworker.operator.api import QueueLayout, QueueSpec
 
-__all__ = ["ADAPTERS", "BusyReading", "PodRef", "WorkerReport", "aread", "covered", "describe",
-           "plan", "pod_refs", "read_sync"]
+__all__ = ["ADAPTERS", "LISTENED", "BusyReading", "PodRef", "WorkerReport", "aread", "covered",
+           "describe", "plan", "pod_refs", "read_sync"]
 
 ADAPTERS: dict[QueueLayout, Adapter] = {a.layout: a for a in (RQAdapter(), SidekiqAdapter())}
+
+# Layouts whose busy state comes from a subscription (celery.CeleryHeartbeats), not a read.
+LISTENED: frozenset[QueueLayout] = frozenset({QueueLayout.celery})
 
 Plan = list[tuple[Adapter, Command]]
 
@@ -59,7 +64,7 @@ def pod_refs(pods: Iterable[Mapping[str, Any]]) -> list[PodRef]:
 def describe(reading: BusyReading, pods: Sequence[str], queues: Sequence[QueueSpec]) -> str:
     """One line for status and logs: whose busy state is known, and why not."""
     missing = sorted({q.layout.value for q in queues if q.layout not in ADAPTERS
-                      and q.layout != QueueLayout.native})
+                      and q.layout not in LISTENED and q.layout != QueueLayout.native})
     unknown = reading.unknown(pods)
     parts = [f"busy known for {len(pods) - len(unknown)} of {len(pods)} pods"]
     if missing:
