@@ -181,11 +181,15 @@ class Cluster:
             operation="test_node")
 
     async def add_secret(self, name: str, data: dict[str, str],
-                         namespace: str = "default") -> None:
+                         namespace: str = "default", *, opted_in: bool = True) -> None:
+        """A Secret; ``opted_in`` labels it ``queueworker.dev/use: "true"``, the only
+        kind the operator uses (controller/context.py)."""
         import base64
 
+        labels = {"queueworker.dev/use": "true"} if opted_in else {}
         await self.client.create(f"/api/v1/namespaces/{namespace}/secrets", {
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "labels": labels},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}},
             operation="test_secret")
 

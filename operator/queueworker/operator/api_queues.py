@@ -16,7 +16,8 @@ from queueworker.operator.api_model import CelRule, Model
 
 
 class SecretKeyRef(Model):
-    """A key in a Secret in the QueueWorker's own namespace."""
+    """A key in a Secret of the QueueWorker's namespace; the operator uses the Secret
+    only if it is labelled queueworker.dev/use: "true" (its owner's consent)."""
 
     name: Annotated[str, Field(min_length=1, max_length=253, description="Secret name.")]
     key: Annotated[str, Field(min_length=1, max_length=253, description="Key in the Secret.")]
@@ -26,7 +27,8 @@ class RedisTLS(Model):
     enabled: Annotated[bool, Field(description="Connect with TLS (rediss://).")] = False
     ca_secret_ref: Annotated[
         SecretKeyRef | None,
-        Field(description="PEM CA bundle to verify the server; the system CAs when absent."),
+        Field(description="PEM CA bundle to verify the server; the system CAs when absent. "
+              "The Secret must be labelled queueworker.dev/use: \"true\"."),
     ] = None
     insecure_skip_verify: Annotated[
         bool, Field(description="Do not verify the server certificate (testing only).")
@@ -55,13 +57,15 @@ class RedisSpec(Model):
         ),
     ] = None
     url_secret_ref: Annotated[
-        SecretKeyRef | None, Field(description="Secret key that holds the Redis URL.")
+        SecretKeyRef | None, Field(description="Secret key that holds the Redis URL. "
+        "The Secret must be labelled queueworker.dev/use: \"true\".")
     ] = None
     username: Annotated[
         str | None, Field(max_length=256, description="ACL user name (Redis 6+).")
     ] = None
     password_secret_ref: Annotated[
-        SecretKeyRef | None, Field(description="Secret key that holds the Redis password.")
+        SecretKeyRef | None, Field(description="Secret key that holds the Redis password. "
+        "The Secret must be labelled queueworker.dev/use: \"true\".")
     ] = None
     db: Annotated[
         int | None,

@@ -20,7 +20,7 @@ import base64
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 import redis.asyncio
@@ -53,8 +53,25 @@ class OperatorConfig:
     refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
 
 
+# A Secret the operator may read and send to spec.redis: it must carry this label.
+# The operator may `get` any Secret, and whoever writes a QueueWorker chooses the
+# Redis host its value goes to; the label is the Secret owner's consent, so a user
+# who cannot read a Secret cannot have the operator send it to a server of theirs.
+SECRET_OPT_IN_LABEL = "queueworker.dev/use"
+SECRET_OPT_IN_VALUE = "true"
+
+
 class SecretMissingError(QueueworkerError):
-    pass
+    reason = "SecretNotFound"  # the SpecValid condition's reason and the Event's
+
+
+class SecretNotOptedInError(SecretMissingError):
+    reason = "SecretNotOptedIn"
+
+
+def secret_opted_in(doc: Mapping[str, Any]) -> bool:
+    labels = (doc.get("metadata") or {}).get("labels") or {}
+    return labels.get(SECRET_OPT_IN_LABEL) == SECRET_OPT_IN_VALUE
 
 
 @dataclass
@@ -120,7 +137,10 @@ class Shared:
         self._kube = kube_client if isinstance(kube_client, kube.KubeClient) else None
         self._kube_factory = None if isinstance(kube_client, kube.KubeClient) else kube_client
         self._redis: dict[redis_conn.RedisTarget, redis.asyncio.Redis] = {}
-        self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
+        # (namespace, name) -> (read at, data); data None: no such Secret, False: not
+        # opted in (its data is dropped undecoded, never kept).
+        self._secrets: dict[tuple[str, str],
+                            tuple[float, dict[str, str] | Literal[False] | None]] = {}
         self._beats: dict[tuple[int, str], tuple[float, dict[str, reading.Heartbeat]]] = {}
         self.gpu = GPURegistry()
 
@@ -170,16 +190,27 @@ class Shared:
         return beats
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, read through the API and cached ``secret_cache_seconds``."""
+        """One key of a Secret, read through the API and cached ``secret_cache_seconds``.
+
+        Only a Secret labelled ``queueworker.dev/use: "true"`` is used; any other
+        raises ``SecretNotOptedInError`` and its data is neither decoded nor kept."""
         now = time.monotonic()
         cached = self._secrets.get((namespace, name))
         if cached is None or now - cached[0] > self.config.secret_cache_seconds:
             doc = await self.kube.get(kube.secret_path(namespace, name), operation="get_secret")
-            cached = (now, None if doc is None else _secret_data(doc))
+            data: dict[str, str] | Literal[False] | None = None
+            if doc is not None:
+                data = _secret_data(doc) if secret_opted_in(doc) else False
+            del doc  # the raw Secret (its base64 data) goes no further than this check
+            cached = (now, data)
             self._secrets[(namespace, name)] = cached
         data = cached[1]
         if data is None:
             raise SecretMissingError(f"Secret {namespace}/{name} not found")
+        if data is False:
+            raise SecretNotOptedInError(
+                f"Secret {namespace}/{name} is not labelled {SECRET_OPT_IN_LABEL}="
+                f"\"{SECRET_OPT_IN_VALUE}\": the operator uses only Secrets that opt in")
         if key not in data:
             raise SecretMissingError(f"Secret {namespace}/{name} has no key {key!r}")
         return data[key]

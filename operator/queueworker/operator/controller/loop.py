@@ -183,8 +183,8 @@ class QueueWorkerLoop:
         reported."""
         try:
             return await observe.connect(self.shared, self.namespace, spec)
-        except SecretMissingError as exc:
-            await self.report.invalid("SecretNotFound", str(exc), generation)
+        except SecretMissingError as exc:  # SecretNotFound or SecretNotOptedIn
+            await self.report.invalid(exc.reason, str(exc), generation)
         except redis_conn.RedisConfigError as exc:
             await self.report.invalid("InvalidRedis", redact(str(exc)), generation)
         return None

@@ -56,7 +56,11 @@ class Observed:
 async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> Connection:
     """The client for spec.redis (Secrets read through the API, cached briefly).
 
-    Raises ``context.SecretMissingError`` or ``connections.RedisConfigError``."""
+    Every referenced Secret is checked before any value is used, so one that has
+    not opted in (``context.SECRET_OPT_IN_LABEL``) stops the QueueWorker before a
+    client exists: no value of any of its Secrets reaches Redis.
+    Raises ``context.SecretMissingError`` (``SecretNotOptedInError`` among them)
+    or ``connections.RedisConfigError``."""
     r = spec.redis
     refs = [ref for ref in (r.url_secret_ref, r.password_secret_ref, r.tls.ca_secret_ref)
             if ref is not None]
