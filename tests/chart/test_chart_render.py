@@ -147,7 +147,8 @@ def test_operator_deployment_defaults(default_docs: list[dict[str, Any]]) -> Non
     assert container["image"] == "ghcr.io/queueworker/queueworker:0.1.0"
     assert container["args"] == ["operator", "--all-namespaces", "--standalone",
                                  "--liveness=http://0.0.0.0:8080/healthz",
-                                 "--metrics-port=9090", "--log-level=info"]
+                                 "--metrics-port=9090", "--log-level=info",
+                                 "--refuse-privileged"]
     assert "command" not in container  # the image's ENTRYPOINT is `queueworker`
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -326,6 +327,18 @@ def test_operator_cli_accepts_the_rendered_args(case: str) -> None:
     roles = by_kind(docs, "Role")
     assert sorted(args.namespace) == sorted(r["metadata"]["namespace"] for r in roles)
     assert args.all_namespaces == (not roles)
+
+
+def test_privileged_templates_are_refused_unless_opted_out() -> None:
+    # The operator creates pods for whoever may write QueueWorkers: refusing
+    # privileged and host templates is the default, and the opt-out really drops it.
+    from queueworker.operator.cli_operator import parser
+
+    default = parser().parse_args(_container(render())["args"][1:])
+    assert default.refuse_privileged is True
+    opted_out = _container(render(sets=["operator.refusePrivileged=false"]))["args"]
+    assert "--refuse-privileged" not in opted_out
+    assert parser().parse_args(opted_out[1:]).refuse_privileged is False
 
 
 def test_empty_intervals_fall_back_to_prometheus_defaults() -> None:
