@@ -74,7 +74,12 @@ def _resource_verb(method: str, path: str, params: dict[str, str]) -> tuple[str,
 
 
 def _granted() -> set[tuple[str, str]]:
-    [role] = by_kind(render(), "ClusterRole")
+    # The operator's own role is the one its binding names (the chart also ships
+    # ClusterRoles for people, aggregated into admin/edit/view: not the operator's).
+    docs = render()
+    [binding] = by_kind(docs, "ClusterRoleBinding")
+    [role] = [r for r in by_kind(docs, "ClusterRole")
+              if r["metadata"]["name"] == binding["roleRef"]["name"]]
     out = set()
     for rule in role["rules"]:
         for group in rule["apiGroups"]:
