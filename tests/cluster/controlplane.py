@@ -43,6 +43,8 @@ CONTROLLERS = ",".join((
     "deployment-controller", "replicaset-controller", "garbage-collector-controller",
     "namespace-controller", "serviceaccount-controller", "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
+    # Fills admin/edit/view from ClusterRoles labelled aggregate-to-* (the chart's).
+    "clusterrole-aggregation-controller",
 ))
 # Start order; teardown runs in reverse so the API server never outlives etcd's
 # clients mid-write and the controllers never spin on a dead API server.
