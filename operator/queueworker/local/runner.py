@@ -88,7 +88,7 @@ class LocalRunner:
             beats, counters = foreign_beats, None
         active = [r.name for r in self.pool.active()]
         stopping = [r.name for r in self.pool.stopping()]
-        pods = pod_states(active, stopping, beats, heartbeats_expected=self.pool.native)
+        pods = pod_states(active, stopping, beats, heartbeats_expected=self.pool.native, now=now)
         ready = sum(1 for p in pods if p.ready and not p.terminating)
         # Like a Deployment's replicas: a replica that crashed and waits out its
         # restart backoff still counts. Counting only live processes would let

@@ -77,12 +77,17 @@ async def aread(client: redis.asyncio.Redis, prefix: str) -> dict[str, PodBeat]:
 
 
 def pod_state(name: str, beat: PodBeat | None, *, ready: bool,
-              terminating: bool = False) -> PodState:
+              terminating: bool = False, now: float | None = None) -> PodState:
     """The engine's view of one pod; a pod with no beat counts as idle.
 
     Without a beat the pod is starting or runs a worker that does not beat;
-    either way it holds no job we know of.
+    either way it holds no job we know of. ``now`` gives the beat's age (the
+    engine removes the idle pod with the freshest beat first: the one least
+    likely to have taken a job since); beats with no time (other libraries'
+    reports) have no age.
     """
+    age = (max(0.0, now - beat.beat_at)
+           if now is not None and beat is not None and beat.beat_at > 0 else None)
     return PodState(name=name, busy=beat is not None and beat.busy,
                     in_flight=beat.in_flight if beat is not None else 0,
-                    ready=ready, terminating=terminating)
+                    ready=ready, terminating=terminating, beat_age_seconds=age)

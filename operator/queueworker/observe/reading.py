@@ -27,10 +27,11 @@ decide = engine.decide
 Heartbeat = PodBeat  # the name the controller loop knows it by
 
 
-def pod_states(pods: Iterable[Mapping[str, Any]], beats: Mapping[str, PodBeat]
-               ) -> tuple[PodState, ...]:
+def pod_states(pods: Iterable[Mapping[str, Any]], beats: Mapping[str, PodBeat],
+               now: float | None = None) -> tuple[PodState, ...]:
     """PodState per pod of the pod index (name, ready, terminating), by name."""
     out = [pod_state(str(pod["name"]), beats.get(str(pod["name"])),
-                     ready=bool(pod.get("ready")), terminating=bool(pod.get("terminating")))
+                     ready=bool(pod.get("ready")), terminating=bool(pod.get("terminating")),
+                     now=now)
            for pod in pods]
     return tuple(sorted(out, key=lambda p: p.name))

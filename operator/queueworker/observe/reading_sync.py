@@ -54,16 +54,18 @@ def read_beats(client: redis.Redis, spec: api.QueueWorkerSpec) -> dict[str, PodB
 
 
 def pod_states(active: list[str], stopping: list[str], beats: dict[str, PodBeat],
-               heartbeats_expected: bool = True) -> tuple[PodState, ...]:
+               heartbeats_expected: bool = True, now: float | None = None
+               ) -> tuple[PodState, ...]:
     """PodStates for the engine: the replicas running, then those asked to stop.
 
     A native worker is ready once it has beaten; a command that never beats
     (`heartbeats_expected` False) is ready while its process runs.
     """
     running = [heartbeats.pod_state(name, beats.get(name),
-                                    ready=name in beats or not heartbeats_expected)
+                                    ready=name in beats or not heartbeats_expected, now=now)
                for name in active]
-    leaving = [heartbeats.pod_state(name, beats.get(name), ready=False, terminating=True)
+    leaving = [heartbeats.pod_state(name, beats.get(name), ready=False, terminating=True,
+                                    now=now)
                for name in stopping]
     return (*running, *leaving)
 

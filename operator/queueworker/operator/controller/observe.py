@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio
@@ -20,8 +20,9 @@ import redis.asyncio
 from queueworker.common.redact import redact
 from queueworker.engine import capacity as gpu_alloc
 from queueworker.engine.types import GPUCapacity, Observation, QueueDepth
+from queueworker.observe import busy as busy_reg
 from queueworker.observe import connections as redis_conn
-from queueworker.observe import reading
+from queueworker.observe import heartbeats, reading
 from queueworker.operator import api
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.controller.context import GPURegistry, Indexes, Shared
@@ -42,6 +43,9 @@ class QueueReading:
     queues: tuple[QueueDepth, ...] | None  # None: not usable this poll
     error: str | None  # why, redacted
     reachable: bool  # Redis answered (a bad queue is not an unreachable Redis)
+    # Other libraries' workers (RQ, Sidekiq): busy or idle per pod, read in the same
+    # pipeline as the depths (observe/busy/); empty when none of those layouts is used.
+    busy: busy_reg.BusyReading = field(default_factory=busy_reg.BusyReading)
 
 
 @dataclass(frozen=True)
@@ -74,16 +78,19 @@ async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> 
 
 
 async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
-                      limit_seconds: float) -> QueueReading:
+                      limit_seconds: float, pods: list[dict[str, Any]] | None = None
+                      ) -> QueueReading:
+    """Every queue's depth and the worker registries, in one pipelined round trip."""
     try:
-        queues = await asyncio.wait_for(reading.read_depths(conn.client, spec.queues, now),
-                                        timeout=limit_seconds)
+        queues, foreign = await asyncio.wait_for(
+            busy_reg.aread(conn.client, spec.queues, now, busy_reg.pod_refs(pods or [])),
+            timeout=limit_seconds)
     except reading.QueueReadError as exc:
         return QueueReading(None, redact(f"QueueReadFailed: {exc}", conn.secrets), True)
     except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
         return QueueReading(None, redact(f"{type(exc).__name__}: {exc}", conn.secrets),
                             False)
-    return QueueReading(queues, None, True)
+    return QueueReading(queues, None, True, foreign)
 
 
 def current_replicas(live: dict[str, Any], pending: Pending, now: float) -> tuple[int, Pending]:
@@ -136,19 +143,20 @@ async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespa
                   name: str, spec: api.QueueWorkerSpec, live: dict[str, Any], now: float,
                   pending: Pending) -> Observed:
     """Queues, pods, heartbeats, replicas and GPUs: the engine's ``Observation``."""
-    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds)
     pods = indexes.values(indexes.pods, (namespace, name))
+    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds, pods)
     beats: dict[str, reading.Heartbeat] = {}
     if (pods and got.queues is not None
             and any(q.layout == api.QueueLayout.native for q in spec.queues)):
         beats = await shared.heartbeats(conn.client, reading.heartbeat_prefix(spec))
+    beats = heartbeats.merge(beats, got.busy.beats)
     current, pending = current_replicas(live, pending, time.monotonic())
     ready = int((live.get("status") or {}).get("readyReplicas") or 0)
     backlog = sum(q.waiting + q.in_flight for q in got.queues or ())
     gpu = gpu_share(shared.gpu, indexes, namespace, name, spec, backlog)
     obs = Observation(
         now=now, queues=got.queues, current_replicas=current, ready_replicas=ready,
-        pods=reading.pod_states(pods, beats), gpu=gpu, error=got.error,
+        pods=reading.pod_states(pods, beats, now), gpu=gpu, error=got.error,
         manual_replicas=spec.replicas,
     )
     return Observed(obs, pods, gpu, got, pending)
