@@ -49,7 +49,7 @@ from queueworker.observe.connections import (
     url_with_credentials,
 )
 from queueworker.observe.layouts.native import worker_prefix
-from queueworker.operator import api
+from queueworker.operator import api, kubectl_yaml
 from queueworker.operator.validation import SpecError, parse_manifest
 from queueworker.worker.config import ENV_DRAIN_DEADLINE, ENV_PREFIX, ENV_QUEUES, ENV_REDIS_URL
 
@@ -64,8 +64,8 @@ def load_manifest(path: str) -> tuple[str, api.QueueWorkerSpec]:
     """The first QueueWorker in a YAML file: (metadata.name, spec)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
+            docs = kubectl_yaml.load_all(fh.read())  # read as `kubectl apply` would send it
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise LocalError(f"{path}: cannot read: {exc}") from None
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == api.KIND:

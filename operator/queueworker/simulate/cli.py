@@ -26,6 +26,7 @@ import yaml
 
 from queueworker.common.errors import QueueworkerError
 from queueworker.engine import resources
+from queueworker.operator import kubectl_yaml
 from queueworker.operator.api import QueueWorkerSpec
 from queueworker.operator.validation import SpecError, parse_manifest, parse_spec
 from queueworker.simulate import trace as simulate_trace
@@ -145,7 +146,7 @@ def load_spec(path: str) -> QueueWorkerSpec:
 
     Raises OSError, yaml.YAMLError, SpecError or SimulateError on bad input.
     """
-    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+    docs = kubectl_yaml.load_all(Path(path).read_text())  # as `kubectl apply` would send it
     workers = [d for d in docs if isinstance(d, dict) and d.get("kind") == "QueueWorker"]
     if len(workers) > 1:
         raise SimulateError(f"{len(workers)} QueueWorkers in one file; give one")
