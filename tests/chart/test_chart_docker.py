@@ -75,6 +75,10 @@ def test_multi_stage_slim_non_root_single_entrypoint() -> None:
     entrypoints = [rest for word, rest in runtime if word == "ENTRYPOINT"]
     assert [json.loads(e) for e in entrypoints] == [["queueworker"]]
     assert any("queueworker --help" in rest for word, rest in build if word == "RUN")
+    # pip's settings for a private index or a proxy's CA (scripts/build-image.sh passes the
+    # host's) are build-stage ARGs without a default: never part of the runtime image.
+    assert {rest for word, rest in build if word == "ARG"} == {"PIP_INDEX_URL", "PIP_CERT"}
+    assert all(word != "ARG" for word, _ in runtime)
     env = " ".join(rest for word, rest in runtime if word == "ENV")
     assert "PATH=/opt/queueworker/bin:$PATH" in env
     assert "PYTHONUNBUFFERED=1" in env

@@ -44,11 +44,24 @@ class Image:
     base: str
     run_flags: list[str]
 
-    def run(self, *args: str, flags: tuple[str, ...] = (), timeout: float = 120
+    def run(self, *args: str, flags: tuple[str, ...] = (), timeout: float = 60
             ) -> subprocess.CompletedProcess[str]:
-        """`podman run --rm` of this image, with the flags this host needs."""
-        cmd = ["podman", "run", "--rm", *self.run_flags, *flags, self.name, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        """`podman run --rm` of this image, with the flags this host needs. A container
+        still running at the timeout is removed (killing the podman client would leave it)
+        and the test fails with its log."""
+        name = f"qw-image-test-{uuid.uuid4().hex[:8]}"
+        cmd = ["podman", "run", "--rm", "--name", name, *self.run_flags, *flags, self.name,
+               *args]
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            log = subprocess.run(["podman", "logs", name], capture_output=True, text=True,
+                                 timeout=30, check=False)
+            subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True,
+                           timeout=60, check=False)
+            raise AssertionError(f"{' '.join(args)}: still running after {timeout}s; log:\n"
+                                 f"{(log.stdout + log.stderr)[-3000:]}") from None
 
 
 @pytest.fixture(scope="module")
