@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools test test-fast lint unit demo crd dashboards clean control-plane cluster-up cluster-down e2e
+.PHONY: help setup tools test test-fast lint unit demo crd dashboards clean control-plane cluster-up cluster-down e2e image image-test
 
 help:
 	@echo "make demo   - run the local autoscaling demo (installs what it needs)"
@@ -67,7 +67,14 @@ cluster-down:
 	@PYTHONPATH=tests $(BIN)/python -m cluster.controlplane down
 
 e2e: setup control-plane
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster/e2e_*.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster/e2e_*.py tests/image/e2e_image.py $(PYTEST_ARGS)
+
+# The container image from the repository's Dockerfile on a Debian base (no registry here).
+image:
+	@bash scripts/build-image.sh
+
+image-test: setup control-plane
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/image/e2e_image.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
