@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from queueworker.local.embedded_redis import (
@@ -18,6 +19,9 @@ from queueworker.local.embedded_redis import (
 )
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def _gone(pid: int) -> bool:

@@ -7,12 +7,16 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from queueworker.local.embedded_redis import free_port, port_is_free
 from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, children, local_cmd, write_manifest
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def _alive(pid: int) -> bool:

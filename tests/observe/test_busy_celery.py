@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import redis
 from celery import Celery
 
@@ -19,6 +20,9 @@ from queueworker.observe.busy.base import assign
 from queueworker.observe.busy.celery import SILENT_AFTER, CeleryHeartbeats, listen_sync
 
 from support.worker_proc import wait_until
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 JOBS = Path(__file__).resolve().parents[1] / "local"  # celery_app.py
 CELERY = str(Path(sys.executable).with_name("celery"))

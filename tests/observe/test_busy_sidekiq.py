@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 
+import pytest
 import redis
 
 from queueworker.observe import busy
@@ -15,6 +16,9 @@ from queueworker.operator.api import QueueSpec
 
 from support.engine_layouts import ensure_sidekiq, sidekiq_push, sidekiq_server
 from support.worker_proc import wait_until
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def _queue(prefix: str | None = None) -> QueueSpec:

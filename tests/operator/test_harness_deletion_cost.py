@@ -21,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.controller.context import OperatorConfig
 
 from support.operator_cluster import PODS, Cluster, pod_ready, wait_for
 from support.operator_specs import clear_queue, fast_config, heartbeat, push_jobs, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 POLL = 0.5
 

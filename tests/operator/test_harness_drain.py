@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
+import pytest
 import redis
 
 from queueworker.worker.producer import Producer
@@ -20,6 +21,9 @@ from queueworker.worker.producer import Producer
 from support.operator_cluster import PODS, Cluster, wait_for
 from support.operator_e2e import ProcessRuntime
 from support.operator_specs import fast_config, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 GRACE = 20
 LONG_JOB = 4.0

@@ -14,8 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from support.operator_cluster import PODS, Cluster, PodTiming, pod_ready, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 GPU = "nvidia.com/gpu"
 STOP = 1.0  # an old pod's drain: it holds its GPU this long after SIGTERM

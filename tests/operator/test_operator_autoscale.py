@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from queueworker.operator import api, metrics
 
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import clear_queue, fast_config, heartbeat, push_jobs, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 POLL = 0.5
 

@@ -9,6 +9,7 @@ take a moment to start and to turn Ready.
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from queueworker.worker.producer import Producer
@@ -16,6 +17,9 @@ from queueworker.worker.producer import Producer
 from support.operator_cluster import DEPLOYMENTS, PODS, Cluster, PodTiming, wait_for
 from support.operator_e2e import ProcessRuntime
 from support.operator_specs import fast_config, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 JOBS = 60
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 POLL = 0.5
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from support.operator_cluster import QW, Cluster, wait_for
 from support.operator_specs import fast_config, push_jobs, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 POLL = 0.5
 

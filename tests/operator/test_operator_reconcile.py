@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, spec
+
+# Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 async def test_queueworker_creates_a_correct_deployment(redis_url: str) -> None:
