@@ -16,13 +16,15 @@ from typing import Any
 
 import redis
 
+from queueworker.worker.config import ENV_REDIS_URL
+
 _client: redis.Redis | None = None
 
 
 def _redis() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ["QUEUEWORKER_REDIS_URL"])
+        _client = redis.Redis.from_url(os.environ[ENV_REDIS_URL])
     return _client
 
 

@@ -11,7 +11,12 @@ import redis
 from queueworker.common.errors import QueueworkerError
 from queueworker.common.redact import redact_url
 from queueworker.worker import keys
-from queueworker.worker.config import DEFAULT_REDIS_URL, redis_url_from
+from queueworker.worker.config import (
+    DEFAULT_REDIS_URL,
+    ENV_PREFIX,
+    ENV_REDIS_URL,
+    redis_url_from,
+)
 
 
 class CliError(QueueworkerError):
@@ -20,18 +25,18 @@ class CliError(QueueworkerError):
 
 def add_redis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", default=None,
-                   help=f"Redis URL (env QUEUEWORKER_REDIS_URL; default {DEFAULT_REDIS_URL})")
+                   help=f"Redis URL (env {ENV_REDIS_URL}; default {DEFAULT_REDIS_URL})")
     p.add_argument("--prefix", default=None,
-                   help=f"key prefix (env QUEUEWORKER_PREFIX; default {keys.DEFAULT_PREFIX})")
+                   help=f"key prefix (env {ENV_PREFIX}; default {keys.DEFAULT_PREFIX})")
 
 
 def redis_url(args: argparse.Namespace) -> str:
-    url = str(args.redis_url or os.environ.get("QUEUEWORKER_REDIS_URL") or DEFAULT_REDIS_URL)
+    url = str(args.redis_url or os.environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL)
     return redis_url_from(url, os.environ)
 
 
 def prefix(args: argparse.Namespace) -> str:
-    return str(args.prefix or os.environ.get("QUEUEWORKER_PREFIX") or keys.DEFAULT_PREFIX)
+    return str(args.prefix or os.environ.get(ENV_PREFIX) or keys.DEFAULT_PREFIX)
 
 
 def connection_error(url: str, exc: BaseException) -> str:
