@@ -9,13 +9,13 @@ A payload may ask for ``{"sleep": S}`` (seconds of work), ``{"fail": true}``
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
+from queueworker.worker.config import worker_redis_url
 from queueworker.worker.job import Job
 
 _sync: redis.Redis | None = None
@@ -25,14 +25,14 @@ _async: aioredis.Redis | None = None
 def _client() -> redis.Redis:
     global _sync
     if _sync is None:
-        _sync = redis.Redis.from_url(os.environ["QUEUEWORKER_REDIS_URL"])
+        _sync = redis.Redis.from_url(worker_redis_url())
     return _sync
 
 
 def _aclient() -> aioredis.Redis:
     global _async
     if _async is None:
-        _async = aioredis.Redis.from_url(os.environ["QUEUEWORKER_REDIS_URL"])
+        _async = aioredis.Redis.from_url(worker_redis_url())
     return _async
 
 

@@ -10,13 +10,12 @@ shows retries without losing anything.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import redis
 
-from queueworker.worker.config import ENV_REDIS_URL
+from queueworker.worker.config import worker_redis_url
 
 _client: redis.Redis | None = None
 
@@ -24,7 +23,7 @@ _client: redis.Redis | None = None
 def _redis() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ[ENV_REDIS_URL])
+        _client = redis.Redis.from_url(worker_redis_url())
     return _client
 
 

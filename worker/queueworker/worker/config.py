@@ -122,6 +122,14 @@ def redis_url_from(url: str, env: Mapping[str, str]) -> str:
     return urlunsplit((scheme, auth + host, path, urlencode(query), parts.fragment))
 
 
+def worker_redis_url(env: Mapping[str, str] | None = None) -> str:
+    """The worker's own Redis, as the Deployment (or local mode) passed it, with the
+    password, user, db and TLS folded in: for handlers that keep results or
+    counters beside the queue (`redis.Redis.from_url(worker_redis_url())`)."""
+    env = os.environ if env is None else env
+    return redis_url_from(env.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL, env)
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     s = Settings()
