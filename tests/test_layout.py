@@ -40,3 +40,12 @@ def test_cli_lists_commands() -> None:
                          capture_output=True, text=True, check=True).stdout
     for command in ("crd", "validate", "operator", "worker", "simulate", "local", "failed"):
         assert f"  {command} " in out
+
+
+def test_pre_commit_config_is_valid() -> None:
+    # `pre-commit install` must work on a fresh clone: the config names only local hooks.
+    binary = Path(sys.executable).with_name("pre-commit")
+    run = subprocess.run([str(binary), "validate-config", ".pre-commit-config.yaml"],
+                         cwd=ROOT, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
