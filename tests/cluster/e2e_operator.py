@@ -252,6 +252,42 @@ def test_autoscale_from_zero_to_n_and_back_idle_pods_go_first(env: Env) -> None:
     assert not stopped_mid_job(e, mine), "a pod was stopped in the middle of a job"
 
 
+def test_printer_columns_filled_and_kubectl_scale_while_paused(env: Env) -> None:
+    e, name = env, "columns"
+    e.reset()
+    e.apply(name, worker_spec(e.redis_url, name, minReplicas=0, maxReplicas=2,
+                              targetBacklogPerReplica=100, idleSecondsBeforeZero=600))
+    producer = Producer(e.redis)
+    for n in range(5):  # numbers of their own: no other test's job log can mix with them
+        producer.enqueue(name, {"n": 1000 + n, "seconds": 0.1})
+
+    def table() -> list[list[str]]:
+        out = e.kubectl.run("get", "qw", name, "-n", NAMESPACE).stdout
+        return [line.split() for line in out.splitlines()]
+
+    assert table()[0][:6] == ["NAME", "BACKLOG", "DESIRED", "CURRENT", "READY", "GPU-LIMITED"]
+    # The operator's status fills every column (no <none> left), from the real server's table.
+    wait_until("printer columns filled", lambda: "<none>" not in table()[1], 30, e.log)
+    row = table()[1]
+    assert row[0] == name
+    assert all(cell.isdigit() for cell in row[1:5]), row
+    assert row[5] in ("true", "false"), row
+
+    # Paused: `kubectl scale` (the scale subresource) decides the replicas.
+    e.kubectl.run("patch", "qw", name, "-n", NAMESPACE, "--type=merge",
+                  "-p", json.dumps({"spec": {"scaling": {"paused": True}}}))
+    e.kubectl.run("scale", "qw", name, "-n", NAMESPACE, "--replicas=2")
+    wait_until("the Deployment follows kubectl scale", lambda: e.replicas(name) == 2, 30, e.log)
+    scale = json.loads(e.kubectl.run(
+        "get", "--raw",
+        f"/apis/queueworker.dev/v1alpha1/namespaces/{NAMESPACE}/queueworkers/{name}/scale").stdout)
+    assert scale["spec"]["replicas"] == 2
+    # Every job done before the QueueWorker goes, so no draining pod runs into the next test.
+    wait_until("the five jobs done", lambda: e.redis.scard("t:done") == 5, 60, e.log)
+    e.kubectl.run("delete", "qw", name, "-n", NAMESPACE, "--wait=true", timeout=120)
+    wait_until("its pods gone", lambda: not e.pods(name), 60, e.log)
+
+
 def test_redeploy_under_backlog_rolls_by_the_strategy_and_drains(env: Env) -> None:
     e, name, replicas = env, "redeploy", 2
     e.reset()
