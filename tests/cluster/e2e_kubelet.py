@@ -16,6 +16,7 @@ import pytest
 
 from cluster.kubectl import Kubectl
 from cluster.kubelet import Kubelet
+from cluster.wait import wait_until
 
 # A container: writes its env to $OUT, then waits; on SIGTERM it notes it and
 # exits after TERM_DELAY seconds, or never when TERM_DELAY is "never".
@@ -75,13 +76,6 @@ def namespace(kubectl: Kubectl, kubelet: Kubelet) -> Any:
                 "--from-literal=PLAIN=overridden-by-env")
     yield "kl"
     kubectl.run("delete", "namespace", "kl", "--wait=true", timeout=120)
-
-
-def wait_until(what: str, check: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def get_pod(kubectl: Kubectl, name: str) -> dict[str, Any] | None:

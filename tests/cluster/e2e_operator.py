@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,24 +31,12 @@ from cluster.controlplane import ControlPlane
 from cluster.kubeapi import ApiError
 from cluster.kubectl import Kubectl
 from cluster.kubelet import Kubelet
+from cluster.wait import wait_until
 from support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "qw-operator"
 NODE = "operator-node-0"
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float, log: Path | None = None
-               ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
-        time.sleep(0.2)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import pytest
 
 from cluster.controlplane import ControlPlane
 from cluster.kubectl import Kubectl
+from cluster.wait import wait_until
 from support.chart_tools import helm
 from support.redis_server import RedisServer
 
@@ -43,19 +44,6 @@ NAMESPACE = "qw-security"
 RELEASE = "qw"
 ALICE = "alice"  # only QueueWorker rights (the chart's edit role, bound here)
 SECRET_VALUE = "not-alices-pa55word"
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float, log: Path | None = None
-               ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
-        time.sleep(0.3)
 
 
 @dataclass
