@@ -14,20 +14,11 @@ import os
 import time
 from typing import Any
 
-import redis
-
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["QUEUEWORKER_REDIS_URL"])
-    return _client
+from queueworker.worker.config import worker_redis
 
 
 def handle(payload: dict[str, Any]) -> None:
-    client = _redis()
+    client = worker_redis()
     n = str(payload["n"])
     client.hincrby("t:started", n, 1)
     started = time.time()

@@ -9,23 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
-
-from queueworker.worker.config import worker_redis_url
-
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(worker_redis_url())
-    return _client
+from queueworker.worker.config import worker_redis
 
 
 def handle(payload: dict[str, Any]) -> None:
     time.sleep(float(payload.get("seconds", 0.1)))
-    client = _redis()
+    client = worker_redis()
     n = str(payload["n"])
     pipe = client.pipeline(transaction=False)
     pipe.sadd("t:done", n)

@@ -12,21 +12,12 @@ import asyncio
 import time
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 
-from queueworker.worker.config import worker_redis_url
+from queueworker.worker.config import worker_redis, worker_redis_url
 from queueworker.worker.job import Job
 
-_sync: redis.Redis | None = None
 _async: aioredis.Redis | None = None
-
-
-def _client() -> redis.Redis:
-    global _sync
-    if _sync is None:
-        _sync = redis.Redis.from_url(worker_redis_url())
-    return _sync
 
 
 def _aclient() -> aioredis.Redis:
@@ -59,7 +50,7 @@ async def record(payload: Any, job: Job) -> None:
 
 
 def record_sync(payload: Any, job: Job) -> None:
-    r = _client()
+    r = worker_redis()
     r.rpush("test:started", f"{job.id}:{job.deliveries}")
     if isinstance(payload, dict) and payload.get("sleep"):
         time.sleep(float(payload["sleep"]))

@@ -13,24 +13,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
-
-from queueworker.worker.config import worker_redis_url
-
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(worker_redis_url())
-    return _client
+from queueworker.worker.config import worker_redis
 
 
 def handle(payload: dict[str, Any]) -> None:
     """Gets the decoded payload (the runtime runs plain functions in a thread)."""
     run, did = str(payload["run"]), str(payload["did"])
-    client = _redis()
+    client = worker_redis()
     attempt = int(client.hincrby(f"demo:{run}:attempts", did, 1))  # type: ignore[arg-type]
     if attempt == 1:
         client.rpush(f"demo:{run}:waits", max(0.0, time.time() - float(payload["sent"])))

@@ -13,11 +13,14 @@ builder (queueworker.operator.cluster.deployment) and local mode
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import redis
 
 from queueworker.worker import keys
 from queueworker.worker.broker import RateLimit
@@ -128,6 +131,13 @@ def worker_redis_url(env: Mapping[str, str] | None = None) -> str:
     counters beside the queue (`redis.Redis.from_url(worker_redis_url())`)."""
     env = os.environ if env is None else env
     return redis_url_from(env.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL, env)
+
+
+@functools.cache
+def worker_redis() -> redis.Redis:
+    """One client per process on `worker_redis_url()`, made on first use (redis-py's
+    client is thread-safe: sync handlers run in threads)."""
+    return redis.Redis.from_url(worker_redis_url())
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
