@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 # each file short); every name stays importable from here as `api.X`.
 from queueworker.operator.api_model import CelRule as CelRule
 from queueworker.operator.api_model import Model as Model
+from queueworker.operator.api_model import model_types as model_types
 from queueworker.operator.api_queues import QueueLayout as QueueLayout
 from queueworker.operator.api_queues import QueueSpec as QueueSpec
 from queueworker.operator.api_queues import RedisSpec as RedisSpec

@@ -58,3 +58,14 @@ class Model(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as it appears in the Kubernetes API (camelCase, no unset optionals)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def model_types(annotation: Any) -> list[type[Model]]:
+    """The models a field's annotation holds (``X``, ``X | None``, ``list[X]``...):
+    where the CRD generator and validation descend into nested objects."""
+    out: list[type[Model]] = []
+    if isinstance(annotation, type) and issubclass(annotation, Model):
+        out.append(annotation)
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out.extend(model_types(arg))
+    return out

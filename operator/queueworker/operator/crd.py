@@ -142,20 +142,11 @@ def _collect_models(root: type[api.Model]) -> dict[str, type[api.Model]]:
             return
         found[m.__name__] = m
         for field in m.model_fields.values():
-            for t in _model_types(field.annotation):
+            for t in api.model_types(field.annotation):
                 walk(t)
 
     walk(root)
     return found
-
-
-def _model_types(annotation: Any) -> list[type[api.Model]]:
-    out: list[type[api.Model]] = []
-    if isinstance(annotation, type) and issubclass(annotation, api.Model):
-        out.append(annotation)
-    for arg in getattr(annotation, "__args__", ()) or ():
-        out.extend(_model_types(arg))
-    return out
 
 
 def spec_schema() -> dict[str, Any]:

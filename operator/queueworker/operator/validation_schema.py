@@ -228,15 +228,6 @@ class CelFailure:
     rule: str
 
 
-def _model_types(annotation: Any) -> list[type[api.Model]]:
-    out: list[type[api.Model]] = []
-    if isinstance(annotation, type) and issubclass(annotation, api.Model):
-        out.append(annotation)
-    for arg in getattr(annotation, "__args__", ()) or ():
-        out.extend(_model_types(arg))
-    return out
-
-
 def _rules_of(model: type[api.Model], raw: dict[str, Any], path: str,
               floats: set[str]) -> list[CelFailure]:
     here = {key for key in raw if f"{path}.{key}" in floats}
@@ -264,7 +255,7 @@ def cel_failures(model: type[api.Model], raw: Any, path: str,
     for name, info in model.model_fields.items():
         alias = info.alias or name
         sub = raw.get(alias)
-        for child in _model_types(info.annotation):
+        for child in api.model_types(info.annotation):
             if isinstance(sub, dict):
                 out += cel_failures(child, sub, f"{path}.{alias}", floats)
             elif isinstance(sub, list):
