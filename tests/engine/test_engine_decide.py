@@ -9,24 +9,12 @@ import pytest
 
 from queueworker.engine import Decision, GPUCapacity, PodState, decide
 
-from support.engine_specs import obs, spec
+from support.engine_specs import feed, obs, spec
 
 
 def run(scaling: dict[str, Any], steps: list[dict[str, Any]], **spec_kw: Any) -> list[Decision]:
     """Feed observations in order, carrying memory and the replica count like the operator."""
-    s = spec(scaling, **spec_kw)
-    memory: dict[str, Any] | None = None
-    current = steps[0].get("current", 0)
-    out = []
-    for step in steps:
-        kw = dict(step)
-        kw.setdefault("current", current)
-        d = decide(s, obs(**kw), memory)
-        json.dumps(d.memory)  # must stay JSON-safe: the operator persists it
-        memory = d.memory
-        current = d.desired
-        out.append(d)
-    return out
+    return feed(spec(scaling, **spec_kw), steps)
 
 
 @pytest.mark.parametrize(

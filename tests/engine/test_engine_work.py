@@ -7,21 +7,7 @@ from typing import Any
 
 from queueworker.engine import Decision, PodState, decide
 
-from support.engine_specs import obs, spec
-
-
-def feed(s: Any, steps: list[dict[str, Any]]) -> list[Decision]:
-    memory: dict[str, Any] | None = None
-    current = steps[0].get("current", 0)
-    out = []
-    for step in steps:
-        kw = dict(step)
-        kw.setdefault("current", current)
-        d = decide(s, obs(**kw), memory)
-        memory, current = d.memory, d.desired
-        out.append(d)
-    return out
-
+from support.engine_specs import feed, obs, spec
 
 # ------------------------------------------------------------ activity between polls
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth
+from queueworker.engine import Decision, GPUCapacity, Observation, PodState, QueueDepth, decide
 from queueworker.operator.api import QueueWorkerSpec
 from queueworker.operator.validation import parse_spec
 
@@ -65,3 +66,20 @@ def obs(
         error=None if queues_ok else "connection refused",
         manual_replicas=manual,
     )
+
+
+def feed(s: QueueWorkerSpec, steps: list[dict[str, Any]]) -> list[Decision]:
+    """Feed observations (`obs` keywords) in order, carrying memory and the replica
+    count from one decision to the next as the operator does."""
+    memory: dict[str, Any] | None = None
+    current = steps[0].get("current", 0)
+    out = []
+    for step in steps:
+        kw = dict(step)
+        kw.setdefault("current", current)
+        d = decide(s, obs(**kw), memory)
+        json.dumps(d.memory)  # must stay JSON-safe: the operator persists it
+        memory, current = d.memory, d.desired
+        out.append(d)
+    return out
+
