@@ -81,7 +81,10 @@ class Local:
     def start(self) -> None:
         fh = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen([sys.executable, "-m", "queueworker.cli", "local", "-f",
-                                      str(self.qw), "--no-ui"], stdout=fh,
+                                      str(self.qw), "--no-ui",
+                                      # Restarted after a crash, it may meet Redis paused
+                                      # or restarting, as after a reboot.
+                                      "--wait-redis", "60"], stdout=fh,
                                      stderr=subprocess.STDOUT)
         self.starts += 1
 
@@ -266,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     result = summarize(client, chaos)
     result["drain_exit"] = stop_local(local)
     server.stop()
+    if result["lost"] or result["drain_exit"]:
+        # Why: a lost job or an unclean drain needs local mode's own account.
+        tail = (work / "local.log").read_text(errors="replace")[-6000:]
+        print(f"local mode log (tail):\n{tail}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:

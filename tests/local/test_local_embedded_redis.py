@@ -18,7 +18,11 @@ from queueworker.local.embedded_redis import (
     reachable,
 )
 
+from queueworker.worker.producer import Producer
+
 from support.local_proc import LocalProc, local_cmd, write_manifest
+from support.redis_server import RedisServer
+from support.worker_proc import wait_until
 
 # Multi-process or minutes-long: `make test` runs it, `make test-fast` does not.
 pytestmark = pytest.mark.slow
@@ -88,6 +92,27 @@ def test_without_flag_an_unreachable_redis_is_an_error(tmp_path: Path) -> None:
                          check=False)
     assert res.returncode == 1
     assert "--embedded-redis" in res.stdout + res.stderr
+
+
+def test_wait_redis_gives_a_late_redis_time_to_start(tmp_path: Path) -> None:
+    """After a reboot local mode may start before its Redis: --wait-redis waits, then runs."""
+    port = free_port()
+    manifest = write_manifest(tmp_path, redis_url=f"redis://127.0.0.1:{port}/0")
+    local = LocalProc([*local_cmd(manifest), "--wait-redis", "60"])
+    server = None
+    try:
+        local.wait_for("waiting up to 60s for Redis")
+        time.sleep(2)
+        assert local.proc.poll() is None, local.output  # still waiting, not given up
+        server = RedisServer(port=port).start()
+        client = redis.Redis.from_url(server.url)
+        Producer(client).enqueue("work", {"n": 1, "seconds": 0.05})
+        wait_until(lambda: bool(client.sismember("t:done", "1")), 60, what="the job ran")
+        assert local.interrupt() == 0, local.output
+    finally:
+        local.kill()
+        if server is not None:
+            server.stop()
 
 
 def test_embedded_redis_dies_with_a_sigkilled_local_mode(tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ class Setup:
     embedded_redis: bool = False
     data_dir: Path | None = None
     metrics_port: int | None = None
+    wait_redis_seconds: float = 0.0  # how long to wait for an unreachable spec Redis
     worker_log: IO[bytes] | None = None  # None: workers write to this process's stderr
 
 
@@ -104,6 +105,9 @@ def session(setup: Setup, view: View) -> Iterator[LocalRunner]:
         target = target_from_spec(spec.redis)
     except (RedisConfigError, ValueError) as exc:
         raise LocalError(f"{exc} (local mode: pass --redis-url)") from None
+    if not reachable(url_with_credentials(target)) and not setup.embedded_redis:
+        _wait_for_redis(url_with_credentials(target), target.display,
+                        setup.wait_redis_seconds, view)
     if not reachable(url_with_credentials(target)):
         if not setup.embedded_redis:
             raise LocalError(f"Redis at {target.display} cannot be reached; start it, pass "
@@ -123,6 +127,22 @@ def session(setup: Setup, view: View) -> Iterator[LocalRunner]:
         if embedded is not None:
             _warn_discarded(embedded, spec, target, view)
             embedded.stop()
+
+
+def _wait_for_redis(url: str, display: str, seconds: float, view: View) -> None:
+    """Give a Redis that is still starting (after a reboot, under a supervisor) time to answer.
+
+    Why: local mode restarted together with its Redis (systemd, a crash) would
+    otherwise exit at once, and a supervisor's restart loop decides the outcome.
+    """
+    if seconds <= 0:
+        return
+    view.note(f"waiting up to {seconds:g}s for Redis at {display}")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reachable(url):
+            return
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def _warn_discarded(embedded: EmbeddedRedis, spec: api.QueueWorkerSpec, target: RedisTarget,
@@ -265,6 +285,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data-dir", type=Path,
                         help="data folder of the embedded redis-server (default: a temp dir)")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument("--wait-redis", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for an unreachable spec Redis before giving up "
+                             "(for supervisors that start local mode with Redis; default 0)")
     parser.add_argument("--no-ui", action="store_true",
                         help="plain log lines instead of the live view")
     args = parser.parse_args(argv)
@@ -283,7 +306,8 @@ def main(argv: list[str]) -> int:
         view = stack.enter_context(make_view(ui))
         setup = Setup(name=name, spec=spec, redis_url=args.redis_url,
                       embedded_redis=args.embedded_redis, data_dir=args.data_dir,
-                      metrics_port=args.metrics_port, worker_log=worker_log)
+                      metrics_port=args.metrics_port, wait_redis_seconds=args.wait_redis,
+                      worker_log=worker_log)
         try:
             runner = stack.enter_context(session(setup, view))
         except LocalError as exc:
