@@ -17,7 +17,6 @@ from queueworker.local.embedded_redis import (
     port_is_free,
     reachable,
 )
-
 from queueworker.worker.producer import Producer
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
