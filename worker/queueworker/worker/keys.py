@@ -48,6 +48,11 @@ Added by the runtime (the operator does not need to read these):
   concurrency key, shared by all workers (expired entries do not count).
 - ``{p}:reaper``        STRING lock (SET NX PX): the worker holding it runs the
   reaper this interval.
+- ``{p}:job:{id}:done`` LIST holding one token once the job is done or failed
+  for good, with the result's TTL; pushed only for a job someone waits on
+  (its hash has ``waited``). Waiters block on it (results.py).
+- ``{p}:job:{id}:progress`` pub/sub channel: progress updates and the final
+  state of a waited job (results.py, progress.py).
 """
 
 from __future__ import annotations
@@ -115,3 +120,11 @@ def concurrency(key: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def reaper_lock(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:reaper"
+
+
+def done(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:job:{job_id}:done"
+
+
+def progress_channel(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:job:{job_id}:progress"
