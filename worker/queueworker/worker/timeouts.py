@@ -64,8 +64,9 @@ class Watchdog:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def call(self, handler: Handler, job: Job, payload: Any,
-                   limit: float | None) -> None:
-        """Run one job's handler; JobTimeoutError when it runs past ``limit`` seconds (its timeout).
+                   limit: float | None) -> Any:
+        """Run one job's handler and return what it returned; JobTimeoutError when it runs
+        past ``limit`` seconds (its timeout).
 
         A cancellation from anyone else (a drain hand-back) is raised as is."""
         fn = handler.fn
@@ -75,12 +76,12 @@ class Watchdog:
         cf: Future[Any] | None = None
         try:
             if handler.is_async:
-                await (fn(payload, job=job) if handler.wants_job else fn(payload))
+                result = await (fn(payload, job=job) if handler.wants_job else fn(payload))
             else:
                 call: Callable[[], Any] = (
                     (lambda: fn(payload, job=job)) if handler.wants_job else (lambda: fn(payload)))
                 cf = self._executor.submit(call)
-                await asyncio.wrap_future(cf)
+                result = await asyncio.wrap_future(cf)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and cf is not None and not cf.done():
                 self._abandon(cf)
@@ -94,6 +95,7 @@ class Watchdog:
         if self._expired.pop(job.id, False) and task is not None:  # it swallowed the cancel
             task.uncancel()
             raise JobTimeoutError(_timeout_text(limit, cf))
+        return result
 
     async def run(self) -> None:
         """Cancel jobs past their timeout: one timer for all jobs, not one per job.
