@@ -5,7 +5,7 @@ user, ``alice``, holds only the chart's QueueWorker rights in one namespace (imp
 with ``kubectl --as``, checked by the real RBAC authorizer): she may not create pods nor
 Deployments nor read Secrets herself, and through the operator she gets
 
-- no privileged, host-namespace or hostPath pod (``--refuse-privileged``, the chart's
+- no privileged, host-namespace or hostPath pod (``--refuse-privileged``, the CLI and chart
   default): SpecValid False, no Deployment;
 - no use of a Secret that has not opted in (``queueworker.dev/use: "true"``): SpecValid
   False, reason SecretNotOptedIn, and nothing reaches the Redis host she named (a TCP
@@ -160,7 +160,7 @@ def env(control_plane: ControlPlane, kubectl: Kubectl,
         operator = subprocess.Popen(
             [sys.executable, "-m", "queueworker.cli", "operator", "--standalone",
              "--namespace", NAMESPACE, "--metrics-port", "0", "--status-refresh", "1",
-             "--log-format", "plain", "--refuse-privileged"],
+             "--log-format", "plain"],  # --refuse-privileged: the default
             env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

@@ -79,6 +79,9 @@ the scope (all namespaces or a list), peering or standalone, liveness, metrics.
 - --log-level={{ .Values.operator.logLevel }}
 {{- if .Values.operator.refusePrivileged }}
 - --refuse-privileged
+{{- else }}
+{{- /* The CLI refuses by default too: the opt-out must be said. */}}
+- --no-refuse-privileged
 {{- end }}
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}

@@ -3,9 +3,14 @@
 High availability: run several replicas with peering (the default uses the
 KopfPeering/ClusterKopfPeering named by --peering, "queueworker" by default).
 Each replica gets a distinct priority; the highest one acts, the others keep
-their watches and caches warm and take over within a peering lifetime (60 s
-keep-alives) when it goes away. --standalone turns peering off (one replica
-only, e.g. with a Recreate strategy).
+their watches and caches warm and take over when it goes away: at once on a
+clean exit, within --peering-lifetime (60 s by default) when it is killed or
+cut off. --standalone turns peering off (one replica only, e.g. with a
+Recreate strategy).
+
+Privileged templates are refused by default (--refuse-privileged, see
+podsecurity.py): the operator creates pods for whoever may write QueueWorkers.
+--no-refuse-privileged opts out, as the chart's operator.refusePrivileged=false.
 """
 
 from __future__ import annotations
@@ -38,13 +43,17 @@ def parser() -> argparse.ArgumentParser:
     peer.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     p.add_argument("--priority", type=int, default=None,
                    help="peering priority (default: random, distinct per replica)")
+    p.add_argument("--peering-lifetime", type=int, default=60, metavar="S",
+                   help="a replica not heard from for this long is presumed dead and a "
+                   "standby takes over (default 60; keep-alives every S-10..S-5 s)")
     p.add_argument("--liveness", metavar="URL", default=None,
                    help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("--status-refresh", type=float, default=10.0, metavar="S",
                    help="refresh backlog numbers in status at most this often (default 10)")
-    p.add_argument("--refuse-privileged", action="store_true",
+    p.add_argument("--refuse-privileged", action=argparse.BooleanOptionalAction, default=True,
                    help="refuse QueueWorkers whose pod template asks for privileged "
-                   "containers, host namespaces or hostPath volumes (SpecValid=False)")
+                   "containers, host namespaces or hostPath volumes (SpecValid=False); "
+                   "on by default, --no-refuse-privileged opts out")
     p.add_argument("--log-format", choices=("json", "plain"), default="json")
     p.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     p.add_argument("--verbose", "-v", action="store_true", help="same as --log-level=debug")
@@ -61,6 +70,9 @@ def main(argv: list[str]) -> int:
         return 2
     if args.status_refresh <= 0:
         print("queueworker operator: --status-refresh must be > 0", file=sys.stderr)
+        return 2
+    if args.peering_lifetime < 5:
+        print("queueworker operator: --peering-lifetime must be >= 5", file=sys.stderr)
         return 2
 
     import kopf
@@ -90,6 +102,8 @@ def main(argv: list[str]) -> int:
     log_event(logging.getLogger(__name__), "operator.starting",
               namespaces=",".join(namespaces) or "*", peering=peering, priority=priority,
               pid=os.getpid())
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = args.peering_lifetime
     try:
         asyncio.run(kopf.operator(
             clusterwide=not namespaces,
@@ -99,6 +113,7 @@ def main(argv: list[str]) -> int:
             priority=priority,
             liveness_endpoint=args.liveness,
             memo=memo,
+            settings=settings,
         ))
     except KeyboardInterrupt:
         return 130

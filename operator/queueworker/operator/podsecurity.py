@@ -1,6 +1,7 @@
 """An operator-level guard against pod templates that escape their sandbox.
 
-With `queueworker operator --refuse-privileged`, a QueueWorker whose template
+With `queueworker operator --refuse-privileged` (the default; `--no-refuse-privileged`
+opts out, as the chart's `operator.refusePrivileged: false`), a QueueWorker whose template
 asks for privileged containers, the host's namespaces or hostPath volumes is
 not deployed: it gets SpecValid=False naming each offending field. Anyone who
 may create a QueueWorker could otherwise use the operator's Deployment rights
