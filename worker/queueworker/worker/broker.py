@@ -49,7 +49,7 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Settlement:
-    op: str  # done | retry | fail | back
+    op: str  # done | retry | fail | back | release (retryx / failx: after an exception)
     job: Job
     tries: int = 0
     a: str = ""
@@ -57,8 +57,8 @@ class Settlement:
 
     def args(self) -> tuple[str | int, ...]:
         j = self.job
-        if self.op == "done":
-            return (j.queue, j.id, j.deliveries)
+        if self.op == "done":  # a: the result's JSON text ('' for none)
+            return (j.queue, j.id, j.deliveries, self.a)
         return (self.op, j.queue, j.id, j.deliveries, self.tries, self.a, self.b)
 
 

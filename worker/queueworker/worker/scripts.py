@@ -56,13 +56,67 @@ local function release_unique(uk, id)
     if redis.call('GET', k) == id then redis.call('DEL', k) end
   end
 end
+-- Priorities (keys.waiting): one list per level, 5 keeps the plain key. A stored
+-- priority that is not a number means 5; out of range is clamped (keys.priority_level).
+local function level(p)
+  p = tonumber(p)
+  if not p or p ~= p then return 5 end
+  p = math.floor(p)
+  if p < 1 then return 1 elseif p > 10 then return 10 end
+  return p
+end
+local function wkey(q, p)
+  if p == 5 then return qkey(q, 'waiting') end
+  return qkey(q, 'waiting:p' .. p)
+end
+-- HMGET that answers nil when the job key is not a hash (a hand-written key must not
+-- abort a script half way: Lua scripts are not rolled back, popped ids would vanish).
+local function jget(id, ...)
+  local h = redis.pcall('HMGET', jkey(id), ...)
+  if h.err then return nil end
+  return h
+end
+-- The waiting list an id goes (back) to: its job's level (no hash: the default).
+local function wkey_of(q, id)
+  local h = jget(id, 'priority')
+  return wkey(q, level(h and h[1]))
+end
+-- An id is ours to use as a key when it is printable ASCII without spaces, 1..200 bytes.
+local function usable_id(id)
+  return #id > 0 and #id <= 200 and not string.find(id, '[^!-~]')
+end
+-- An entry that cannot run (no job hash, not an id, its key not a hash) goes to the
+-- failed store under a job hash of its own, with the reason; nothing vanishes.
+-- -> the failed store id (the entry itself, or a new one when it is no usable key).
+local function junk(q, entry, now, reason, why)
+  local id = entry
+  if not usable_id(entry) or redis.call('EXISTS', jkey(entry)) == 1 then
+    local t = redis.call('TIME')
+    id = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '-junk-' .. t[2]
+    while redis.call('EXISTS', jkey(id)) == 1 do id = id .. 'x' end
+  end
+  local shown = entry
+  if id ~= entry then  -- keep the entry readable: bytes outside printable ASCII escaped
+    shown = string.gsub(string.sub(entry, 1, 4096), '[^ -~]', function(c)
+      return string.format('\\x%02x', string.byte(c)) end)
+  end
+  redis.call('HSET', jkey(id), 'queue', q, 'payload', shown, 'state', 'failed',
+    'error', why, 'reason', reason, 'traceback', '', 'failed_at', tostring(now),
+    'deliveries', '0', 'tries', '0', 'max_tries', '1', 'lost', '0')
+  redis.call('ZADD', P .. ':failed', now, id)
+  redis.call('HINCRBY', qkey(q, 'stats'), 'failed', 1)
+  redis.call('HINCRBY', qkey(q, 'stats'), 'junk', 1)
+  return id
+end
 local function promote_due(q, now, limit)
   local due = redis.call('ZRANGEBYSCORE', qkey(q, 'delayed'), '-inf', now, 'LIMIT', 0, limit)
   if #due > 0 then
     redis.call('ZREM', qkey(q, 'delayed'), unpack(due))
     for _, id in ipairs(due) do
-      redis.call('HSET', jkey(id), 'state', 'waiting')
-      redis.call('LPUSH', qkey(q, 'waiting'), id)
+      local h = usable_id(id) and jget(id, 'queue', 'priority')
+      -- no hash (or no key): not created here; the FETCH that takes it files it as junk
+      if h and h[1] then redis.call('HSET', jkey(id), 'state', 'waiting') end
+      redis.call('LPUSH', wkey(q, level(h and h[2])), id)
     end
   end
   return #due
@@ -85,7 +139,7 @@ if delay > 0 then
   redis.call('ZADD', qkey(q, 'delayed'), now_s() + delay, id)
   redis.call('HSET', jk, 'state', 'delayed')
 else
-  redis.call('LPUSH', qkey(q, 'waiting'), id)
+  redis.call('LPUSH', wkey_of(q, id), id)
   redis.call('HSET', jk, 'state', 'waiting')
   local nk = qkey(q, 'notify')
   redis.call('LPUSH', nk, '1')
@@ -158,14 +212,27 @@ end
 return out
 """
 
-# ARGV: prefix, result_ttl, n_done, then n_done times 3 values (queue, id,
-# delivery) for jobs done, then per other job 7 values: op, queue, id, delivery,
-# tries, a, b.  op: retry (a = delay, b = error) | fail (a = error, b = traceback)
-# | back (a = '1': never started, undo the delivery count).
+# Called by SETTLE after a job is done (its hash updated, before the waiters'
+# token): the place for "then run the next job with this result" (chains). A
+# no-op by default; it runs inside the same atomic script.
+ON_DONE = """
+local function on_done(q, id, jk, result, now)
+end
+"""
+
+# ARGV: prefix, result_ttl, n_done, then n_done times 4 values (queue, id,
+# delivery, result JSON or '') for jobs done, then per other job 7 values: op,
+# queue, id, delivery, tries, a, b.  op: retry (a = delay, b = error) | fail
+# (a = error, b = traceback) | back (a = '1': never started, undo the delivery
+# count) | release (a = delay: back to the queue through delayed, tries
+# unchanged). retryx / failx: the same, and the attempt ended in an exception
+# (``exceptions`` + 1, for max_exceptions).
 # A settlement applies only while the job is still in flight under this
 # delivery (otherwise the lease ran out and the job is someone else's):
 # -> {1|0, ...} in the order given.
-SETTLE = PRELUDE + """
+# A job with ``waited`` in its hash (results.WAIT_CHECK) gets a token on
+# keys.done(id) and a message on keys.progress_channel(id) when it finishes.
+SETTLE = PRELUDE + ON_DONE + """
 local now = now_s()
 local ttl = tonumber(ARGV[2])
 local res, counts = {}, {}
@@ -173,13 +240,19 @@ local function count(q, name)
   local k = qkey(q, 'stats') .. '\\0' .. name
   counts[k] = (counts[k] or 0) + 1
 end
+local function finished(id, state, keep)
+  local dk = jkey(id) .. ':done'
+  redis.call('LPUSH', dk, state)
+  redis.call('EXPIRE', dk, keep)
+  redis.call('PUBLISH', jkey(id) .. ':progress', '{"state":"' .. state .. '"}')
+end
 local ndone = tonumber(ARGV[3])
-local i, rest = 4, 4 + 3 * ndone
+local i, rest = 4, 4 + 4 * ndone
 while i <= #ARGV do
   local op, q, id, dl, tries, a, b
   if i < rest then
-    op, q, id, dl = 'done', ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    i = i + 3
+    op, q, id, dl, a = 'done', ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    i = i + 4
   else
     op, q, id, dl, tries, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
       ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -188,30 +261,47 @@ while i <= #ARGV do
   local inflight, jk = qkey(q, 'inflight'), jkey(id)
   local ok = 0
   if redis.call('ZSCORE', inflight, id) then
-    local m = redis.call('HMGET', jk, 'deliveries', 'concurrency_key', 'unique_key')
+    local m = redis.call('HMGET', jk, 'deliveries', 'concurrency_key', 'unique_key',
+                         'result_ttl', 'waited')
     if m[1] == dl then
       ok = 1
       redis.call('ZREM', inflight, id)
       if m[2] and m[2] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[2], id) end
+      if op == 'retryx' or op == 'failx' then
+        redis.call('HINCRBY', jk, 'exceptions', 1)
+        op = string.sub(op, 1, -2)
+      end
       if op == 'done' then
-        if ttl > 0 then
+        local keep = tonumber(m[4]) or ttl
+        if keep <= 0 and m[5] then keep = 60 end
+        if keep > 0 then
           redis.call('HSET', jk, 'state', 'done', 'finished_at', tostring(now))
-          redis.call('EXPIRE', jk, ttl)
+          if a ~= '' then redis.call('HSET', jk, 'result', a) end
+          redis.call('EXPIRE', jk, keep)
         else
           redis.call('DEL', jk)
         end
         release_unique(m[3], id)
         count(q, 'completed')
+        on_done(q, id, jk, a, now)
+        if m[5] then finished(id, 'done', keep) end
       elseif op == 'retry' then
         redis.call('HSET', jk, 'state', 'delayed', 'tries', tries, 'last_error', b)
         redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
         count(q, 'retried')
+      elseif op == 'release' then
+        redis.call('HSET', jk, 'state', 'delayed')
+        redis.call('HINCRBY', jk, 'releases', 1)
+        redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
+        count(q, 'retried')
+        count(q, 'released')
       elseif op == 'fail' then
         redis.call('HSET', jk, 'state', 'failed', 'tries', tries, 'error', a,
                    'traceback', b, 'failed_at', tostring(now))
         redis.call('ZADD', P .. ':failed', now, id)
         release_unique(m[3], id)
         count(q, 'failed')
+        if m[5] then finished(id, 'failed', math.max(ttl, 3600)) end
       else
         redis.call('HSET', jk, 'state', 'waiting')
         if a == '1' then
