@@ -1,8 +1,10 @@
 """Worker settings: defaults, environment (what the operator sets), command line.
 
-Environment: QUEUEWORKER_REDIS_URL (with QUEUEWORKER_REDIS_PASSWORD, _USERNAME,
-_DB, _TLS, _CA_FILE, _TLS_INSECURE: see ``redis_url_from``), QUEUEWORKER_QUEUES (comma list, in
-priority order), QUEUEWORKER_HANDLER, QUEUEWORKER_PREFIX,
+Environment: QUEUEWORKER_REDIS_URL (any form of ``connection.py``, with
+QUEUEWORKER_REDIS_PASSWORD, _USERNAME, _DB, _TLS, _CA_FILE, _TLS_INSECURE and
+for Sentinel _SENTINEL_USERNAME, _SENTINEL_PASSWORD, _SENTINEL_TLS,
+_SENTINEL_TLS_INSECURE, _SENTINEL_CA_FILE: see ``redis_url_from``),
+QUEUEWORKER_QUEUES (comma list, in priority order), QUEUEWORKER_HANDLER, QUEUEWORKER_PREFIX,
 QUEUEWORKER_DRAIN_DEADLINE (seconds after SIGTERM), QUEUEWORKER_METRICS_PORT,
 QUEUEWORKER_CONCURRENCY, POD_NAME. Command-line options win over them.
 
@@ -24,6 +26,7 @@ import redis
 
 from queueworker.worker import keys
 from queueworker.worker.broker import RateLimit
+from queueworker.worker.connection import is_sentinel_url, sync_client
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -35,6 +38,13 @@ ENV_REDIS_DB = "QUEUEWORKER_REDIS_DB"
 ENV_REDIS_TLS = "QUEUEWORKER_REDIS_TLS"
 ENV_REDIS_TLS_INSECURE = "QUEUEWORKER_REDIS_TLS_INSECURE"
 ENV_REDIS_CA_FILE = "QUEUEWORKER_REDIS_CA_FILE"
+# Redis behind Sentinel (QUEUEWORKER_REDIS_URL=redis+sentinel://...): the Sentinels' own
+# credentials and TLS, folded into the URL's sentinel_* parameters (worker/connection.py).
+ENV_REDIS_SENTINEL_USERNAME = "QUEUEWORKER_REDIS_SENTINEL_USERNAME"
+ENV_REDIS_SENTINEL_PASSWORD = "QUEUEWORKER_REDIS_SENTINEL_PASSWORD"
+ENV_REDIS_SENTINEL_TLS = "QUEUEWORKER_REDIS_SENTINEL_TLS"
+ENV_REDIS_SENTINEL_TLS_INSECURE = "QUEUEWORKER_REDIS_SENTINEL_TLS_INSECURE"
+ENV_REDIS_SENTINEL_CA_FILE = "QUEUEWORKER_REDIS_SENTINEL_CA_FILE"
 ENV_QUEUES = "QUEUEWORKER_QUEUES"
 ENV_HANDLER = "QUEUEWORKER_HANDLER"
 ENV_PREFIX = "QUEUEWORKER_PREFIX"
@@ -109,26 +119,47 @@ def redis_url_from(url: str, env: Mapping[str, str]) -> str:
     password = env.get(ENV_REDIS_PASSWORD) or (
         unquote(parts.password) if parts.password else None)
     scheme = parts.scheme
-    if env.get(ENV_REDIS_TLS, "").lower() == "true" and scheme == "redis":
-        scheme = "rediss"
+    if env.get(ENV_REDIS_TLS, "").lower() == "true" and scheme in ("redis", "redis+sentinel"):
+        scheme = scheme.replace("redis", "rediss", 1)
     host = parts.netloc.rsplit("@", 1)[-1]
     auth = ""
     if user or password:
         auth = quote(user or "", safe="") + (":" + quote(password, safe="") if password else "")
         auth += "@"
-    path = f"/{env[ENV_REDIS_DB]}" if env.get(ENV_REDIS_DB) else parts.path
+    path = parts.path
+    if env.get(ENV_REDIS_DB):
+        # a Sentinel URL's path is /MASTER[/DB]: the db is its second part
+        keep = [p for p in path.split("/") if p][:1] if is_sentinel_url(url) else []
+        path = "/" + "/".join([*keep, env[ENV_REDIS_DB]])
     query = dict(parse_qsl(parts.query))
     if env.get(ENV_REDIS_CA_FILE):
         query["ssl_ca_certs"] = env[ENV_REDIS_CA_FILE]
     if env.get(ENV_REDIS_TLS_INSECURE, "").lower() == "true":
         query["ssl_cert_reqs"] = "none"
+    if is_sentinel_url(url):
+        query.update(_sentinel_query(env))
     return urlunsplit((scheme, auth + host, path, urlencode(query), parts.fragment))
+
+
+def _sentinel_query(env: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, param in ((ENV_REDIS_SENTINEL_USERNAME, "sentinel_username"),
+                        (ENV_REDIS_SENTINEL_PASSWORD, "sentinel_password"),
+                        (ENV_REDIS_SENTINEL_CA_FILE, "sentinel_ca_file")):
+        if env.get(name):
+            out[param] = env[name]
+    for name, param in ((ENV_REDIS_SENTINEL_TLS, "sentinel_tls"),
+                        (ENV_REDIS_SENTINEL_TLS_INSECURE, "sentinel_tls_insecure")):
+        if env.get(name, "").lower() == "true":
+            out[param] = "true"
+    return out
 
 
 def worker_redis_url(env: Mapping[str, str] | None = None) -> str:
     """The worker's own Redis, as the Deployment (or local mode) passed it, with the
     password, user, db and TLS folded in: for handlers that keep results or
-    counters beside the queue (`redis.Redis.from_url(worker_redis_url())`)."""
+    counters beside the queue (`connection.sync_client(worker_redis_url())`, which
+    also reads the redis+sentinel:// form; or simply `worker_redis()`)."""
     env = os.environ if env is None else env
     return redis_url_from(env.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL, env)
 
@@ -137,7 +168,7 @@ def worker_redis_url(env: Mapping[str, str] | None = None) -> str:
 def worker_redis() -> redis.Redis:
     """One client per process on `worker_redis_url()`, made on first use (redis-py's
     client is thread-safe: sync handlers run in threads)."""
-    return redis.Redis.from_url(worker_redis_url())
+    return sync_client(worker_redis_url())
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
