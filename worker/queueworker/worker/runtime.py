@@ -86,6 +86,7 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self.taken = 0
+        self.paused: frozenset[str] = frozenset()  # queues not taken from (admin.py)
         self.stopping = False
         self.stop_reason = ""
         self.exit_code = EXIT_OK
@@ -287,8 +288,9 @@ class Worker:
                 self._fetch_wake.clear()
                 await self._fetch_wake.wait()
                 continue
+            queues = [q for q in self.s.queues if q not in self.paused]
             try:
-                jobs = await self.broker.fetch(self.s.queues, cap, self.s.lease, self.id,
+                jobs = await self.broker.fetch(queues, cap, self.s.lease, self.id,
                                                self.s.rate_limits, self.s.park_delay)
                 self._ok()
                 backoff = 0.1
@@ -316,7 +318,7 @@ class Worker:
                 continue
             self._fetcher_blocked = True
             try:
-                await self.broker.wait_for_work(self.s.queues, self.s.poll_interval)
+                await self.broker.wait_for_work(queues or self.s.queues, self.s.poll_interval)
             except REDIS_ERRORS as exc:
                 self._redis_error("wait", exc)
                 await asyncio.sleep(backoff)
