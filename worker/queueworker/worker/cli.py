@@ -19,10 +19,11 @@ import sys
 
 import redis
 
-from queueworker.worker import config, handlers, log
+from queueworker.worker import config, handlers, log, sidecar
 from queueworker.worker.broker import RateLimit
 from queueworker.worker.cli_common import add_redis_options, connection_error, fail
 from queueworker.worker.runtime import Worker
+from queueworker.worker.schedules import Schedule, ScheduleError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
                    help="lease expiries before a job fails as a poison pill (default 5)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve /metrics and /healthz (env QUEUEWORKER_METRICS_PORT; 0: off)")
+    p.add_argument("--schedules", action="append", default=None, metavar="MODULE:NAME",
+                   help="a list of schedules.Schedule to register and tick; repeatable "
+                        "(env QUEUEWORKER_SCHEDULES)")
     p.add_argument("--log-level", default=None)
     return p
 
@@ -106,10 +110,12 @@ def main(argv: list[str]) -> int:
         sys.path.insert(0, os.getcwd())  # handlers in the app's working directory
     try:
         table = handlers.load(settings.handlers)
-    except handlers.HandlerError as exc:
+        specs = args.schedules or config.split_list(os.environ.get(sidecar.ENV_SCHEDULES, ""))
+        schedules = sidecar.load_schedules(specs)
+    except (handlers.HandlerError, ScheduleError) as exc:
         return fail(str(exc), 2)
     try:
-        code = asyncio.run(_run(settings, table))
+        code = asyncio.run(_run(settings, table, schedules))
     except (redis.RedisError, OSError, ValueError) as exc:
         return fail(connection_error(settings.redis_url, exc), 3)
     if code == 0 and not _stuck_threads():
@@ -126,5 +132,6 @@ def _stuck_threads() -> bool:
                for t in threading.enumerate())
 
 
-async def _run(settings: config.Settings, table: handlers.HandlerTable) -> int:
-    return await Worker(settings, table).run()
+async def _run(settings: config.Settings, table: handlers.HandlerTable,
+               schedules: list[Schedule]) -> int:
+    return await sidecar.run_worker(Worker(settings, table), schedules)
