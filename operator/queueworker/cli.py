@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enqueue": ("queueworker.worker.cli_enqueue", "enqueue a job"),
     "job": ("queueworker.worker.cli_job", "look up a job's status"),
     "failed": ("queueworker.worker.cli_failed", "list, show, retry, forget, flush failed jobs"),
+    "schedule": ("queueworker.worker.cli_schedule", "list, pause, resume, trigger schedules"),
+    "queue": ("queueworker.worker.cli_queue", "clear, pause, resume a queue"),
+    "restart": ("queueworker.worker.cli_restart", "workers finish their jobs and exit"),
 }
 
 
