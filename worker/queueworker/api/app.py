@@ -1,0 +1,83 @@
+"""The HTTP API's application: ``create_app(settings)`` for ``queueworker api`` and tests.
+
+Why FastAPI (on Starlette) served by uvicorn: the request and response bodies are
+pydantic models already used across the project (pydantic is a core dependency), and
+FastAPI turns them into the OpenAPI schema it serves at ``/openapi.json``, so the schema
+that schemathesis tests the running server against is the code itself, not a second
+document that can drift. Starlette gives plain ASGI middleware (size limit, metrics) and
+streaming responses (server-sent events); uvicorn is its well-kept asyncio server. All
+three are among the most used packages on PyPI, released often. aiohttp was the other
+candidate: it serves no OpenAPI schema of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from queueworker.api import routes_admin, routes_jobs, routes_queues
+from queueworker.api.bodylimit import BodyLimit
+from queueworker.api.context import Context
+from queueworker.api.metrics import MetricsMiddleware
+from queueworker.api.models import Health, Problem
+from queueworker.api.settings import ApiSettings
+from queueworker.common.log import log_event
+from queueworker.common.redact import redact
+
+log = logging.getLogger("queueworker.api")
+
+ERRORS = {
+    401: {"model": Problem, "description": "missing or invalid bearer token"},
+    403: {"model": Problem, "description": "the token lacks the scope (or the queue)"},
+    413: {"model": Problem, "description": "request body over the size limit"},
+    422: {"model": Problem, "description": "invalid request (the detail names what)"},
+    429: {"model": Problem, "description": "per-user rate limit reached (see Retry-After)"},
+    503: {"model": Problem, "description": "Redis cannot be reached"},
+}
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    ctx = Context.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await ctx.redis.aclose()
+
+    app = FastAPI(title="queueworker", version="1", lifespan=lifespan,
+                  description="Enqueue jobs, follow them, and administer the queues of "
+                              "queueworker's native worker (docs/api.md).",
+                  responses=ERRORS)  # type: ignore[arg-type]
+    app.state.qw = ctx
+    for module in (routes_jobs, routes_queues, routes_admin):
+        app.include_router(module.router, responses=ERRORS)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        text = redact(str(exc))
+        log_event(log, "redis_error", logging.WARNING, path=request.url.path, error=text)
+        return JSONResponse({"detail": f"Redis cannot be reached or refused: {text}"}, 503)
+
+    @app.get("/healthz", response_model=Health, tags=["health"],
+             responses={503: {"model": Health}}, summary="200 when Redis answers")
+    async def healthz() -> Response:
+        try:
+            ok = bool(await ctx.redis.ping())
+        except (redis.RedisError, OSError):
+            ok = False
+        body = Health(status="ok" if ok else "redis unreachable", redis=ok)
+        return JSONResponse(body.model_dump(), 200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

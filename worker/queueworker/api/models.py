@@ -1,0 +1,131 @@
+"""Request and response bodies of the HTTP API (pydantic: they are also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A queue name as the worker accepts it: no braces (they are the Redis Cluster hash tag).
+QUEUE_PATTERN = r"^[^{}\s]{1,200}$"
+ID_PATTERN = r"^[^{}\s]{1,200}$"
+
+
+class Problem(BaseModel):
+    """Every error answer: ``detail`` says what is wrong (and what to do)."""
+
+    detail: Any
+
+
+class EnqueueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payload: Any = Field(description="JSON the handler receives")
+    priority: int | None = Field(None, ge=1, le=10,
+                                 description="1..10, 10 runs first; default 5")
+    delay: float | None = Field(None, ge=0, le=365 * 86400, description="seconds before it may run")
+    timeout: float | None = Field(None, gt=0, le=7 * 86400,
+                                  description="seconds per attempt (e.g. 2 x audio duration + 60)")
+    max_tries: int | None = Field(None, ge=1, le=1000,
+                                  description="attempts before it fails for good (1: fail fast)")
+    backoff: str | None = Field(None, max_length=200,
+                                description="between tries: 10 | 10,30,60 | exp:BASE:CAP")
+    unique_key: str | None = Field(None, min_length=1, max_length=200)
+    unique_for: float | None = Field(None, gt=0, le=30 * 86400)
+    handler: str | None = Field(None, min_length=1, max_length=200)
+
+
+class Enqueued(BaseModel):
+    id: str
+    queue: str
+    created: bool = Field(description="false: a job with the same unique_key was queued already")
+
+
+class JobStatus(BaseModel):
+    """A job's hash (see the job module's table), without its payload and traceback."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    queue: str | None = None
+    state: str | None = None
+    deliveries: int | None = None
+    tries: int | None = None
+    max_tries: int | None = None
+
+
+class JobResult(BaseModel):
+    id: str
+    state: str
+    finished: bool = Field(description="done or failed; false: still queued or running")
+    result: Any = None
+    error: str | None = None
+
+
+class QueueStatus(BaseModel):
+    queue: str
+    waiting: int
+    delayed: int
+    in_flight: int
+    oldest_waiting_seconds: float | None = None
+    by_priority: dict[str, int] | None = Field(
+        None, description="waiting jobs per priority level (1..10), when the worker has them")
+    paused: bool | None = None
+    stats: dict[str, int] = Field(default_factory=dict,
+                                  description="counters: enqueued, completed, failed, retried")
+
+
+class Queues(BaseModel):
+    queues: list[QueueStatus]
+
+
+class RunningJob(BaseModel):
+    id: str
+    queue: str
+    started_at: float
+
+
+class WorkerStatus(BaseModel):
+    id: str
+    pod: str
+    host: str
+    pid: int
+    queues: list[str]
+    state: str
+    in_flight: list[RunningJob]
+    processed: int
+    failed: int
+    started_at: float
+    beat_at: float
+
+
+class Workers(BaseModel):
+    workers: list[WorkerStatus]
+    busy: int
+    idle: int
+
+
+class FailedJob(BaseModel):
+    id: str
+    queue: str | None
+    failed_at: float | None
+    tries: int
+    error: str
+
+
+class FailedJobs(BaseModel):
+    failed: list[FailedJob]
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Paused(BaseModel):
+    queue: str
+    paused: bool
+
+
+class Health(BaseModel):
+    status: str
+    redis: bool
