@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.client import NEVER_DECODE
+from redis.exceptions import NoScriptError, RedisError
 
 from queueworker.worker import keys
 from queueworker.worker.job import Job
@@ -66,14 +67,53 @@ def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
-def parse_fetched(raw: Sequence[Any]) -> list[Job]:
-    jobs = []
+@dataclass(frozen=True)
+class Junk:
+    """An entry a FETCH found unrunnable and filed in the failed store (scripts.junk)."""
+
+    id: str  # its id in the failed store
+    queue: str
+    reason: str  # no_job_hash | bad_entry
+    error: str
+
+
+@dataclass
+class Fetched:
+    """What one FETCH brought: jobs to run, entries it filed as junk, and jobs taken
+    whose stored fields are not UTF-8 (to be failed at once, reason ``undecodable``)."""
+
+    jobs: list[Job]
+    junk: list[Junk]
+    undecodable: list[tuple[Job, str]]
+
+
+def _job(raw_id: Any, deliveries: int, fields: Sequence[Any]) -> Job:
+    (queue, payload, tries, max_tries, backoff, timeout, retry_until, enqueued_at, handler,
+     ck, _, level) = fields
+    return Job.fetched(_text(raw_id), queue, payload, deliveries, tries, max_tries, backoff,
+                       timeout, retry_until, enqueued_at, handler, ck,
+                       keys.priority_level(level))
+
+
+def parse_fetched(raw: Sequence[Any]) -> Fetched:
+    """FETCH's reply, read without decoding (bytes): a stored field that is not UTF-8
+    must fail its job, not the whole batch (whose jobs would be in flight already)."""
+    out = Fetched([], [], [])
     for i in range(0, len(raw), 3):
-        (queue, payload, tries, max_tries, backoff, timeout, retry_until, enqueued_at, handler,
-         ck, _) = (x if x is None or isinstance(x, str) else _text(x) for x in raw[i + 2])
-        jobs.append(Job.fetched(_text(raw[i]), queue, payload, int(raw[i + 1]), tries,
-                                max_tries, backoff, timeout, retry_until, enqueued_at, handler, ck))
-    return jobs
+        d = int(raw[i + 1])
+        if d < 0:
+            out.junk.append(Junk(_text(raw[i]), *(_text(x) for x in raw[i + 2][:3])))
+            continue
+        try:
+            fields = [x if x is None or isinstance(x, str | int) else x.decode()
+                      for x in raw[i + 2]]
+        except UnicodeDecodeError as exc:
+            fields = [x if x is None or isinstance(x, str | int) else
+                      x.decode(errors="backslashreplace") for x in raw[i + 2]]
+            out.undecodable.append((_job(raw[i], d, fields), f"{exc}"))
+            continue
+        out.jobs.append(_job(raw[i], d, fields))
+    return out
 
 
 class Broker:
@@ -90,11 +130,26 @@ class Broker:
     async def fetch(self, queues: Sequence[str], want: int, lease: float, worker_id: str,
                     rate_limits: dict[str, RateLimit] | None = None,
                     park_delay: float = 0.5) -> list[Job]:
+        """Take up to ``want`` jobs (queues in order, each by priority 10..1): one FETCH."""
+        return (await self.fetch_batch(queues, want, lease, worker_id, rate_limits,
+                                       park_delay)).jobs
+
+    async def fetch_batch(self, queues: Sequence[str], want: int, lease: float, worker_id: str,
+                          rate_limits: dict[str, RateLimit] | None = None,
+                          park_delay: float = 0.5) -> Fetched:
+        """Like ``fetch``, with the junk filed and the undecodable jobs (see ``Fetched``)."""
         args: list[Any] = [self.prefix, want, lease, worker_id, park_delay]
         for q in queues:
             rl = (rate_limits or {}).get(q)
             args += [q, rl.limit if rl else 0, rl.period if rl else 0]
-        raw = await self._fetch(args=args)
+        never_decode: dict[str, Any] = {NEVER_DECODE: True}
+        try:
+            raw = await self.redis.execute_command("EVALSHA", self._fetch.sha, 0, *args,
+                                                   **never_decode)
+        except NoScriptError:
+            self._fetch.sha = await self.redis.script_load(FETCH)
+            raw = await self.redis.execute_command("EVALSHA", self._fetch.sha, 0, *args,
+                                                   **never_decode)
         return parse_fetched(raw)
 
     async def settle(self, items: Sequence[Settlement], result_ttl: int) -> list[bool]:

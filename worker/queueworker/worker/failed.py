@@ -29,7 +29,7 @@ for i = 2, #ARGV do
     if q then
       redis.call('HSET', jk, 'state', 'waiting', 'tries', '0', 'lost', '0')
       redis.call('HDEL', jk, 'error', 'traceback', 'failed_at', 'worker')
-      redis.call('LPUSH', qkey(q, 'waiting'), id)
+      redis.call('LPUSH', wkey_of(q, id), id)
       redis.call('LPUSH', qkey(q, 'notify'), '1')
       redis.call('LTRIM', qkey(q, 'notify'), 0, 15)
       n = n + 1

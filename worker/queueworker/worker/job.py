@@ -22,6 +22,8 @@ retry_until          epoch seconds; no retry is scheduled after it
 unique_key           see ``keys.unique``
 concurrency_key      see ``keys.concurrency`` (with concurrency_limit)
 handler              optional name, for a worker with several handlers
+priority             1 (lowest) .. 10 (highest), default 5: which waiting list
+                     of its queue the job is in (``keys.waiting``)
 worker, started_at   while running
 finished_at          when done
 error, traceback,
@@ -47,6 +49,7 @@ from queueworker.worker import keys
 DEFAULT_MAX_TRIES = 3
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_UNIQUE_FOR = 3600.0
+DEFAULT_PRIORITY = keys.DEFAULT_PRIORITY
 
 BackoffSpec = float | int | str | Sequence[float] | None
 
@@ -170,9 +173,11 @@ class JobOptions:
     concurrency_key: str | None = None
     concurrency_limit: int = 1
     handler: str | None = None
+    priority: int = DEFAULT_PRIORITY
 
     def fields(self) -> dict[str, str]:
         """The hash fields these options set (validated)."""
+        keys.check_priority(self.priority)
         if self.max_tries < 1:
             raise ValueError("max_tries must be at least 1")
         if self.delay < 0:
@@ -192,6 +197,7 @@ class JobOptions:
             "concurrency_key": self.concurrency_key or "",
             "concurrency_limit": str(self.concurrency_limit) if self.concurrency_key else "",
             "handler": self.handler or "",
+            "priority": str(self.priority),
         }
 
 
@@ -255,13 +261,14 @@ class Job:
     handler: str = ""
     concurrency_key: str = ""
     started_at: float | None = None
+    priority: int = DEFAULT_PRIORITY
     fields: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def fetched(cls, job_id: str, queue: str, payload: str, deliveries: int, tries: str | None,
                 max_tries: str | None, backoff: str | None, timeout: str | None,
                 retry_until: str | None, enqueued_at: str | None, handler: str | None,
-                concurrency_key: str | None) -> Job:
+                concurrency_key: str | None, priority: int = DEFAULT_PRIORITY) -> Job:
         """A job as FETCH returns it (the fields a worker needs; the hot path)."""
         return cls(
             id=job_id, queue=queue, payload_text=payload or "", state="running",
@@ -270,6 +277,7 @@ class Job:
             timeout=_float(timeout), retry_until=_float(retry_until),
             enqueued_at=_float(enqueued_at) or keys.enqueued_at_from_id(job_id),
             handler=handler or "", concurrency_key=concurrency_key or "",
+            priority=priority,
         )
 
     @classmethod
@@ -290,6 +298,7 @@ class Job:
             handler=h.get("handler", ""),
             concurrency_key=h.get("concurrency_key", ""),
             started_at=_float(h.get("started_at")),
+            priority=keys.priority_level(h.get("priority")),
             fields=dict(h),
         )
 
@@ -320,7 +329,7 @@ class Job:
                     out[name] = json.loads(value)
                 except ValueError:
                     out[name] = value
-            elif name in ("deliveries", "tries", "lost", "max_tries", "handed_back"):
+            elif name in ("deliveries", "tries", "lost", "max_tries", "handed_back", "priority"):
                 out[name] = _int(value)
             else:
                 out[name] = value

@@ -8,8 +8,17 @@ Redis Cluster slot (Lua scripts touch several of them at once).
 
 Per queue ``Q``:
 
-- ``{p}:{Q}:waiting``   LIST of job ids. Producers LPUSH; workers take from the
-  right (FIFO); a job handed back on drain is RPUSHed so it runs next.
+- ``{p}:{Q}:waiting``   LIST of job ids of priority 5 (the default). Producers
+  LPUSH; workers take from the right (FIFO); a job handed back on drain is
+  RPUSHed so it runs next.
+- ``{p}:{Q}:waiting:p{N}`` the same LIST for priority N (1..10 except 5; 10 runs
+  first). One list per level, not one ZSET scored by (priority, sequence): a
+  take stays RPOP with a count (O(1) a job, where ZPOPMIN is O(log n) and a
+  ZSET costs several times the memory); the default level keeps the old key,
+  so jobs already queued and foreign readers (a KEDA list scaler's LLEN) are
+  unaffected; a hand-back to the head of a level stays an RPUSH; and the
+  operator reads depth per level with one LLEN each in its one pipeline. The
+  cost: a FETCH tries up to 10 RPOPs per queue (inside Lua, no round trip).
 - ``{p}:{Q}:delayed``   ZSET job id -> due time (epoch seconds, float).
   Delayed jobs and retries waiting out their backoff.
 - ``{p}:{Q}:inflight``  ZSET job id -> lease expiry (epoch seconds, float).
@@ -60,9 +69,47 @@ from __future__ import annotations
 DEFAULT_PREFIX = "qw"
 ID_TIME_DIGITS = 13
 
+DEFAULT_PRIORITY = 5
+MIN_PRIORITY = 1
+MAX_PRIORITY = 10
+# The order a FETCH takes a queue's levels in: highest first.
+PRIORITIES = tuple(range(MAX_PRIORITY, MIN_PRIORITY - 1, -1))
 
-def waiting(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}:{{{queue}}}:waiting"
+
+def check_priority(priority: object) -> int:
+    """``priority`` if it is a whole number from 1 to 10; ValueError naming it otherwise."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not (
+            MIN_PRIORITY <= priority <= MAX_PRIORITY):
+        raise ValueError(f"bad priority {priority!r}: use a whole number from {MIN_PRIORITY} "
+                         f"(lowest) to {MAX_PRIORITY} (highest); the default is "
+                         f"{DEFAULT_PRIORITY}")
+    return priority
+
+
+def priority_level(text: str | bytes | int | None) -> int:
+    """The level a stored ``priority`` field means (as the Lua ``level`` reads it):
+    missing or not a number -> the default, out of range -> clamped to 1..10."""
+    if not text:
+        return DEFAULT_PRIORITY
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_PRIORITY
+    if value != value:  # NaN
+        return DEFAULT_PRIORITY
+    return int(min(MAX_PRIORITY, max(MIN_PRIORITY, value)))
+
+
+def waiting(queue: str, prefix: str = DEFAULT_PREFIX, priority: int = DEFAULT_PRIORITY) -> str:
+    """The waiting list of one priority level (the default level keeps the plain name)."""
+    if priority == DEFAULT_PRIORITY:
+        return f"{prefix}:{{{queue}}}:waiting"
+    return f"{prefix}:{{{queue}}}:waiting:p{priority}"
+
+
+def waiting_levels(queue: str, prefix: str = DEFAULT_PREFIX) -> list[tuple[int, str]]:
+    """(priority, waiting list) of every level, highest first (the order a FETCH takes)."""
+    return [(p, waiting(queue, prefix, p)) for p in PRIORITIES]
 
 
 def delayed(queue: str, prefix: str = DEFAULT_PREFIX) -> str:

@@ -5,7 +5,8 @@
 
     producer = Producer(Redis.from_url("redis://localhost:6379/0"))
     job_id = producer.enqueue("emails", {"to": "a@example.com"}, max_tries=5,
-                              backoff=[10, 30, 60], timeout=30, unique_key="welcome:42")
+                              backoff=[10, 30, 60], timeout=30, unique_key="welcome:42",
+                              priority=8)  # 1..10, 10 first; default 5
     producer.job(job_id)          # -> dict (state, deliveries, tries, error, ...) or None
 
 ``AsyncProducer`` is the same over ``redis.asyncio``. Payloads are JSON: bytes
@@ -33,6 +34,7 @@ from queueworker.worker.broker import ENQUEUE
 from queueworker.worker.job import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_TRIES,
+    DEFAULT_PRIORITY,
     DEFAULT_UNIQUE_FOR,
     BackoffSpec,
     Job,
@@ -53,7 +55,8 @@ def make_options(*, delay: float | None = None, max_tries: int | None = None,
                  backoff: BackoffSpec = None, timeout: float | None = None,
                  retry_until: float | None = None, unique_key: str | None = None,
                  unique_for: float | None = None, concurrency_key: str | None = None,
-                 concurrency_limit: int = 1, handler: str | None = None) -> JobOptions:
+                 concurrency_limit: int = 1, handler: str | None = None,
+                 priority: int = DEFAULT_PRIORITY) -> JobOptions:
     """The options ``enqueue`` takes (see ``job.JobOptions``); unknown names raise TypeError.
 
     delay: seconds before the job may run; max_tries: attempts before it fails for
@@ -63,7 +66,9 @@ def make_options(*, delay: float | None = None, max_tries: int | None = None,
     second job with this key while one is queued or running (at most unique_for
     seconds); concurrency_key / concurrency_limit: at most that many jobs with
     this key run at once across all workers; handler: which of a worker's
-    handlers runs it (workers started with a handler table).
+    handlers runs it (workers started with a handler table); priority: 1 (lowest)
+    to 10 (highest), default 5: within its queue a job runs after every waiting
+    job of a higher priority, FIFO within a level (``keys.waiting``).
     """
     return JobOptions(
         delay=delay or 0.0,
@@ -76,6 +81,7 @@ def make_options(*, delay: float | None = None, max_tries: int | None = None,
         concurrency_key=concurrency_key,
         concurrency_limit=concurrency_limit,
         handler=handler,
+        priority=priority,
     )
 
 

@@ -98,7 +98,7 @@ local function junk(q, entry, now, reason, why)
   local shown = entry
   if id ~= entry then  -- keep the entry readable: bytes outside printable ASCII escaped
     shown = string.gsub(string.sub(entry, 1, 4096), '[^ -~]', function(c)
-      return string.format('\\x%02x', string.byte(c)) end)
+      return string.format('\\\\x%02x', string.byte(c)) end)
   end
   redis.call('HSET', jkey(id), 'queue', q, 'payload', shown, 'state', 'failed',
     'error', why, 'reason', reason, 'traceback', '', 'failed_at', tostring(now),
@@ -149,17 +149,71 @@ redis.call('HINCRBY', qkey(q, 'stats'), 'enqueued', 1)
 return {id, 1}
 """
 
-# ARGV: prefix, want, lease, worker, park_delay, then per queue (in priority
+# ARGV: prefix, want, lease, worker, park_delay, then per queue (in the worker's
 # order): queue, rate_n (0: none), rate_period.
-# -> flat {id, deliveries, {queue, payload, tries, max_tries, backoff, timeout,
-#    retry_until, enqueued_at, handler, concurrency_key, concurrency_limit}, ...}
+# Queues are taken in the order given; within a queue, its priority levels 10..1
+# (keys.waiting), FIFO within a level: up to `want` jobs in all.
+# -> flat triples: {id, deliveries, {queue, payload, tries, max_tries, backoff, timeout,
+#    retry_until, enqueued_at, handler, concurrency_key, concurrency_limit, priority}}
+#    per job taken, and {failed store id, -1, {queue, reason, error}} per entry that
+#    could not run and went to the failed store (see `junk` in PRELUDE).
 FETCH = PRELUDE + """
 local now = now_s()
 local want, lease, worker, park = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local out = {}
+local function filed(q, entry, reason, why)
+  out[#out + 1] = junk(q, entry, now, reason, why)
+  out[#out + 1] = -1
+  out[#out + 1] = {q, reason, why}
+end
+-- One popped entry: run it (-> out), park it (concurrency key full) or file it as junk.
+-- -> 1 when it was taken to run.
+local function take_one(q, wk, lvl, id)
+  if not usable_id(id) then
+    filed(q, id, 'bad_entry', 'BadEntry: an entry of ' .. wk .. ' is not a job id (empty, ' ..
+      'over 200 bytes, or bytes outside printable ASCII); the entry is kept as the payload')
+    return 0
+  end
+  local jk = jkey(id)
+  local h = jget(id, 'queue', 'payload', 'tries', 'max_tries', 'backoff', 'timeout',
+    'retry_until', 'enqueued_at', 'handler', 'concurrency_key', 'concurrency_limit')
+  if not h then
+    filed(q, id, 'bad_entry', 'BadEntry: the job key of ' .. id .. ' in ' .. wk ..
+      ' is not a hash (type ' .. redis.call('TYPE', jk).ok .. '); the id is kept as the payload')
+    return 0
+  end
+  if not h[1] then
+    if redis.call('EXISTS', jk) == 0 then
+      filed(q, id, 'no_job_hash', 'NoJobHash: ' .. id .. ' was in ' .. wk .. ' without a job ' ..
+        'hash (pushed by hand, or its hash expired or was deleted); the id is kept as the payload')
+      return 0
+    end
+    h[1] = q  -- a hash without its queue field: it is a job of the queue it waited in
+  end
+  local ck, cl = h[10] or '', tonumber(h[11]) or 1
+  if ck ~= '' then
+    local ckey = P .. ':conc:' .. ck
+    redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
+    if redis.call('ZCARD', ckey) >= cl then
+      redis.call('ZADD', qkey(q, 'delayed'), now + park, id)
+      redis.call('HSET', jk, 'state', 'delayed')
+      return 0
+    end
+    redis.call('ZADD', ckey, now + lease, id)
+  end
+  redis.call('ZADD', qkey(q, 'inflight'), now + lease, id)
+  local d = redis.call('HINCRBY', jk, 'deliveries', 1)
+  redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'started_at', tostring(now))
+  h[12] = lvl
+  out[#out + 1] = id
+  out[#out + 1] = d
+  out[#out + 1] = h
+  return 1
+end
 for i = 6, #ARGV, 3 do
   if want <= 0 then break end
   local q, rn, rp = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  -- (paused queues are not in ARGV: the worker leaves them out, runtime Worker.paused)
   promote_due(q, now, 1000)
   local take, rkey = want, nil
   if rn > 0 then
@@ -167,46 +221,20 @@ for i = 6, #ARGV, 3 do
     local left = rn - tonumber(redis.call('GET', rkey) or '0')
     if left < take then take = left end
   end
-  if take > 0 then
-    local ids = redis.call('RPOP', qkey(q, 'waiting'), take)
+  local popped = 0
+  for lvl = 10, 1, -1 do
+    if take <= 0 or want <= 0 then break end
+    local wk = wkey(q, lvl)
+    local ids = redis.call('RPOP', wk, take)
     if ids then
-      if rkey then
-        redis.call('INCRBY', rkey, #ids)
-        redis.call('PEXPIRE', rkey, math.ceil(rp * 1000) + 1000)
-      end
-      local inflight = qkey(q, 'inflight')
-      for _, id in ipairs(ids) do
-        local jk = jkey(id)
-        local h = redis.call('HMGET', jk, 'queue', 'payload', 'tries', 'max_tries', 'backoff',
-          'timeout', 'retry_until', 'enqueued_at', 'handler', 'concurrency_key',
-          'concurrency_limit')
-        if h[1] then
-          local ck, cl = h[10] or '', tonumber(h[11]) or 1
-          local run = true
-          if ck ~= '' then
-            local ckey = P .. ':conc:' .. ck
-            redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
-            if redis.call('ZCARD', ckey) >= cl then
-              run = false
-              redis.call('ZADD', qkey(q, 'delayed'), now + park, id)
-              redis.call('HSET', jk, 'state', 'delayed')
-            else
-              redis.call('ZADD', ckey, now + lease, id)
-            end
-          end
-          if run then
-            redis.call('ZADD', inflight, now + lease, id)
-            local d = redis.call('HINCRBY', jk, 'deliveries', 1)
-            redis.call('HSET', jk, 'state', 'running', 'worker', worker,
-                       'started_at', tostring(now))
-            out[#out + 1] = id
-            out[#out + 1] = d
-            out[#out + 1] = h
-            want = want - 1
-          end
-        end
-      end
+      popped = popped + #ids
+      take = take - #ids
+      for _, id in ipairs(ids) do want = want - take_one(q, wk, lvl, id) end
     end
+  end
+  if rkey and popped > 0 then
+    redis.call('INCRBY', rkey, popped)
+    redis.call('PEXPIRE', rkey, math.ceil(rp * 1000) + 1000)
   end
 end
 return out
@@ -309,7 +337,7 @@ while i <= #ARGV do
         else
           redis.call('HINCRBY', jk, 'handed_back', 1)
         end
-        redis.call('RPUSH', qkey(q, 'waiting'), id)
+        redis.call('RPUSH', wkey_of(q, id), id)
       end
     end
   end
@@ -359,7 +387,13 @@ for i = 9, #ARGV do
   for _, id in ipairs(expired) do
     redis.call('ZREM', inflight, id)
     local jk = jkey(id)
-    if redis.call('EXISTS', jk) == 1 then
+    local kind = usable_id(id) and redis.call('TYPE', jk).ok or 'no id'
+    if kind ~= 'hash' then  -- not a job of ours: filed, never dropped
+      junk(q, id, now, kind == 'none' and 'no_job_hash' or 'bad_entry',
+        'NoJobHash: an entry of ' .. inflight .. ' (in flight) has no job hash (its key: ' ..
+        kind .. '); the entry is kept as the payload')
+      failed = failed + 1
+    else
       local lost = redis.call('HINCRBY', jk, 'lost', 1)
       local m = redis.call('HMGET', jk, 'concurrency_key', 'unique_key')
       if m[1] and m[1] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[1], id) end
@@ -373,7 +407,7 @@ for i = 9, #ARGV do
         failed = failed + 1
       else
         redis.call('HSET', jk, 'state', 'waiting')
-        redis.call('RPUSH', qkey(q, 'waiting'), id)
+        redis.call('RPUSH', wkey_of(q, id), id)
         recovered = recovered + 1
       end
     end
