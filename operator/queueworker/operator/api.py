@@ -24,6 +24,7 @@ from queueworker.operator.api_model import Model as Model
 from queueworker.operator.api_model import model_types as model_types
 from queueworker.operator.api_queues import QueueLayout as QueueLayout
 from queueworker.operator.api_queues import QueueSpec as QueueSpec
+from queueworker.operator.api_queues import RedisSentinel as RedisSentinel
 from queueworker.operator.api_queues import RedisSpec as RedisSpec
 from queueworker.operator.api_queues import RedisTLS as RedisTLS
 from queueworker.operator.api_queues import SecretKeyRef as SecretKeyRef

@@ -44,16 +44,46 @@ class RedisTLS(Model):
     )
 
 
+# host:port, [IPv6]:port or host (port 26379); the port 1-65535
+SENTINEL_ADDRESS = (r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:(6553[0-5]|655[0-2][0-9]"
+                    r"|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?$")
+
+
+class RedisSentinel(Model):
+    """A master found through Redis Sentinel. username, passwordSecretRef and tls here
+    are the Sentinels' own; those of spec.redis apply to the master."""
+
+    master_name: Annotated[
+        str, Field(min_length=1, max_length=256,
+                   description="The master's name in the Sentinels (sentinel monitor NAME).")
+    ]
+    addresses: Annotated[
+        list[Annotated[str, Field(max_length=262, pattern=SENTINEL_ADDRESS)]],
+        Field(min_length=1, max_length=16,
+              description="Sentinels as host:port (port 26379 when absent); any one answers."),
+    ]
+    username: Annotated[
+        str | None, Field(max_length=256, description="The Sentinels' ACL user name.")
+    ] = None
+    password_secret_ref: Annotated[
+        SecretKeyRef | None, Field(description="Secret key that holds the Sentinels' password "
+        "(their requirepass). The Secret must be labelled queueworker.dev/use: \"true\".")
+    ] = None
+    tls: Annotated[RedisTLS, Field(description="TLS to the Sentinels.")] = RedisTLS()
+
+
 class RedisSpec(Model):
-    """Where the queues live. Give `url`, or `urlSecretRef` to keep it out of the spec."""
+    """Where the queues live. Give `url`, `urlSecretRef` to keep it out of the spec, or
+    `sentinel` for a master found through Redis Sentinel."""
 
     url: Annotated[
         str | None,
         Field(
             max_length=2048,
-            pattern=r"^(redis|rediss|unix)://",
-            description="redis://host:6379/0 (or rediss:// for TLS). Put passwords in "
-            "passwordSecretRef, not here.",
+            pattern=r"^(redis|rediss|unix|redis\+sentinel|rediss\+sentinel)://",
+            description="redis://host:6379/0 (or rediss:// for TLS), or "
+            "redis+sentinel://sentinel1:26379,sentinel2:26379/MASTER_NAME/0 for a master "
+            "behind Sentinel. Put passwords in passwordSecretRef, not here.",
         ),
     ] = None
     url_secret_ref: Annotated[
@@ -71,14 +101,21 @@ class RedisSpec(Model):
         int | None,
         Field(ge=0, le=1023, description="Database index; overrides the one in the URL."),
     ] = None
-    tls: Annotated[RedisTLS, Field(description="TLS settings.")] = RedisTLS()
+    tls: Annotated[RedisTLS, Field(description="TLS settings (of the master with sentinel).")
+                   ] = RedisTLS()
+    sentinel: Annotated[
+        RedisSentinel | None,
+        Field(description="Find the master through Redis Sentinel (instead of url); "
+              "username, passwordSecretRef, db and tls above apply to the master."),
+    ] = None
 
     CEL_RULES = (
         CelRule(
-            "has(self.url) != has(self.urlSecretRef)",
-            "set exactly one of url and urlSecretRef",
+            "(has(self.url) ? 1 : 0) + (has(self.urlSecretRef) ? 1 : 0)"
+            " + (has(self.sentinel) ? 1 : 0) == 1",
+            "set exactly one of url, urlSecretRef and sentinel",
             "url",
-            lambda s: (s.url is None) != (s.url_secret_ref is None),
+            lambda s: [s.url, s.url_secret_ref, s.sentinel].count(None) == 2,
         ),
     )
 
