@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import quote
 
 from queueworker.engine import resources
 from queueworker.observe.layouts.native import worker_prefix
@@ -39,6 +40,11 @@ from queueworker.worker.config import (
     ENV_REDIS_CA_FILE,
     ENV_REDIS_DB,
     ENV_REDIS_PASSWORD,
+    ENV_REDIS_SENTINEL_CA_FILE,
+    ENV_REDIS_SENTINEL_PASSWORD,
+    ENV_REDIS_SENTINEL_TLS,
+    ENV_REDIS_SENTINEL_TLS_INSECURE,
+    ENV_REDIS_SENTINEL_USERNAME,
     ENV_REDIS_TLS,
     ENV_REDIS_TLS_INSECURE,
     ENV_REDIS_URL,
@@ -59,6 +65,9 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 # The CA Secret of spec.redis.tls.caSecretRef is mounted here, read-only.
 CA_MOUNT_PATH = "/etc/queueworker/redis-ca"
 CA_VOLUME = "queueworker-redis-ca"
+# ... and that of spec.redis.sentinel.tls.caSecretRef here.
+SENTINEL_CA_MOUNT_PATH = "/etc/queueworker/redis-sentinel-ca"
+SENTINEL_CA_VOLUME = "queueworker-redis-sentinel-ca"
 
 
 def selector_labels(name: str) -> dict[str, str]:
@@ -92,10 +101,45 @@ def gpu_request(spec: api.QueueWorkerSpec) -> tuple[str, int] | None:
     return resource, max(resources.pod_request(tmpl, resource), 1)
 
 
+def _secret_env(name: str, ref: api.SecretKeyRef) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def _sentinel_env(s: api.RedisSentinel) -> list[dict[str, Any]]:
+    """The redis+sentinel:// URL (worker/connection.py) and the Sentinels' own settings."""
+    url = f"redis+sentinel://{','.join(s.addresses)}/{quote(s.master_name, safe='')}"
+    env: list[dict[str, Any]] = [{"name": ENV_REDIS_URL, "value": url}]
+    if s.username:
+        env.append({"name": ENV_REDIS_SENTINEL_USERNAME, "value": s.username})
+    if s.password_secret_ref is not None:
+        env.append(_secret_env(ENV_REDIS_SENTINEL_PASSWORD, s.password_secret_ref))
+    if s.tls.enabled:
+        env.append({"name": ENV_REDIS_SENTINEL_TLS, "value": "true"})
+    if s.tls.insecure_skip_verify:
+        env.append({"name": ENV_REDIS_SENTINEL_TLS_INSECURE, "value": "true"})
+    if s.tls.ca_secret_ref is not None:
+        env.append({"name": ENV_REDIS_SENTINEL_CA_FILE,
+                    "value": f"{SENTINEL_CA_MOUNT_PATH}/{s.tls.ca_secret_ref.key}"})
+    return env
+
+
+def _ca_volumes(spec: api.QueueWorkerSpec) -> list[tuple[str, str, str]]:
+    """(volume, mount path, Secret name) of every CA Secret the worker reads."""
+    out = []
+    if spec.redis.tls.ca_secret_ref is not None:
+        out.append((CA_VOLUME, CA_MOUNT_PATH, spec.redis.tls.ca_secret_ref.name))
+    sentinel = spec.redis.sentinel
+    if sentinel is not None and sentinel.tls.ca_secret_ref is not None:
+        out.append((SENTINEL_CA_VOLUME, SENTINEL_CA_MOUNT_PATH, sentinel.tls.ca_secret_ref.name))
+    return out
+
+
 def _env_for(spec: api.QueueWorkerSpec) -> list[dict[str, Any]]:
     redis = spec.redis
     env: list[dict[str, Any]] = []
-    if redis.url_secret_ref is not None:
+    if redis.sentinel is not None:
+        env += _sentinel_env(redis.sentinel)
+    elif redis.url_secret_ref is not None:
         env.append({"name": ENV_REDIS_URL, "valueFrom": {"secretKeyRef": {
             "name": redis.url_secret_ref.name, "key": redis.url_secret_ref.key}}})
     elif redis.url is not None:
@@ -137,15 +181,15 @@ def build_pod_template(name: str, spec: api.QueueWorkerSpec) -> dict[str, Any]:
         # The user's own setting of a name wins: it may point the worker elsewhere on purpose.
         user_names = {e.get("name") for e in user_env}
         container["env"] = [e for e in ours if e["name"] not in user_names] + user_env
-        if spec.redis.tls.ca_secret_ref is not None:
+        for volume, path, _ in _ca_volumes(spec):
             container["volumeMounts"] = [
                 *(container.get("volumeMounts") or []),
-                {"name": CA_VOLUME, "mountPath": CA_MOUNT_PATH, "readOnly": True}]
+                {"name": volume, "mountPath": path, "readOnly": True}]
         containers.append(container)
     pod_spec["containers"] = containers
-    if spec.redis.tls.ca_secret_ref is not None:
+    for volume, _, secret in _ca_volumes(spec):
         pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), {
-            "name": CA_VOLUME, "secret": {"secretName": spec.redis.tls.ca_secret_ref.name}}]
+            "name": volume, "secret": {"secretName": secret}}]
     pod_spec["terminationGracePeriodSeconds"] = spec.drain.grace_seconds
     template["spec"] = pod_spec
     return template
