@@ -66,8 +66,7 @@ async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> 
     Raises ``context.SecretMissingError`` (``SecretNotOptedInError`` among them)
     or ``connections.RedisConfigError``."""
     r = spec.redis
-    refs = [ref for ref in (r.url_secret_ref, r.password_secret_ref, r.tls.ca_secret_ref)
-            if ref is not None]
+    refs = redis_conn.secret_refs(r)
     values = {(ref.name, ref.key): await shared.secret_value(namespace, ref.name, ref.key)
               for ref in refs}
     target = redis_conn.target_from_spec(r, lambda name, key: values[(name, key)])
