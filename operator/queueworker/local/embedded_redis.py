@@ -21,6 +21,7 @@ import redis
 from queueworker.common.errors import QueueworkerError
 from queueworker.common.log import log_event
 from queueworker.local.orphans import die_with_parent
+from queueworker.worker.connection import sync_client
 
 log = logging.getLogger("queueworker.local.redis")
 
@@ -51,7 +52,7 @@ def port_is_free(port: int) -> bool:
 
 def reachable(url: str, timeout: float = 1.0) -> bool:
     """True when a Redis answers PING at `url` (a wrong password counts as reachable)."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = sync_client(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         client.ping()
         return True

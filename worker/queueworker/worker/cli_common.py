@@ -17,6 +17,7 @@ from queueworker.worker.config import (
     ENV_REDIS_URL,
     redis_url_from,
 )
+from queueworker.worker.connection import sync_client
 
 
 class CliError(QueueworkerError):
@@ -53,7 +54,7 @@ def connection_error(url: str, exc: BaseException) -> str:
 def connect(args: argparse.Namespace) -> redis.Redis:
     url = redis_url(args)
     try:
-        client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+        client = sync_client(url, decode_responses=True, socket_connect_timeout=5)
         client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         raise CliError(connection_error(url, exc)) from None

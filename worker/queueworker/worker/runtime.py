@@ -47,6 +47,7 @@ from queueworker.common.redact import redact_url
 from queueworker.worker import metrics as metrics_mod
 from queueworker.worker.broker import REDIS_ERRORS, Broker, Settlement
 from queueworker.worker.config import Settings
+from queueworker.worker.connection import async_client
 from queueworker.worker.gpu import GpuCollector
 from queueworker.worker.handlers import HandlerTable, UnknownHandlerError
 from queueworker.worker.housekeeping import Housekeeper
@@ -71,7 +72,7 @@ class Worker:
         settings.validate()
         self.s = settings
         self.handlers = handlers
-        self.redis = client or aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.redis = client or async_client(settings.redis_url, decode_responses=True)
         self.broker = Broker(self.redis, settings.prefix)
         self.metrics = metrics or metrics_mod.WorkerMetrics()
         self.gpu = GpuCollector.create(self.metrics.registry, nvml)
