@@ -26,6 +26,13 @@ priority             1 (lowest) .. 10 (highest), default 5: which waiting list
                      of its queue the job is in (``keys.waiting``)
 worker, started_at   while running
 finished_at          when done
+result               the handler's return value, JSON (results.py); expires
+                     with the hash (``result_ttl``: per job, else the worker's)
+progress,            the handler's last ``job.progress`` (progress.py)
+progress_detail
+exceptions,          attempts that ended in an exception, and the limit
+max_exceptions       (control.py); ``releases``: ``Release`` count
+waited               someone waits on it: SETTLE pushes a done token
 error, traceback,
 failed_at            when failed; ``last_error`` after a retried failure
 ==================== =========================================================
@@ -39,12 +46,12 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from queueworker.common.errors import QueueworkerError
-from queueworker.worker import keys
+from queueworker.worker import crypto, keys
 
 DEFAULT_MAX_TRIES = 3
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -174,6 +181,8 @@ class JobOptions:
     concurrency_limit: int = 1
     handler: str | None = None
     priority: int = DEFAULT_PRIORITY
+    max_exceptions: int | None = None
+    result_ttl: int | None = None
 
     def fields(self) -> dict[str, str]:
         """The hash fields these options set (validated)."""
@@ -188,7 +197,14 @@ class JobOptions:
             raise ValueError("concurrency_limit must be at least 1")
         if self.unique_key and self.unique_for <= 0:
             raise ValueError("unique_for must be positive")
-        return {
+        if self.max_exceptions is not None and self.max_exceptions < 1:
+            raise ValueError("max_exceptions must be at least 1")
+        if self.result_ttl is not None and self.result_ttl < 0:
+            raise ValueError("result_ttl must not be negative")
+        # Set only when given: every job's hash pays for a field.
+        extra = {name: str(v) for name, v in (("max_exceptions", self.max_exceptions),
+                                              ("result_ttl", self.result_ttl)) if v is not None}
+        return extra | {
             "max_tries": str(self.max_tries),
             "backoff": Backoff.parse(self.backoff).encode(),
             "timeout": "" if self.timeout is None else _num(self.timeout),
@@ -263,6 +279,9 @@ class Job:
     started_at: float | None = None
     priority: int = DEFAULT_PRIORITY
     fields: dict[str, str] = field(default_factory=dict, repr=False)
+    sealed: bool = False  # its payload was encrypted: so are its result and errors
+    reporter: Callable[[Job, float, Any], None] | None = field(default=None, repr=False,
+                                                                 compare=False)
 
     @classmethod
     def fetched(cls, job_id: str, queue: str, payload: str, deliveries: int, tries: str | None,
@@ -303,12 +322,26 @@ class Job:
         )
 
     def payload(self) -> Any:
-        """The decoded payload; BadPayloadError when it is not JSON."""
+        """The decoded payload (opened if encrypted: crypto.py); BadPayloadError when it is
+        not JSON or cannot be opened."""
+        text = self.payload_text
+        if crypto.is_sealed(text):
+            try:
+                text = crypto.open_field(text, self.id, "payload", crypto.process_keyring())
+            except crypto.CryptoError as exc:
+                raise BadPayloadError(str(exc)) from None
+            self.sealed = True
         try:
-            return json.loads(self.payload_text)
+            return json.loads(text)
         except ValueError as exc:
             raise BadPayloadError(f"payload is not valid JSON ({exc}): "
                              f"{self.payload_text[:80]!r}") from None
+
+    def progress(self, fraction: float, detail: Any = None) -> None:
+        """Report progress, 0..1, with an optional JSON ``detail``: stored in the job hash
+        and published (progress.py). Returns at once; outside a worker it does nothing."""
+        if self.reporter is not None:
+            self.reporter(self, fraction, detail)
 
     def next_retry_delay(self, tries: int, now: float, rand: random.Random | None = None
                          ) -> float | None:
@@ -320,16 +353,26 @@ class Job:
             return None
         return delay
 
-    def info(self) -> dict[str, Any]:
-        """A JSON-friendly view (status lookups, ``queueworker job ID``)."""
+    def info(self, keyring: crypto.Keyring | None = None) -> dict[str, Any]:
+        """A JSON-friendly view (status lookups, ``queueworker job ID``); encrypted fields
+        are opened with ``keyring`` and shown as ``"(encrypted)"`` without one."""
         out: dict[str, Any] = {"id": self.id}
         for name, value in self.fields.items():
-            if name == "payload":
+            if crypto.is_sealed(value):
+                try:
+                    value = crypto.open_field(value, self.id, name, keyring)
+                except crypto.CryptoError:
+                    out[name] = "(encrypted)"
+                    continue
+            if name in ("payload", "result", "progress_detail"):
                 try:
                     out[name] = json.loads(value)
                 except ValueError:
                     out[name] = value
-            elif name in ("deliveries", "tries", "lost", "max_tries", "handed_back", "priority"):
+            elif name == "progress":
+                out[name] = _float(value)
+            elif name in ("deliveries", "tries", "lost", "max_tries", "handed_back", "priority",
+                          "exceptions", "max_exceptions", "releases"):
                 out[name] = _int(value)
             else:
                 out[name] = value

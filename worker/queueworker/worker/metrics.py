@@ -17,6 +17,8 @@ queueworker_worker_jobs_in_flight                  gauge
 queueworker_worker_busy_ratio                      gauge      (in flight / concurrency)
 queueworker_worker_last_job_timestamp_seconds      gauge      queue (a job ended, any way)
 queueworker_worker_concurrency                     gauge
+queueworker_worker_prefetch                        gauge      (jobs taken beyond free slots)
+queueworker_worker_queue_waiting_jobs              gauge      queue, priority (at each beat)
 queueworker_worker_state                           gauge      state (1 for the current)
 queueworker_worker_leases_recovered_total          counter    (by this worker's reaper)
 queueworker_worker_redis_errors_total              counter
@@ -26,7 +28,11 @@ queueworker_worker_gpu_utilization_ratio           gauge      gpu  (0..1)
 =================================================  =========  ========================
 
 ``reason`` is one of ``exception``, ``timeout``, ``bad_payload``,
-``unknown_handler`` (final failures; a retried failure counts in retried).
+``no_job_hash``, ``bad_entry``, ``undecodable`` (what a FETCH found in a queue
+that is no runnable job: filed in the failed store, see scripts.py ``junk``),
+``unknown_handler``, ``failed_by_handler`` (``Fail``), ``bad_result`` (not JSON
+or over the limit), ``max_exceptions`` (final failures; a retried failure
+counts in retried).
 ``jobs_failed_total`` is the dead-letter count: every job it counts is in the
 failed store (``queueworker failed list``).
 
@@ -47,7 +53,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 STATES = ("starting", "idle", "busy", "draining", "stopped")
-FAIL_REASONS = ("exception", "timeout", "bad_payload", "unknown_handler")
+FAIL_REASONS = ("exception", "timeout", "bad_payload", "unknown_handler", "no_job_hash",
+                "bad_entry", "undecodable", "failed_by_handler",
+                "bad_result", "max_exceptions")
 
 METRIC_NAMES = (
     "queueworker_worker_jobs_started_total",
@@ -61,6 +69,8 @@ METRIC_NAMES = (
     "queueworker_worker_busy_ratio",
     "queueworker_worker_last_job_timestamp_seconds",
     "queueworker_worker_concurrency",
+    "queueworker_worker_prefetch",
+    "queueworker_worker_queue_waiting_jobs",
     "queueworker_worker_state",
     "queueworker_worker_leases_recovered_total",
     "queueworker_worker_redis_errors_total",
@@ -112,6 +122,11 @@ class WorkerMetrics:
         self.in_flight = Gauge(p + "jobs_in_flight", "Jobs running now.", registry=r)
         self.concurrency = Gauge(p + "concurrency", "Jobs this worker runs at once.",
                                  registry=r)
+        self.prefetch = Gauge(p + "prefetch", "Jobs it may take beyond its free slots now "
+                              "(adaptive: only for jobs of a few ms; fetcher.py).", registry=r)
+        self.waiting = Gauge(p + "queue_waiting_jobs", "Jobs waiting in its queues, per "
+                             "priority, as its last heartbeat read them.", ["queue", "priority"],
+                             registry=r)
         # The runtime binds it to its running set (read at scrape, nothing in the hot path).
         self.busy_ratio = Gauge(p + "busy_ratio", "Jobs running / concurrency (0..1).",
                                 registry=r)

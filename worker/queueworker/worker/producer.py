@@ -13,6 +13,14 @@
 and other non-JSON values are refused (encode them yourself, e.g. base64), and
 so is a payload over ``max_payload_bytes`` (default 1 MiB).
 
+Results (results.py): ``producer.wait(job_id, timeout=60)`` blocks until the
+job is done and returns what its handler returned, or raises ``JobFailedError``
+(the job failed for good), ``WaitTimeoutError`` or ``JobNotFoundError``;
+``producer.result(job_id)`` is the same without waiting (``ResultPendingError``
+while it runs); ``producer.outcome(job_id)`` is the whole picture (state,
+result, error, progress) or None. Payloads of the queues the keyring seals are
+encrypted (crypto.py; the ring comes from the environment unless given).
+
 ``enqueue`` returns the job id. With ``unique_key``, while a job with that key
 is queued or running (and at most ``unique_for`` seconds), enqueueing again
 returns the *existing* job's id and adds nothing; ``enqueue_result`` tells
@@ -22,14 +30,14 @@ the two cases apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
-from queueworker.worker import keys
+from queueworker.worker import crypto, keys
 from queueworker.worker.broker import ENQUEUE
 from queueworker.worker.job import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -43,6 +51,10 @@ from queueworker.worker.job import (
     new_id,
     new_job_fields,
 )
+from queueworker.worker.results import AsyncResults, JobNotFoundError, Outcome, SyncResults
+
+# ``keyring`` default: the process's ring from its environment (crypto.process_keyring).
+FROM_ENV: Any = "env"
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,8 @@ def make_options(*, delay: float | None = None, max_tries: int | None = None,
                  retry_until: float | None = None, unique_key: str | None = None,
                  unique_for: float | None = None, concurrency_key: str | None = None,
                  concurrency_limit: int = 1, handler: str | None = None,
-                 priority: int = DEFAULT_PRIORITY) -> JobOptions:
+                 priority: int = DEFAULT_PRIORITY, max_exceptions: int | None = None,
+                 result_ttl: int | None = None) -> JobOptions:
     """The options ``enqueue`` takes (see ``job.JobOptions``); unknown names raise TypeError.
 
     delay: seconds before the job may run; max_tries: attempts before it fails for
@@ -68,7 +81,9 @@ def make_options(*, delay: float | None = None, max_tries: int | None = None,
     this key run at once across all workers; handler: which of a worker's
     handlers runs it (workers started with a handler table); priority: 1 (lowest)
     to 10 (highest), default 5: within its queue a job runs after every waiting
-    job of a higher priority, FIFO within a level (``keys.waiting``).
+    job of a higher priority, FIFO within a level (``keys.waiting``); max_exceptions:
+    fail once that many attempts raised (control.py); result_ttl: seconds its
+    result is kept (default: the worker's --result-ttl).
     """
     return JobOptions(
         delay=delay or 0.0,
@@ -82,6 +97,8 @@ def make_options(*, delay: float | None = None, max_tries: int | None = None,
         concurrency_limit=concurrency_limit,
         handler=handler,
         priority=priority,
+        max_exceptions=max_exceptions,
+        result_ttl=result_ttl,
     )
 
 
@@ -90,9 +107,11 @@ def _text(x: Any) -> str:
 
 
 class _Base:
-    def __init__(self, prefix: str, max_payload_bytes: int) -> None:
+    def __init__(self, prefix: str, max_payload_bytes: int, keyring: Any) -> None:
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
+        self.keyring: crypto.Keyring | None = (
+            crypto.process_keyring() if keyring is FROM_ENV else keyring)
 
     def _args(self, queue: str, payload: Any, options: JobOptions) -> list[Any]:
         if not queue or any(c in queue for c in "{}"):
@@ -100,6 +119,8 @@ class _Base:
         text = encode_payload(payload, self.max_payload_bytes)
         now = time.time()
         job_id = new_id(now)
+        if self.keyring is not None and self.keyring.seals(queue):
+            text = self.keyring.seal(text, job_id, "payload")
         fields = new_job_fields(queue, text, options, now)
         args: list[Any] = [self.prefix, queue, job_id, options.delay,
                            options.unique_key or "", options.unique_for]
@@ -111,17 +132,19 @@ class _Base:
         if not raw:
             return None
         h = {_text(k): _text(v) for k, v in raw.items()}
-        return Job.from_hash(job_id, h).info()
+        return Job.from_hash(job_id, h).info(self.keyring)
 
 
 class Producer(_Base):
     """Synchronous producer over redis-py."""
 
     def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
-        super().__init__(prefix, max_payload_bytes)
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 keyring: crypto.Keyring | None = FROM_ENV) -> None:
+        super().__init__(prefix, max_payload_bytes, keyring)
         self.redis = client
         self._enqueue = client.register_script(ENQUEUE)
+        self._results = SyncResults(client, prefix, self.keyring)
 
     def enqueue_result(self, queue: str, payload: Any, **options: Any) -> EnqueueResult:
         """Like ``enqueue``, and tells whether a job was created (see ``EnqueueResult``)."""
@@ -159,15 +182,36 @@ class Producer(_Base):
         (never enqueued, or done longer ago than the worker's result TTL)."""
         return self._job(job_id, self.redis.hgetall(keys.job(job_id, self.prefix)))
 
+    def outcome(self, job_id: str) -> Outcome | None:
+        """Where the job stands (state, result, error, progress); None if unknown."""
+        return self._results.outcome(job_id)
+
+    def result(self, job_id: str) -> Any:
+        """What the job's handler returned. Raises JobFailedError (it failed for good),
+        ResultPendingError (not finished yet) or JobNotFoundError (results.py)."""
+        o = self._results.outcome(job_id)
+        if o is None:
+            raise JobNotFoundError(f"no job {job_id!r} (never enqueued, or finished longer "
+                                   "ago than its result TTL)")
+        return o.value()
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Any:
+        """Block until the job finishes (at most ``timeout`` seconds; None: no limit) and
+        return its result. Raises JobFailedError, WaitTimeoutError or JobNotFoundError.
+        Woken by the job's done token, not by polling; survives reconnects (results.py)."""
+        return self._results.wait(job_id, timeout)
+
 
 class AsyncProducer(_Base):
     """The same over redis.asyncio, for async applications."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = keys.DEFAULT_PREFIX,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
-        super().__init__(prefix, max_payload_bytes)
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 keyring: crypto.Keyring | None = FROM_ENV) -> None:
+        super().__init__(prefix, max_payload_bytes, keyring)
         self.redis = client
         self._enqueue = client.register_script(ENQUEUE)
+        self._results = AsyncResults(client, prefix, self.keyring)
 
     async def enqueue_result(self, queue: str, payload: Any, **options: Any) -> EnqueueResult:
         opts = make_options(**options)
@@ -192,3 +236,27 @@ class AsyncProducer(_Base):
 
     async def job(self, job_id: str) -> dict[str, Any] | None:
         return self._job(job_id, await self.redis.hgetall(keys.job(job_id, self.prefix)))
+
+    async def outcome(self, job_id: str) -> Outcome | None:
+        """See ``Producer.outcome``."""
+        return await self._results.outcome(job_id)
+
+    async def result(self, job_id: str) -> Any:
+        """See ``Producer.result``."""
+        o = await self._results.outcome(job_id)
+        if o is None:
+            raise JobNotFoundError(f"no job {job_id!r} (never enqueued, or finished longer "
+                                   "ago than its result TTL)")
+        return o.value()
+
+    # A timeout parameter (ASYNC109): it bounds the server-side block too, and the sync
+    # and async producers keep one signature.
+    async def wait(self, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """See ``Producer.wait``."""
+        return await self._results.wait(job_id, timeout)
+
+    def follow(self, job_id: str, timeout: float | None = None
+               ) -> AsyncIterator[dict[str, Any]]:
+        """Progress reports as they come (``{"state": "running", "progress", "detail"}``),
+        then the final ``Outcome.info()``; ends at ``timeout`` (results.follow)."""
+        return self._results.follow(job_id, timeout)

@@ -2,10 +2,12 @@
 
 Tasks (all on one loop, one redis.asyncio client):
 
-- fetcher: keeps ``concurrency + prefetch`` jobs taken (running or buffered);
-  takes them in batches with one FETCH script over all queues in priority
-  order. When nothing is ready it blocks on the queues' notify lists (BLPOP,
-  at most ``poll_interval``).
+- fetcher (fetcher.py): keeps ``concurrency + prefetch`` jobs taken (running
+  or buffered; prefetch adapts to the job time unless fixed, so a busy worker
+  does not hoard what a fresh replica could run); takes them in batches with
+  one FETCH script over all queues in order, each by priority 10..1. When
+  nothing is ready it blocks on the queues' notify lists (BLPOP, at most
+  ``poll_interval``).
 - slots (``concurrency`` of them): each runs one job at a time from the buffer
   and hands the outcome (done / retry / fail / back) to the settler.
 - settler (settle.py): sends everything pending in one SETTLE script, while
@@ -37,27 +39,27 @@ import secrets
 import signal
 import socket
 import time
-import traceback
-from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from queueworker.common.redact import redact_url
+from queueworker.worker import fetcher as fetcher_mod
 from queueworker.worker import metrics as metrics_mod
 from queueworker.worker.broker import REDIS_ERRORS, Broker, Settlement
 from queueworker.worker.config import Settings
 from queueworker.worker.connection import async_client
+from queueworker.worker.execute import Execution
 from queueworker.worker.gpu import GpuCollector
-from queueworker.worker.handlers import HandlerTable, UnknownHandlerError
+from queueworker.worker.handlers import HandlerTable
 from queueworker.worker.housekeeping import Housekeeper
-from queueworker.worker.job import BadPayloadError, Job
+from queueworker.worker.job import Job
 from queueworker.worker.log import event
-from queueworker.worker.settle import Settler, failed_attempt
-from queueworker.worker.timeouts import JobTimeoutError, Watchdog
+from queueworker.worker.settle import Settler
+from queueworker.worker.timeouts import Watchdog
 
 EXIT_OK = 0
-EXIT_STUCK_THREADS = 75
+EXIT_STUCK_THREADS = fetcher_mod.EXIT_STUCK_THREADS
 
 
 def make_worker_id(pod: str) -> str:
@@ -78,12 +80,15 @@ class Worker:
         self.gpu = GpuCollector.create(self.metrics.registry, nvml)
         self.id = make_worker_id(settings.pod)
         self.started_at = time.time()
-        self.buffer: deque[Job] = deque()
+        self.buffer = fetcher_mod.Buffer(settings.queues)  # taken, not started
         self.running: dict[str, tuple[Job, float]] = {}
         self.settler = Settler(self.broker, settings.result_ttl, on_ok=self._ok,
                                on_error=self._redis_error)
         self.keeper = Housekeeper(self.broker, settings, self.id, self.metrics)
         self.watchdog = Watchdog(settings.concurrency)
+        self.fetcher = fetcher_mod.Fetcher(self)
+        self.execution = Execution(handlers, self.watchdog, self.metrics, self.redis,
+                                   settings.prefix)
         self.processed = 0
         self.failed = 0
         self.taken = 0
@@ -169,7 +174,7 @@ class Worker:
               concurrency=self.s.concurrency, redis=redact_url(self.s.redis_url),
               handlers=",".join(sorted(self.handlers.handlers)), gpu=bool(self.gpu))
         self.metrics.set_state("idle")
-        fetcher = asyncio.create_task(self._fetcher(), name="fetcher")
+        fetcher = asyncio.create_task(self.fetcher.run(), name="fetcher")
         settler = self.settler.start()
         keeper = asyncio.create_task(self._housekeeper(), name="housekeeper")
         watchdog = self.watchdog.start()
@@ -266,66 +271,6 @@ class Worker:
         for t in self._slots:
             t.cancel()
 
-    # ------------------------------------------------------------------ fetch
-
-    def _capacity(self) -> int:
-        cap = self.s.concurrency + self.s.effective_prefetch - len(self.buffer) - len(self.running)
-        if self.s.max_jobs is not None:
-            cap = min(cap, self.s.max_jobs - self.taken)
-        return cap
-
-    async def _fetcher(self) -> None:
-        backoff = 0.1
-        while not self.stopping:
-            if self.abandoned >= self.s.concurrency:
-                self.exit_code = EXIT_STUCK_THREADS
-                self.stop(f"{self.abandoned} handler threads stuck past their timeout")
-                return
-            cap = self._capacity()
-            if cap <= 0:
-                if self.s.max_jobs is not None and self.taken >= self.s.max_jobs:
-                    self.stop("max-jobs", hand_back_buffer=False)
-                    return
-                self._fetch_wake.clear()
-                await self._fetch_wake.wait()
-                continue
-            queues = [q for q in self.s.queues if q not in self.paused]
-            try:
-                jobs = await self.broker.fetch(queues, cap, self.s.lease, self.id,
-                                               self.s.rate_limits, self.s.park_delay)
-                self._ok()
-                backoff = 0.1
-            except REDIS_ERRORS as exc:
-                self._redis_error("fetch", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            if jobs:
-                self.taken += len(jobs)
-                self.buffer.extend(jobs)
-                if self.stopping and self._hand_back_buffer_on_stop:
-                    self._hand_back_buffer()  # a signal came while this FETCH was in flight
-                self._slot_wake.set()
-                continue
-            if self.stopping:
-                break
-            if self.s.stop_when_empty:
-                if not self.running and not self.buffer:
-                    self.stop("empty")
-                    return
-                self._fetch_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._fetch_wake.wait(), self.s.poll_interval)
-                continue
-            self._fetcher_blocked = True
-            try:
-                await self.broker.wait_for_work(queues or self.s.queues, self.s.poll_interval)
-            except REDIS_ERRORS as exc:
-                self._redis_error("wait", exc)
-                await asyncio.sleep(backoff)
-            finally:
-                self._fetcher_blocked = False
-
     # ------------------------------------------------------------------ run jobs
 
     async def _slot(self) -> None:
@@ -337,7 +282,9 @@ class Worker:
                 await self._slot_wake.wait()
                 continue
             job = self.buffer.popleft()
+            t0 = time.monotonic()
             await self._run(job)
+            self.fetcher.prefetch.observe(time.monotonic() - t0)
             self._fetch_wake.set()
 
     async def _run(self, job: Job) -> None:
@@ -348,34 +295,21 @@ class Worker:
         if job.enqueued_at:
             m.wait.observe(max(0.0, start - job.enqueued_at))
         try:
-            await self.watchdog.call(self.handlers.get(job.handler), job, job.payload(),
-                                     job.timeout or self.s.timeout or None)
+            outcome = await self.execution.run(job, job.timeout or self.s.timeout or None)
         except asyncio.CancelledError:
             self.settler.add(Settlement("back", job, job.tries))
             m.handed_back.inc()
             event("job.handed_back", id=job.id, queue=job.queue)
             raise
-        except UnknownHandlerError as exc:
-            self._fail(job, "unknown_handler", f"UnknownHandlerError: {exc}", "", retry=False)
-        except BadPayloadError as exc:
-            self._fail(job, "bad_payload", f"BadPayloadError: {exc}", "", retry=False)
-        except JobTimeoutError as exc:
-            self._fail(job, "timeout", f"Timeout: {exc}", "")
-        except Exception as exc:
-            self._fail(job, "exception", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        else:
-            self.processed += 1
-            m.completed.inc()
-            self.settler.add(Settlement("done", job, job.tries))
         finally:
             del self.running[job.id]
             ended = time.time()
             m.duration.observe(ended - start)
             m.last_job.set(ended)
-
-    def _fail(self, job: Job, reason: str, error: str, tb: str, retry: bool = True) -> None:
-        outcome = failed_attempt(job, reason, error, tb, self.metrics, retry=retry)
-        if outcome.op == "fail":
+        if outcome.op == "done":
+            self.processed += 1
+            m.completed.inc()
+        elif outcome.op.startswith("fail"):
             self.failed += 1
         self.settler.add(outcome)
 
