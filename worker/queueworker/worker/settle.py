@@ -5,6 +5,13 @@ decides between retry and fail) and go on; the settler
 sends what is pending while they do (group commit: the busier the worker, the
 bigger the batch). On a Redis error the batch is kept and sent again, with
 backoff; the leases of its jobs are renewed by the beats meanwhile.
+
+Hook points after a job is done (for chains: "run the next job with this
+result"): inside the SETTLE script, ``scripts.ON_DONE`` (Lua ``on_done(q, id,
+jk, result, now)``, atomic with the ack); after the round trip,
+``Settler.after_done`` (Python callables given each applied ``done``
+Settlement, whose ``a`` is the result's JSON text, sealed if the job's payload
+was: best effort, a crash between the two skips it).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class Settler:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self.after_done: list[Callable[[Settlement], None]] = []
 
     def add(self, s: Settlement) -> None:
         self.pending.append(s)
@@ -80,9 +88,20 @@ class Settler:
                 backoff = min(backoff * 2, 2.0)
                 continue
             for s, ok in zip(batch, applied, strict=True):
-                if not ok:
+                if ok and s.op == "done":
+                    self._after_done(s)
+                elif not ok:
                     event("job.lease_lost", logging.WARNING, id=s.job.id, queue=s.job.queue,
                           op=s.op, note="the lease ran out before the ack; it may run again")
+
+
+    def _after_done(self, s: Settlement) -> None:
+        for hook in self.after_done:
+            try:
+                hook(s)
+            except Exception as exc:  # a hook's bug must not stop the settler
+                event("settle.hook_failed", logging.WARNING, id=s.job.id,
+                      error=f"{type(exc).__name__}: {exc}")
 
 
 def failed_attempt(job: Job, reason: str, error: str, tb: str, metrics: WorkerMetrics, *,
