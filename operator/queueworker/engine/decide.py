@@ -3,17 +3,21 @@
 `decide` is the policy, read top to bottom; each step below it is a small pure
 function that returns its result and the part it adds to the reason line:
 paused -> queues unreadable (fallback) -> demand by policy (jobs, and seconds
-of work where rates are measured) -> activation from zero / idle before zero
-(jobs seen in the counters between polls count as activity) -> [min, max] ->
-stabilization windows -> never below the busy pods (counting pods that took a
-job since their last heartbeat) -> rate limits -> free GPUs.
+of work where rates are measured; jobs on terminating pods are theirs) ->
+activation from zero / idle before zero (jobs seen in the counters between
+polls count as activity) -> [min, max] -> stabilization windows -> the
+restart horizon (churn.py: no scale-up for work the pods there clear before a
+new one is ready; no scale-down below the forecast; busy pods beyond it drain
+ahead where jobs are long) -> never below the busy pods (counting pods that
+took a job since their last heartbeat) -> scale-downs a restart horizon apart
+-> rate limits -> free GPUs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from queueworker.engine import ratelimit, rates, victims, window
+from queueworker.engine import churn, forecast, ratelimit, rates, victims, window
 from queueworker.engine.policy import Demand, recommend
 from queueworker.engine.types import Decision, Observation, PodState, QueueDepth
 from queueworker.operator.api import QueueWorkerSpec, ScalingSpec
@@ -40,7 +44,15 @@ def decide(
 
     demand, rate_mem, measured, moved = _demand(obs.queues, now, mem_in)
     busy, busy_why, slots, seen_slots = _pods(obs.pods, demand, mem_in)
+    demand, leaving_why = churn.leaving(obs.pods, demand)
     want, reason = recommend(s, demand, measured, slots)
+    reason += leaving_why
+    start_mem, horizon = forecast.starts(mem_in.get("start"), now, obs.pods,
+                                         s.poll_interval_seconds)
+    enq = rate_mem.get("enq")
+    ring, upper = forecast.recent(mem_in.get("arr"), now, enq if isinstance(enq, int) else None,
+                                  horizon.seconds)
+    ahead, ahead_why = forecast.need(s, measured, slots, horizon, upper)
     active_at = _last_active(mem_in, now, demand, busy, moved)
     if moved and demand.jobs == 0 and busy == 0:
         reason += "; jobs came and went since the last poll (counters): idle clock reset"
@@ -52,14 +64,33 @@ def decide(
     up_win, down_win, desired, why = _stabilize(s, mem_in, now, current, bounded, to_zero)
     reason += why
     if not to_zero:
-        desired, why = _busy_floor(s, current, desired, busy, busy_why)
+        desired, why = churn.worth_starting(demand, measured, horizon, current, desired, slots)
         reason += why
+        desired, why = churn.keep(current, desired, ahead, ahead_why)
+        reason += why
+        drain = churn.drain_ahead(spec, demand, measured, horizon, current, desired, ahead)
+        if drain is None:
+            desired, why = churn.busy_floor(s, current, desired, busy, busy_why)
+        else:
+            desired, why = drain
+        reason += why
+        if horizon.measured:
+            desired, why = churn.spacing(mem_in.get("downAt"), now, current, desired,
+                                         horizon.seconds)
+            reason += why
     desired, events, why = _rate_limit(s, mem_in, now, current, desired)
     reason += why
 
     memory_out = _memory_out(s, active_at, up_win, down_win, events, rate_mem)
     if seen_slots > 1:
         memory_out["slots"] = seen_slots
+    if start_mem:
+        memory_out["start"] = start_mem
+    if ring:
+        memory_out["arr"] = ring
+    down_at = now if desired < current else mem_in.get("downAt")
+    if isinstance(down_at, int | float) and not isinstance(down_at, bool):
+        memory_out["downAt"] = float(down_at)
     return _finish(spec, obs, desired, reason, memory_out, wanted=bounded)
 
 
@@ -281,18 +312,6 @@ def _stabilize(
     elif desired > bounded:
         why = f"; scale-down window {s.scale_down.stabilization_seconds}s holds {desired}"
     return up_win, down_win, desired, why
-
-
-def _busy_floor(
-    s: ScalingSpec, current: int, desired: int, busy: int, lag_why: str = ""
-) -> tuple[int, str]:
-    """Never scale down below the pods running a job (nor above maxReplicas for them)."""
-    if desired >= current:
-        return desired, ""
-    floor = min(busy, s.max_replicas)
-    if desired < floor:
-        return floor, f"; {busy} pods busy{lag_why}: not below {floor}"
-    return desired, ""
 
 
 def _rate_limit(

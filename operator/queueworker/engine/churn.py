@@ -1,0 +1,122 @@
+"""Scale-down steps that weigh what a pod costs to start again. Pure.
+
+Each returns (replicas, reason part); decide.py runs them after the
+stabilization windows, in this order:
+
+- `keep`: never below what the restart horizon's forecast needs
+  (forecast.need): a pod removed now would be started again, paying its
+  start and a scale event, and its jobs would wait for it;
+- `drain_ahead`: with nothing waiting, busy pods the forecast does not need
+  get SIGTERM now and leave as their job ends, instead of idling through the
+  scale-down window afterwards. Only when a job outlasts a pod start (a
+  replacement would be ready before the drained pod was free anyway, so no
+  job waits longer for it) and twice the mean job fits the drain deadline (the
+  job finishes; it is not cut);
+- `spacing`: scale-downs at least one restart horizon apart, so a fleet
+  draining a burst takes a few larger steps instead of one per poll; a pod
+  kept that long costs at most what starting it again would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queueworker.engine.forecast import Horizon
+from queueworker.engine.policy import Demand
+from queueworker.engine.rates import Rates
+from queueworker.engine.types import PodState
+from queueworker.operator.api import QueueWorkerSpec, ScalingSpec
+
+DRAIN_FACTOR = 2.0  # the drain deadline must hold this many mean jobs
+
+
+def worth_starting(demand: Demand, rates: Rates | None, horizon: Horizon, current: int,
+                   desired: int, slots: int) -> tuple[int, str]:
+    """No scale-up for work the pods already there clear before a new pod is
+    ready: the jobs waiting, half of those in flight, and what arrives
+    meanwhile, against the replicas' job slots over the pod start."""
+    if desired <= current or current == 0 or rates is None or rates.service_seconds <= 0:
+        return desired, ""
+    svc, start = rates.service_seconds, horizon.start_seconds
+    work = (demand.waiting + demand.in_flight / 2) * svc
+    arriving = rates.arrival_per_second * svc * start
+    capacity = current * slots * start
+    if work + arriving > capacity:
+        return desired, ""
+    return current, (
+        f"; no scale-up: {current} replicas clear waiting {demand.waiting} and in flight "
+        f"{demand.in_flight} ({work:.0f}s of work) plus {arriving:.0f}s arriving "
+        f"before a new pod is ready ({start:.0f}s)"
+    )
+
+
+def keep(current: int, desired: int, ahead: int, why: str) -> tuple[int, str]:
+    """A scale-down never goes below the forecast's need (nor adds pods for it)."""
+    if desired >= current or ahead <= desired:
+        return desired, ""
+    return min(ahead, current), f"; kept: {why}"
+
+
+def drain_ahead(
+    spec: QueueWorkerSpec,
+    demand: Demand,
+    rates: Rates | None,
+    horizon: Horizon,
+    current: int,
+    desired: int,
+    ahead: int,
+) -> tuple[int, str] | None:
+    """The count with busy pods beyond the forecast draining, or None where the
+    rule does not apply (then no scale-down goes below the busy pods)."""
+    if rates is None or demand.waiting > 0 or current == 0:
+        return None
+    svc, deadline = rates.service_seconds, spec.drain.worker_deadline_seconds
+    if svc < horizon.seconds or DRAIN_FACTOR * svc > deadline:
+        return None
+    s = spec.scaling
+    target = min(max(ahead, 1, s.min_replicas), s.max_replicas)
+    if target >= desired:
+        return None
+    return target, (
+        f"; drain ahead: nothing waits, jobs of {svc:.0f}s outlast the restart horizon "
+        f"{horizon.seconds:.0f}s and {DRAIN_FACTOR:g}x fit the drain deadline {deadline:g}s: "
+        f"busy pods beyond the forecast's {ahead} finish their job and leave -> {target}"
+    )
+
+
+def spacing(last: Any, now: float, current: int, desired: int, horizon: float
+            ) -> tuple[int, str]:
+    """Hold a scale-down that comes less than a restart horizon after the last one."""
+    if desired >= current or not isinstance(last, int | float) or isinstance(last, bool):
+        return desired, ""
+    since = now - float(last)
+    if 0 <= since < horizon:
+        return current, (
+            f"; last scale-down {since:.0f}s ago < restart horizon {horizon:.0f}s: hold"
+        )
+    return desired, ""
+
+
+def leaving(pods: tuple[PodState, ...], demand: Demand) -> tuple[Demand, str]:
+    """Jobs in flight on terminating pods are theirs to finish: not demand for
+    the replicas that stay (counting them would start a pod to replace each
+    pod that drains)."""
+    leaving = sum(p.in_flight for p in pods if p.terminating)
+    if not leaving or not demand.in_flight:
+        return demand, ""
+    gone = min(leaving, demand.in_flight)
+    return Demand(demand.waiting, demand.in_flight - gone), (
+        f" ({gone} in flight on terminating pods not counted)"
+    )
+
+
+def busy_floor(
+    s: ScalingSpec, current: int, desired: int, busy: int, lag_why: str = ""
+) -> tuple[int, str]:
+    """Never scale down below the pods running a job (nor above maxReplicas for them)."""
+    if desired >= current:
+        return desired, ""
+    floor = min(busy, s.max_replicas)
+    if desired < floor:
+        return floor, f"; {busy} pods busy{lag_why}: not below {floor}"
+    return desired, ""

@@ -1,0 +1,149 @@
+"""Issue 14's restart-horizon rules (engine/forecast.py, engine/churn.py): what a
+pod costs to start again decides when pods are added and removed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queueworker.engine import Decision, PodState, decide
+from queueworker.engine.forecast import DEFAULT_START_SECONDS, starts
+
+from support.engine_specs import obs, spec
+
+
+def _pods(ready: int, starting: int = 0, busy: int = 0, prefix: str = "p") -> tuple[PodState, ...]:
+    return tuple(PodState(f"{prefix}{i}", busy=i < busy, in_flight=int(i < busy),
+                          ready=i < ready) for i in range(ready + starting))
+
+
+def test_pod_start_is_timed_from_the_poll_that_created_it() -> None:
+    mem, h = starts(None, 0.0, _pods(1), poll=5)
+    assert not h.measured
+    assert h.start_seconds == DEFAULT_START_SECONDS
+    mem, h = starts(mem, 5.0, _pods(1, starting=2), poll=5)  # scaled up at t=0
+    for t in (10.0, 15.0):
+        mem, h = starts(mem, t, _pods(1, starting=2), poll=5)
+    mem, h = starts(mem, 20.0, _pods(3), poll=5)
+    assert h.measured
+    assert h.start_seconds == 20.0
+    assert h.seconds == 25.0
+    assert "new" not in mem
+
+
+def test_pods_left_untimed_are_never_timed_late() -> None:
+    # 40 pods start at once; 16 are timed. The rest must not be timed from a
+    # later poll (they would read as fast starts).
+    mem, _ = starts({"t": 0.0}, 5.0, _pods(0, starting=40), poll=5)
+    assert len(mem["new"]) == 16
+    assert mem["untimed"] == 24
+    ready_16 = tuple(PodState(f"p{i}", busy=False, ready=i < 16) for i in range(40))
+    mem, h = starts(mem, 20.0, ready_16, poll=5)
+    assert h.start_seconds == 20.0
+    mem, h = starts(mem, 25.0, ready_16, poll=5)
+    assert "new" not in mem  # the 24 left were seen before: not timed from t=20
+    mem, h = starts(mem, 30.0, _pods(40), poll=5)
+    assert h.start_seconds == 20.0
+
+
+def _steady(scaling: dict[str, Any], rate: float, svc: float, current: int,
+            until: float = 300) -> tuple[dict[str, Any], float]:
+    """Memory after `until` seconds of `rate` jobs/s of `svc` s on `current`
+    ready pods, with one pod start of 20 s timed."""
+    s = spec({"maxReplicas": 50, **scaling})
+    busy = round(rate * svc)
+    memory: dict[str, Any] | None = None
+    t = 0.0
+    while t < until:
+        pods = _pods(current, busy=busy) if t >= 20 else _pods(current - 1, 1, busy=busy)
+        d = decide(s, obs(t, in_flight=busy, current=current, pods=pods,
+                          enqueued=round(rate * t), completed=round(rate * t)), memory)
+        memory = d.memory
+        t += 5
+    assert memory is not None
+    memory.pop("downAt", None)  # the count was held: no scale-down happened
+    return memory, t
+
+
+def test_no_scale_up_for_work_the_pods_clear_before_a_new_one_is_ready() -> None:
+    # 1 job/s of 2 s on 4 pods: 2 busy. Three more waiting are 6 s of work; a
+    # new pod would be ready in 20 s, long after they ran.
+    memory, t = _steady({}, 1.0, 2.0, 4)
+    s = spec({"maxReplicas": 50})
+    d = decide(s, obs(t, waiting=3, in_flight=4, current=4, pods=_pods(4, busy=4),
+                      enqueued=round(t) + 3, completed=round(t)), memory)
+    assert d.desired == 4, d.reason
+    assert "no scale-up: 4 replicas clear waiting 3" in d.reason
+    assert "before a new pod is ready (20s)" in d.reason
+    # A backlog the pods cannot clear within the start does start pods.
+    d = decide(s, obs(t, waiting=60, in_flight=4, current=4, pods=_pods(4, busy=4),
+                      enqueued=round(t) + 60, completed=round(t)), memory)
+    assert d.desired > 4, d.reason
+
+
+def test_scale_down_stops_at_the_forecast() -> None:
+    # 2 jobs/s of 4 s: 8 busy on average. The queue is empty for a moment and
+    # the window is 0: without the forecast the count would fall to the 2 busy.
+    scaling = {"scaleDown": {"stabilizationSeconds": 0}}
+    memory, t = _steady(scaling, 2.0, 4.0, 12)
+    d = decide(spec({"maxReplicas": 50, **scaling}),
+               obs(t, in_flight=2, current=12, pods=_pods(12, busy=2),
+                   enqueued=round(2 * t), completed=round(2 * t)), memory)
+    assert d.desired == 11, d.reason  # 8 + sqrt(8) = 10.8 slots
+    assert "; kept: forecast over 25s (pod start 20s + poll): 7.8 busy" in d.reason
+
+
+def test_scale_downs_are_a_restart_horizon_apart() -> None:
+    scaling = {"scaleDown": {"stabilizationSeconds": 0}, "minReplicas": 1}
+    s = spec({"maxReplicas": 50, **scaling})
+    memory, t = _steady(scaling, 0.0, 4.0, 10)
+    first = decide(s, obs(t, current=10, pods=_pods(10)), memory)
+    assert first.desired == 1, first.reason
+    # Another pod came up meanwhile (a manual scale, say): the next scale-down
+    # waits until the horizon (25 s) since the last one has passed.
+    d = decide(s, obs(t + 10, current=3, pods=_pods(3)), first.memory)
+    assert d.desired == 3
+    assert "last scale-down 10s ago < restart horizon 25s: hold" in d.reason
+    d = decide(s, obs(t + 25, current=3, pods=_pods(3)), d.memory)
+    assert d.desired == 1, d.reason
+
+
+def _long_jobs(drain: dict[str, Any]) -> Decision:
+    """Six-minute jobs, one every two minutes, then none waiting and 6 busy."""
+    s = spec({"maxReplicas": 20, "scaleDown": {"stabilizationSeconds": 300}}, queues=None)
+    raw = s.model_dump(by_alias=True, exclude_none=True, mode="json")
+    raw["drain"] = drain
+    from queueworker.operator.validation import parse_spec
+    s = parse_spec(raw)
+    memory: dict[str, Any] | None = None
+    t = 0.0
+    while t <= 1800:
+        pods = _pods(6, busy=3) if t >= 120 else _pods(5, 1, busy=3)
+        enq = round(t / 120)
+        memory = decide(s, obs(t, in_flight=3, current=6, pods=pods, enqueued=enq,
+                               completed=max(0, enq - 3)), memory).memory
+        t += 5
+    assert memory is not None
+    memory.pop("downAt", None)  # the count was held: no scale-down happened
+    return decide(s, obs(t, in_flight=6, current=6, pods=_pods(6, busy=6),
+                         enqueued=round(t / 120), completed=max(0, round(t / 120) - 3)), memory)
+
+
+def test_busy_pods_beyond_the_forecast_drain_ahead_when_jobs_fit_the_deadline() -> None:
+    d = _long_jobs({"graceSeconds": 900, "deadlineMarginSeconds": 30})
+    assert d.desired < 6, d.reason
+    assert "drain ahead: nothing waits" in d.reason
+    assert len(d.remove_first) == 6 - d.desired
+    # The default drain deadline (110 s) would cut a six-minute job: no drain.
+    d = _long_jobs({})
+    assert d.desired == 6, d.reason
+    assert "drain ahead" not in d.reason
+
+
+def test_jobs_on_terminating_pods_are_not_demand() -> None:
+    s = spec({"scaleDown": {"stabilizationSeconds": 0}, "maxReplicas": 10})
+    pods = (PodState("a", busy=True, in_flight=1),
+            PodState("t1", busy=True, in_flight=1, terminating=True),
+            PodState("t2", busy=True, in_flight=1, terminating=True))
+    d = decide(s, obs(0, in_flight=3, current=1, pods=pods), None)
+    assert d.desired == 1, d.reason
+    assert "(2 in flight on terminating pods not counted)" in d.reason
