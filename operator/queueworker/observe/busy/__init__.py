@@ -32,7 +32,7 @@ from queueworker.observe.layouts.base import Command, LayoutError
 from queueworker.operator.api import QueueLayout, QueueSpec
 
 __all__ = ["ADAPTERS", "LISTENED", "BusyReading", "PodRef", "WorkerReport", "aread", "covered",
-           "describe", "plan", "pod_refs", "read_sync"]
+           "describe", "listened", "plan", "pod_refs", "read_sync"]
 
 ADAPTERS: dict[QueueLayout, Adapter] = {a.layout: a for a in (RQAdapter(), SidekiqAdapter())}
 
@@ -54,6 +54,13 @@ class BusyReading:
         """Pods whose busy state nobody reported (say "unknown" in status)."""
         return [p for p in pods if p not in self.beats]
 
+    def heard(self, reports: Sequence[WorkerReport], pods: Sequence[PodRef]) -> BusyReading:
+        """This reading plus reports that came another way (Celery's heartbeat events)."""
+        if not reports:
+            return self
+        return BusyReading({**self.beats, **assign(reports, pods)},
+                           (*self.reports, *reports), self.errors)
+
 
 def pod_refs(pods: Iterable[Mapping[str, Any]]) -> list[PodRef]:
     """The operator's pod index entries as PodRefs: by name (a pod's hostname is its
@@ -72,6 +79,11 @@ def describe(reading: BusyReading, pods: Sequence[str], queues: Sequence[QueueSp
     if reading.errors:
         parts.append("; ".join(reading.errors))
     return "; ".join(parts)
+
+
+def listened(queues: Sequence[QueueSpec]) -> bool:
+    """True when a queue's busy state comes from a subscription (Celery)."""
+    return any(q.layout in LISTENED for q in queues)
 
 
 def covered(queues: Sequence[QueueSpec]) -> bool:

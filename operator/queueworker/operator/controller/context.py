@@ -5,7 +5,9 @@
   config, the API credentials, the ``Shared`` caches once started, and which
   QueueWorkers have a loop running here (for the liveness probe).
 - ``Shared``: the API client, one Redis client per distinct target, the
-  Secret and heartbeat caches, and the GPU registry.
+  Secret and heartbeat caches, the Celery heartbeat listeners (one
+  subscription per Redis client, for the QueueWorkers that use it), and the
+  GPU registry.
 - ``GPURegistry``: the GPU *needs* of every GPU QueueWorker here, keyed by
   QueueWorker, and their capacities computed together from the watch indexes.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from queueworker.engine import capacity as gpu_alloc
 from queueworker.engine.types import GPUCapacity
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import reading
+from queueworker.observe.busy.celery import CeleryHeartbeats, listen_async
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import index as kube_index
 
@@ -127,6 +131,15 @@ class GPURegistry:
         return result
 
 
+@dataclass
+class CeleryListener:
+    """One subscription to a Redis's Celery heartbeat events, and who uses it."""
+
+    beats: CeleryHeartbeats
+    task: asyncio.Task[None]
+    users: set[str] = field(default_factory=set)  # "namespace/name" of QueueWorkers
+
+
 class Shared:
     """Per operator process: the API client, Redis clients and caches."""
 
@@ -142,6 +155,10 @@ class Shared:
         self._secrets: dict[tuple[str, str],
                             tuple[float, dict[str, str] | Literal[False] | None]] = {}
         self._beats: dict[tuple[int, str], tuple[float, dict[str, reading.Heartbeat]]] = {}
+        # id(Redis client) -> its Celery heartbeat subscription. Clients live as long
+        # as this object (``redis_client``), so their ids stay theirs.
+        self._celery: dict[int, CeleryListener] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled, not yet finished
         self.gpu = GPURegistry()
 
     @property
@@ -152,6 +169,13 @@ class Shared:
         return self._kube
 
     async def close(self) -> None:
+        tasks = [listener.task for listener in self._celery.values()] + list(self._stopping)
+        self._celery.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for client in self._redis.values():
             try:
                 await client.aclose()
@@ -188,6 +212,45 @@ class Shared:
             beats = {}
         self._beats[key] = (time.monotonic(), beats)
         return beats
+
+    def celery_beats(self, client: redis.asyncio.Redis, user: str) -> CeleryHeartbeats:
+        """The Celery heartbeats heard on ``client``'s Redis, for QueueWorker ``user``.
+
+        Pub/sub is not a key the poll's pipeline can read: one task per Redis
+        client subscribes (observe/busy/celery.py ``listen_async``) for every
+        QueueWorker on it, started by the first that asks and stopped when the
+        last lets go (``celery_release``). A task that died is started again."""
+        key = id(client)
+        for other, elsewhere in list(self._celery.items()):
+            if other != key and user in elsewhere.users:  # it moved to another Redis
+                self._drop(other, user)
+        listener = self._celery.get(key)
+        if listener is None or listener.task.done():
+            beats = CeleryHeartbeats()
+            task = asyncio.create_task(listen_async(client, beats), name="celery-heartbeats")
+            listener = CeleryListener(beats, task, listener.users if listener else set())
+            self._celery[key] = listener
+        listener.users.add(user)
+        return listener.beats
+
+    def celery_release(self, user: str) -> None:
+        """``user`` no longer listens (stopped, or no celery queue any more)."""
+        for key, listener in list(self._celery.items()):
+            if user in listener.users:
+                self._drop(key, user)
+
+    def celery_listeners(self) -> int:
+        """Subscriptions running now (tests, metrics)."""
+        return sum(1 for listener in self._celery.values() if not listener.task.done())
+
+    def _drop(self, key: int, user: str) -> None:
+        listener = self._celery[key]
+        listener.users.discard(user)
+        if not listener.users:
+            listener.task.cancel()
+            self._stopping.add(listener.task)  # a strong reference until it has ended
+            listener.task.add_done_callback(self._stopping.discard)
+            del self._celery[key]
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, read through the API and cached ``secret_cache_seconds``.

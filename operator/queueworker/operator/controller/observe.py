@@ -3,7 +3,8 @@
 Everything a decision needs comes from here and from nothing else: the
 queue depths (one pipelined round trip, observe/reading.py), the pods and
 the Deployment from the kopf indexes (no LIST per poll), the worker
-heartbeats (one read per Redis shared by all loops), and this QueueWorker's
+heartbeats (one read per Redis shared by all loops), Celery's heartbeat
+events (one subscription per Redis shared by all loops), and this QueueWorker's
 share of the free GPUs (context.GPURegistry). The result is an
 ``Observation`` for the engine plus what act.py needs (the pod index entries).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis.asyncio
@@ -144,6 +145,13 @@ async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespa
     """Queues, pods, heartbeats, replicas and GPUs: the engine's ``Observation``."""
     pods = indexes.values(indexes.pods, (namespace, name))
     got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds, pods)
+    user = f"{namespace}/{name}"
+    if busy_reg.listened(spec.queues):
+        # Celery: heartbeat events heard by the Redis's one subscription (context.Shared).
+        heard = shared.celery_beats(conn.client, user).reports()
+        got = replace(got, busy=got.busy.heard(heard, busy_reg.pod_refs(pods)))
+    else:
+        shared.celery_release(user)
     beats: dict[str, reading.Heartbeat] = {}
     if (pods and got.queues is not None
             and any(q.layout == api.QueueLayout.native for q in spec.queues)):
