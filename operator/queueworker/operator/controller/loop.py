@@ -88,6 +88,7 @@ class QueueWorkerLoop:
                 await self.sleep(delay)
         finally:
             self.shared.gpu.withdraw(f"{self.namespace}/{self.name}")
+            self.shared.celery_release(f"{self.namespace}/{self.name}")
 
     async def sleep(self, delay: float) -> None:
         """Until the next poll or an early kick (spec changed).
