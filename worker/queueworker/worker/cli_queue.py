@@ -18,17 +18,31 @@ from queueworker.worker import admin
 from queueworker.worker.cli_common import CliError, add_redis_options, connect, fail, prefix
 
 
+def redis_parent() -> argparse.ArgumentParser:
+    """--redis-url / --prefix for sub-commands too (``queue clear Q --redis-url U``); SUPPRESS
+    keeps a value given before the sub-command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    add_redis_options(parent)
+    for action in parent._actions:
+        action.default = argparse.SUPPRESS
+    return parent
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="queueworker queue", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_redis_options(p)
     sub = p.add_subparsers(dest="action", required=True)
-    clear = sub.add_parser("clear", help="delete the queue's waiting and delayed jobs")
+    common = [redis_parent()]
+    clear = sub.add_parser("clear", help="delete the queue's waiting and delayed jobs",
+                           parents=common)
     clear.add_argument("queue")
     clear.add_argument("--yes", "-y", action="store_true", help="do not ask")
-    sub.add_parser("pause", help="workers stop taking jobs from it").add_argument("queue")
-    sub.add_parser("resume", help="workers take jobs from it again").add_argument("queue")
-    sub.add_parser("paused", help="list the paused queues")
+    sub.add_parser("pause", help="workers stop taking jobs from it",
+                   parents=common).add_argument("queue")
+    sub.add_parser("resume", help="workers take jobs from it again",
+                   parents=common).add_argument("queue")
+    sub.add_parser("paused", help="list the paused queues", parents=common)
     return p
 
 

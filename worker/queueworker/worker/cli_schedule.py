@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from queueworker.worker.cli_common import CliError, add_redis_options, connect, fail, prefix
+from queueworker.worker.cli_queue import redis_parent
 from queueworker.worker.schedule_store import ScheduleStore
 from queueworker.worker.schedules import ScheduleError
 
@@ -25,12 +26,14 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_redis_options(p)
     sub = p.add_subparsers(dest="action", required=True)
-    ls = sub.add_parser("list", help="every schedule with its next and last tick")
+    common = [redis_parent()]
+    ls = sub.add_parser("list", help="every schedule with its next and last tick",
+                        parents=common)
     ls.add_argument("--json", action="store_true")
     for verb, text in (("show", "one schedule as JSON"), ("pause", "stop its ticks"),
                        ("resume", "tick again, from the next tick after now"),
                        ("trigger", "enqueue its job now"), ("remove", "forget it")):
-        sub.add_parser(verb, help=text).add_argument("name")
+        sub.add_parser(verb, help=text, parents=common).add_argument("name")
     return p
 
 

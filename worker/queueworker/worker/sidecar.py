@@ -12,9 +12,9 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from queueworker.worker.admin import AdminWatch
+from queueworker.worker.broker import REDIS_ERRORS
+from queueworker.worker.connection import async_client
 from queueworker.worker.runtime import Worker
 from queueworker.worker.scheduler import Clock, Scheduler
 from queueworker.worker.schedules import Schedule, ScheduleError, as_schedules
@@ -58,13 +58,17 @@ async def run_worker(worker: Worker, schedules: Sequence[Schedule] = (), *,
     poll interval, at most 1 s)."""
     s = worker.s
     every = interval if interval is not None else min(1.0, s.poll_interval)
-    client = aioredis.Redis.from_url(s.redis_url, decode_responses=True)
+    client = async_client(s.redis_url, decode_responses=True)
     scheduler = Scheduler(client, schedules, s.prefix, clock=clock, interval=every)
     watch = AdminWatch(client, worker, s.prefix, interval=every)
 
     def stopping() -> bool:
         return worker.stopping
 
+    # Paused queues and the restart mark are known before the first fetch; a Redis that
+    # cannot be reached is the worker's to report (it raises at its start).
+    with contextlib.suppress(*REDIS_ERRORS):
+        await watch.check()
     tasks = [asyncio.create_task(scheduler.run(stopping), name="scheduler"),
              asyncio.create_task(watch.run(stopping), name="admin-watch")]
     try:
