@@ -167,10 +167,22 @@ class Broker:
 
     async def beat(self, worker_id: str, heartbeat_json: str, ttl: int, lease: float,
                    running: Sequence[Job]) -> list[str]:
-        args: list[Any] = [self.prefix, worker_id, heartbeat_json, ttl, lease]
+        """Heartbeat + lease renewal; the ids whose lease was gone."""
+        return (await self.beat_and_read(worker_id, heartbeat_json, ttl, lease, running))[0]
+
+    async def beat_and_read(self, worker_id: str, heartbeat_json: str, ttl: int, lease: float,
+                            running: Sequence[Job], queues: Sequence[str] = ()
+                            ) -> tuple[list[str], dict[str, dict[int, int]]]:
+        """``beat``, and the waiting jobs per priority of ``queues`` (same round trip)."""
+        args: list[Any] = [self.prefix, worker_id, heartbeat_json, ttl, lease, len(queues),
+                           *queues]
         for j in running:
             args += [j.queue, j.id, j.concurrency_key]
-        return [_text(x) for x in await self._beat(args=args)]
+        gone, flat = await self._beat(args=args)
+        n = len(keys.PRIORITIES)
+        depths = {q: dict(zip(keys.PRIORITIES, (int(x) for x in flat[i * n:(i + 1) * n]),
+                              strict=True)) for i, q in enumerate(queues)}
+        return [_text(x) for x in gone], depths
 
     async def reap(self, queues: Sequence[str], holder: str, interval: float, *,
                    max_lost: int, failed_max_age: float, failed_max_count: int,

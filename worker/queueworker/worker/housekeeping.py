@@ -33,8 +33,12 @@ class Housekeeper:
     async def beat(self, heartbeat: dict[str, Any], taken: Sequence[Job]) -> None:
         """Heartbeat and lease renewal in one round trip; logs the leases found gone."""
         s = self.s
-        gone = await self.broker.beat(self.worker_id, json.dumps(heartbeat),
-                                      max(1, int(3 * s.heartbeat_interval + 1)), s.lease, taken)
+        gone, depths = await self.broker.beat_and_read(
+            self.worker_id, json.dumps(heartbeat), max(1, int(3 * s.heartbeat_interval + 1)),
+            s.lease, taken, s.queues)
+        for q, levels in depths.items():
+            for level, n in levels.items():
+                self.metrics.waiting.labels(q, str(level)).set(n)
         if gone:
             event("lease.lost", logging.WARNING, jobs=",".join(gone[:10]), count=len(gone))
 

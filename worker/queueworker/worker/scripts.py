@@ -338,6 +338,8 @@ while i <= #ARGV do
           redis.call('HINCRBY', jk, 'handed_back', 1)
         end
         redis.call('RPUSH', wkey_of(q, id), id)
+        redis.call('LPUSH', qkey(q, 'notify'), '1')  -- idle workers: take it now
+        redis.call('LTRIM', qkey(q, 'notify'), 0, 15)
       end
     end
   end
@@ -350,15 +352,20 @@ end
 return res
 """
 
-# ARGV: prefix, worker id, heartbeat JSON, heartbeat ttl, lease, then per
-# running job: queue, id, concurrency_key.  -> {ids whose lease was gone}
+# ARGV: prefix, worker id, heartbeat JSON, heartbeat ttl, lease, n queues, the n
+# queues, then per running job: queue, id, concurrency_key.
+# -> {{ids whose lease was gone}, {per queue, 10 LLENs: its waiting levels 10..1}}
 BEAT = PRELUDE + """
 local now = now_s()
-local wid, lease = ARGV[2], tonumber(ARGV[5])
+local wid, lease, nq = ARGV[2], tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('SET', P .. ':worker:' .. wid, ARGV[3], 'EX', ARGV[4])
 redis.call('ZADD', P .. ':workers', now, wid)
+local depths = {}
+for i = 7, 6 + nq do
+  for lvl = 10, 1, -1 do depths[#depths + 1] = redis.call('LLEN', wkey(ARGV[i], lvl)) end
+end
 local gone = {}
-for i = 6, #ARGV, 3 do
+for i = 7 + nq, #ARGV, 3 do
   local q, id, ck = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local inflight = qkey(q, 'inflight')
   if redis.call('ZSCORE', inflight, id) then
@@ -368,7 +375,7 @@ for i = 6, #ARGV, 3 do
     gone[#gone + 1] = id
   end
 end
-return gone
+return {gone, depths}
 """
 
 # ARGV: prefix, holder, lock_ms, max_lost, batch, failed_max_age, failed_max_count,
