@@ -142,6 +142,7 @@ class Outcome:
     progress_detail: Any = None
     tries: int = 0
     finished_at: float | None = None
+    unreadable: str = ""  # why an encrypted field could not be opened (crypto.py)
 
     @property
     def finished(self) -> bool:
@@ -149,6 +150,8 @@ class Outcome:
 
     def value(self) -> Any:
         """The result when done; JobFailedError when failed; ResultPendingError otherwise."""
+        if self.unreadable:
+            raise crypto.CryptoError(self.unreadable)
         if self.state == "done":
             return self.result
         if self.state == "failed":
@@ -160,7 +163,8 @@ class Outcome:
         return {"id": self.id, "state": self.state, "queue": self.queue,
                 "result": self.result, "error": self.error, "progress": self.progress,
                 "progress_detail": self.progress_detail, "tries": self.tries,
-                "finished_at": self.finished_at}
+                "finished_at": self.finished_at,
+                **({"unreadable": self.unreadable} if self.unreadable else {})}
 
 
 def outcome_from(job_id: str, raw: Any, keyring: crypto.Keyring | None) -> Outcome | None:
@@ -168,9 +172,14 @@ def outcome_from(job_id: str, raw: Any, keyring: crypto.Keyring | None) -> Outco
     if not raw:
         return None
     v = dict(zip(_FIELDS, (_text(x) for x in raw), strict=True))
+    unreadable: list[str] = []
 
     def dec(name: str) -> str:
-        return crypto.open_field(v.get(name) or "", job_id, name, keyring)
+        try:
+            return crypto.open_field(v.get(name) or "", job_id, name, keyring)
+        except crypto.CryptoError as exc:  # the state is still worth knowing
+            unreadable.append(str(exc))
+            return ""
 
     result_text, detail_text = dec("result"), dec("progress_detail")
     try:
@@ -184,6 +193,7 @@ def outcome_from(job_id: str, raw: Any, keyring: crypto.Keyring | None) -> Outco
         progress=_float(v.get("progress")),
         progress_detail=json.loads(detail_text) if detail_text else None,
         tries=tries, finished_at=_float(v.get("finished_at") or v.get("failed_at")),
+        unreadable=unreadable[0] if unreadable else "",
     )
 
 
@@ -311,8 +321,11 @@ class AsyncResults:
             return None
         detail = data.get("detail")
         if isinstance(detail, str) and crypto.is_sealed(detail):
-            data["detail"] = json.loads(
-                crypto.open_field(detail, job_id, "progress_detail", self.keyring))
+            try:
+                data["detail"] = json.loads(
+                    crypto.open_field(detail, job_id, "progress_detail", self.keyring))
+            except crypto.CryptoError:
+                data["detail"] = "(encrypted)"
         return data
 
 
