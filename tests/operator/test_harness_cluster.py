@@ -142,6 +142,8 @@ async def test_deletion_marks_the_pod_and_removes_it_after_the_grace_period() ->
         assert meta["deletionGracePeriodSeconds"] == 1
         await wait_for(lambda: c.get(PODS, "slow") is None, 5, "the pod removed")
         assert time.monotonic() - deleted_at >= 0.9
+        # The kubelet logs "removed" after its DELETE returns: the store may be quicker.
+        await wait_for(lambda: c.kubelet.events("slow")[-1:] == ["removed"], 5, "logged")
         assert c.kubelet.events("slow")[-3:] == ["sigterm", "sigkill", "removed"]
 
 

@@ -64,6 +64,8 @@ async def test_a_deleted_busy_pod_finishes_its_job_before_it_is_removed(
         await wait_for(lambda: client.sismember("t:done", "0"), LONG_JOB + 5, "the long job")
         done_at = time.monotonic()
         await wait_for(lambda: c.get(PODS, first) is None, 10, "the drained pod removed")
+        # The kubelet logs "removed" after its DELETE returns: the store may be quicker.
+        await wait_for(lambda: c.kubelet.events(first)[-1:] == ["removed"], 5, "logged")
         assert c.kubelet.events(first)[-3:] == ["sigterm", "exited", "removed"]
         removed_at = c.kubelet.at(first, "removed")
         assert removed_at is not None
