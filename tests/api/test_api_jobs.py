@@ -161,3 +161,14 @@ async def test_pause_and_resume_a_queue(client: httpx.AsyncClient, token: Token,
     assert forbidden.status_code == 403
     assert (await client.post("/v1/queues/audio/resume", headers=h)).json()["paused"] is False
     assert paused_queues(redis.Redis.from_url(redis_url)) == set()
+
+
+async def test_an_unknown_query_parameter_is_422_naming_it(client: httpx.AsyncClient,
+                                                           token: Token) -> None:
+    r = await client.get("/v1/failed?limt=5", headers=bearer(token(scope="admin")))
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("unknown query parameter(s) 'limt'; "
+                                  "this endpoint takes: limit, offset, queue")
+    r = await client.get("/v1/failed?queue=a&queue=b", headers=bearer(token(scope="admin")))
+    assert r.status_code == 422
+    assert "'queue' given more than once" in r.json()["detail"]

@@ -33,6 +33,10 @@ class EnqueueRequest(BaseModel):
     unique_key: str | None = Field(None, min_length=1, max_length=200)
     unique_for: float | None = Field(None, gt=0, le=30 * 86400)
     handler: str | None = Field(None, min_length=1, max_length=200)
+    max_exceptions: int | None = Field(None, ge=1, le=1000,
+                                       description="fail once this many attempts raised")
+    result_ttl: int | None = Field(None, ge=0, le=30 * 86400,
+                                   description="seconds the result is kept")
 
 
 class Enqueued(BaseModel):
@@ -54,12 +58,19 @@ class JobStatus(BaseModel):
     max_tries: int | None = None
 
 
-class JobResult(BaseModel):
+class JobOutcome(BaseModel):
+    """Where a job stands: its result once done, its error once failed, its last progress."""
+
     id: str
-    state: str
+    state: str = Field(description="waiting | delayed | running | done | failed")
     finished: bool = Field(description="done or failed; false: still queued or running")
-    result: Any = None
-    error: str | None = None
+    queue: str = ""
+    result: Any = Field(None, description="what the handler returned (when done)")
+    error: str = Field("", description="why it failed (when failed)")
+    progress: float | None = Field(None, description="the handler's last report, 0..1")
+    progress_detail: Any = None
+    tries: int = 0
+    finished_at: float | None = None
 
 
 class QueueStatus(BaseModel):
