@@ -10,8 +10,9 @@ import redis
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from queueworker.worker import keys
+from queueworker.worker import admin, keys
 from queueworker.worker.broker import Broker, Settlement
+from queueworker.worker.depths import awaiting_by_priority, waiting_by_priority
 from queueworker.worker.failed import FailedStore
 from queueworker.worker.producer import AsyncProducer, Producer
 
@@ -110,3 +111,26 @@ async def test_a_foreign_priority_field_is_read_as_a_level(r: aioredis.Redis,
     assert keys.priority_level("high") == 5
     assert keys.priority_level("99") == 10
     assert keys.priority_level(b"7") == 7
+
+
+async def test_depth_per_priority_for_the_cli_the_api_and_the_worker_metrics(
+        r: aioredis.Redis, producer: Producer) -> None:
+    producer.enqueue("q", 1, priority=10)
+    producer.enqueue("q", 2)
+    producer.enqueue("q", 3)
+    producer.enqueue("q", 4, priority=1)
+    want = {p: 0 for p in keys.PRIORITIES} | {10: 1, 5: 2, 1: 1}
+    empty = {p: 0 for p in keys.PRIORITIES}
+    assert waiting_by_priority(producer.redis, ["q", "none"]) == {"q": want, "none": empty}
+    assert await awaiting_by_priority(r, ["q"]) == {"q": want}
+    gone, depths = await Broker(r).beat_and_read("w", "{}", 5, 30, [], ["q", "none"])
+    assert (gone, depths) == ([], {"q": want, "none": empty})
+
+
+def test_clear_and_pending_see_every_level(producer: Producer) -> None:
+    producer.enqueue("q", 1, priority=10)
+    producer.enqueue("q", 2)
+    producer.enqueue("q", 3, priority=1)
+    assert admin.pending(producer.redis, "q") == 3
+    assert admin.clear_queue(producer.redis, "q", batch=2) == 3
+    assert all(producer.redis.llen(k) == 0 for _, k in keys.waiting_levels("q"))

@@ -43,7 +43,12 @@ def restart_key(prefix: str = keys.DEFAULT_PREFIX) -> str:
 # jobs are left alone: they finish and settle as usual.
 CLEAR = PRELUDE + """
 local q, batch = ARGV[2], tonumber(ARGV[3])
-local ids = redis.call('LPOP', qkey(q, 'waiting'), batch) or {}
+local ids = {}
+for lvl = 10, 1, -1 do  -- every priority level (keys.waiting)
+  if #ids >= batch then break end
+  local got = redis.call('LPOP', wkey(q, lvl), batch - #ids) or {}
+  for _, id in ipairs(got) do ids[#ids + 1] = id end
+end
 if #ids < batch then
   local d = redis.call('ZPOPMIN', qkey(q, 'delayed'), batch - #ids)
   for i = 1, #d, 2 do ids[#ids + 1] = d[i] end
@@ -68,7 +73,8 @@ def pending(client: redis.Redis, queue: str, prefix: str = keys.DEFAULT_PREFIX) 
     """Jobs ``clear`` would remove: waiting + delayed (running ones are not counted)."""
     _check_queue(queue)
     with client.pipeline(transaction=False) as pipe:
-        pipe.llen(keys.waiting(queue, prefix))
+        for _, key in keys.waiting_levels(queue, prefix):
+            pipe.llen(key)
         pipe.zcard(keys.delayed(queue, prefix))
         return sum(int(x) for x in pipe.execute())
 
