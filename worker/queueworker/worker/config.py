@@ -138,7 +138,12 @@ def redis_url_from(url: str, env: Mapping[str, str]) -> str:
         query["ssl_cert_reqs"] = "none"
     if is_sentinel_url(url):
         query.update(_sentinel_query(env))
-    return urlunsplit((scheme, auth + host, path, urlencode(query), parts.fragment))
+    out = urlunsplit((scheme, auth + host, path, urlencode(query), parts.fragment))
+    if scheme == "unix" and not out.startswith("unix://"):
+        # urlunsplit drops the // of a URL without a host (unix:/path), which redis-py's
+        # sync client refuses (the asyncio one reads both).
+        out = "unix://" + out[len("unix:"):]
+    return out
 
 
 def _sentinel_query(env: Mapping[str, str]) -> dict[str, str]:
