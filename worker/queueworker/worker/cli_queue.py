@@ -78,7 +78,8 @@ def main(argv: list[str]) -> int:
             return 0
         n = admin.pending(client, q, p)
         if not args.yes and not _confirm(f"delete {n} waiting/delayed job(s) of queue {q!r}?"):
-            return fail("not cleared (confirm at the prompt, or pass --yes)", 1)
+            return fail(f"not cleared: {n} job(s) in {q!r} (confirm at the prompt, or pass "
+                        "--yes)", 1)
         removed = admin.clear_queue(client, q, p)
     except ValueError as exc:
         return fail(str(exc), 2)
