@@ -216,6 +216,16 @@ def test_our_own_create_stands_in_until_the_watch_shows_the_deployment() -> None
     assert memory.created is None
 
 
+def test_a_foreign_deployment_met_by_our_create_is_not_remembered() -> None:
+    # Our create answered 409: someone else's Deployment. Once it is deleted, the
+    # next plan must create ours again, not see the remembered foreign one.
+    memory = reconcile.Memory()
+    memory.desired("w", "ns", UID, qw_spec())
+    foreign = entry({"metadata": {"name": "w"}, "spec": {"replicas": 0}})
+    memory.was_created(foreign)
+    assert memory.live([]) is None
+
+
 def test_gpu_workers_keep_their_strategy_until_the_template_changes() -> None:
     spec = qw_spec(gpu=True)
     live = created(spec, surge_ok=False)  # created while every GPU was taken

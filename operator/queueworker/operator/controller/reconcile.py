@@ -122,7 +122,14 @@ class Memory:
         return entries[0] if entries else self.created
 
     def was_created(self, entry: Entry) -> None:
-        self.created = entry
+        """Remember our create until the watch shows it. Not a Deployment someone else
+        made (our create was answered 409): it would stand in for the index after that
+        one is deleted, and the conflict would never clear."""
+        uid = self._desired.uid if self._desired is not None else None
+        owners = (entry.get("metadata") or {}).get("ownerReferences") or []
+        if any(o.get("kind") == "QueueWorker" and (uid is None or o.get("uid") == uid)
+               for o in owners):
+            self.created = entry
 
     def patched(self, result: Entry) -> None:
         self.corrected_digest = dep.spec_hash(dict(result.get("spec") or {}))
