@@ -133,6 +133,15 @@ class SentinelSetup:
         node.proc = None
         return port
 
+    def freeze_master(self) -> tuple[int, RedisServer]:
+        """SIGSTOP the current master: alive to its clients' sockets, silent to everyone
+        (a partition that leaves the clients on the old master's side)."""
+        port = self.master_port()
+        node = next(n for n in self.nodes if n.port == port)
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGSTOP)
+        return port, node
+
     def wait_new_master(self, old_port: int, seconds: float = 30.0) -> int:
         """Until the Sentinels name a master other than ``old_port`` that takes writes."""
         deadline = time.monotonic() + seconds
