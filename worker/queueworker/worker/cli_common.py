@@ -24,10 +24,13 @@ class CliError(QueueworkerError):
     """One line for the user; the command exits non-zero."""
 
 
-def add_redis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--redis-url", default=None,
+def add_redis_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """--redis-url and --prefix. ``sub``: on a subcommand too (``failed list --redis-url X``);
+    absent there, they leave what the main parser read."""
+    default = argparse.SUPPRESS if sub else None
+    p.add_argument("--redis-url", default=default,
                    help=f"Redis URL (env {ENV_REDIS_URL}; default {DEFAULT_REDIS_URL})")
-    p.add_argument("--prefix", default=None,
+    p.add_argument("--prefix", default=default,
                    help=f"key prefix (env {ENV_PREFIX}; default {keys.DEFAULT_PREFIX})")
 
 

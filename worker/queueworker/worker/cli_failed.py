@@ -36,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     forget.add_argument("id")
     flush = sub.add_parser("flush", help="delete all failed jobs (of one queue)")
     flush.add_argument("--queue", default=None)
+    for action in (ls, show, retry, forget, flush):
+        add_redis_options(action, sub=True)
     return p
 
 
@@ -66,13 +68,18 @@ def main(argv: list[str]) -> int:
         if args.ids and (args.all or args.queue):
             return fail("give IDs, or --all, or --queue Q", 2)
         if args.ids:
-            n = store.retry(args.ids)
-        elif args.all or args.queue:
+            put = store.retry_ids(args.ids)
+            print(f"{len(put)} job(s) put back on their queue")
+            unknown = [i for i in dict.fromkeys(args.ids) if i not in set(put)]
+            if unknown:
+                return fail(f"not in the failed store: {', '.join(unknown)}")
+            return 0
+        if args.all or args.queue:
             n = store.retry_all(args.queue)
         else:
             return fail("retry what? give IDs, --all or --queue Q", 2)
         print(f"{n} job(s) put back on their queue")
-        return 0 if n or not args.ids else 1
+        return 0
     if args.action == "forget":
         if not store.forget(args.id):
             return fail(f"no failed job {args.id!r}")

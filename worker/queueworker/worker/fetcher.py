@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from queueworker.worker.broker import REDIS_ERRORS, Fetched, Settlement
 from queueworker.worker.job import Job
 from queueworker.worker.log import event
+from queueworker.worker.queues import still_waiting
 from queueworker.worker.settle import failed_attempt
 
 if TYPE_CHECKING:
@@ -201,7 +202,10 @@ class Fetcher:
             if w.stopping:
                 break
             if s.stop_when_empty:
-                if not w.running and not w.buffer:
+                # Jobs held back by a rate limit still wait: not empty (issue 15).
+                limited = [q for q in queues if q in s.rate_limits]
+                if not w.running and not w.buffer and not await still_waiting(
+                        w.redis, s.prefix, limited):
                     w.stop("empty")
                     return
                 w._fetch_wake.clear()
