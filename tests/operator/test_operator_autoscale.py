@@ -43,6 +43,8 @@ async def test_backlog_scales_up_then_idle_pods_go_first(redis_url: str) -> None
         assert sample("queueworker_desired_replicas", labels) == 10
         assert sample("queueworker_queue_jobs", {**labels, "queue": "jobs",
                                                  "state": "waiting"}) == 500
+        assert sample("queueworker_queue_waiting_jobs_by_priority",
+                      {**labels, "queue": "jobs", "priority": "5"}) == 500
         assert (sample("queueworker_scale_events_total",
                        {**labels, "direction": "up", "reason": "Backlog"}) or 0) >= 1
         assert sample("queueworker_redis_up", labels) == 1

@@ -24,6 +24,9 @@ class QueueDepth:
     oldest_age_seconds: float | None = None  # oldest waiting job, where the layout says
     enqueued_total: int | None = None  # monotonic counters, where the layout keeps them
     completed_total: int | None = None
+    # (priority, jobs) in the waiting lists, highest first, where the layout has
+    # levels (native: 10..1, worker/keys.py); empty otherwise
+    waiting_by_priority: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ queue_jobs = Gauge("queueworker_queue_jobs", "Jobs per queue and state.",
                    (*QW, "queue", "state"), registry=REGISTRY)
 queue_oldest_age = Gauge("queueworker_queue_oldest_job_age_seconds",
                          "Age of the oldest waiting job.", (*QW, "queue"), registry=REGISTRY)
+queue_waiting_by_priority = Gauge(
+    "queueworker_queue_waiting_jobs_by_priority",
+    "Jobs in the waiting list of each priority level (native queues: 1..10, 10 first).",
+    (*QW, "queue", "priority"), registry=REGISTRY)
 gpu_free = Gauge("queueworker_gpu_free", "Free units of the GPU resource on eligible nodes.",
                  (*QW, "resource"), registry=REGISTRY)
 gpu_needed = Gauge("queueworker_gpu_needed", "GPU units the wanted replicas need.",
@@ -54,7 +58,8 @@ last_poll = Gauge("queueworker_last_poll_timestamp_seconds", "Time of the last p
 
 _PER_QW = (desired_replicas, current_replicas, ready_replicas, max_replicas, gpu_limited,
            redis_up, spec_valid, last_poll)
-_WITH_EXTRA = (queue_jobs, queue_oldest_age, gpu_free, gpu_needed, scale_events)
+_WITH_EXTRA = (queue_jobs, queue_oldest_age, queue_waiting_by_priority, gpu_free, gpu_needed,
+               scale_events)
 
 
 def count_api_request(operation: str) -> None:

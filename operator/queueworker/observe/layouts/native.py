@@ -44,36 +44,42 @@ class NativeReader(Reader):
 
     def commands(self, q: QueueSpec, now: float) -> list[Command]:
         p = queue_prefix(q)
-        w, d, i, s = (f(q.name, p) for f in (keys.waiting, keys.delayed, keys.inflight, keys.stats))
+        d, i, s = (f(q.name, p) for f in (keys.delayed, keys.inflight, keys.stats))
+        levels = keys.waiting_levels(q.name, p)
         return [
-            Command(("LLEN", w), w),
             Command(("ZCARD", i), i),
             # Due delayed jobs are ready now: the workers promote them on their next take.
             Command(("ZCOUNT", d, "-inf", repr(now)), d),
             Command(("ZCARD", d), d),
-            # Producers LPUSH and workers take from the right: the oldest is at -1.
-            Command(("LINDEX", w, -1), w),
             Command(("HMGET", s, "enqueued", "completed", "failed", "retried"), s),
+            # One list per priority level (keys.waiting), all in this one pipeline: its
+            # length, and its oldest id (producers LPUSH, workers take from the right).
+            *(Command(("LLEN", w), w) for _, w in levels),
+            *(Command(("LINDEX", w, -1), w) for _, w in levels),
         ]
 
     def parse(
         self, q: QueueSpec, cmds: Sequence[Command], replies: Sequence[Any], now: float
     ) -> QueueDepth:
-        waiting, in_flight, due, delayed = (
-            integer(r, c.key) for r, c in zip(replies[:4], cmds[:4], strict=True)
+        in_flight, due, delayed = (
+            integer(r, c.key) for r, c in zip(replies[:3], cmds[:3], strict=True)
         )
-        oldest = replies[4]
-        counters = replies[5] if isinstance(replies[5], list | tuple) else [None] * 4
+        counters = replies[3] if isinstance(replies[3], list | tuple) else [None] * 4
         # A missing stats hash is a queue nothing was ever enqueued to: all zero.
-        enq, done, failed, retried = (integer(v, cmds[5].key) for v in counters)
+        enq, done, failed, retried = (integer(v, cmds[3].key) for v in counters)
+        n = len(keys.PRIORITIES)
+        lengths = [integer(r, c.key) for r, c in zip(replies[4:4 + n], cmds[4:4 + n],
+                                                     strict=True)]
+        enqueued_at = [keys.enqueued_at_from_id(text(r) or "") for r in replies[4 + n:4 + 2 * n]
+                       if r is not None]
+        ages = [a for a in (age(now, t) for t in enqueued_at) if a is not None]
         return self.depth(
             q,
-            waiting + due,
+            sum(lengths) + due,
             in_flight,
             delayed=delayed - due,
-            oldest_age_seconds=age(now, keys.enqueued_at_from_id(text(oldest) or ""))
-            if oldest is not None
-            else None,
+            oldest_age_seconds=max(ages) if ages else None,
+            waiting_by_priority=tuple(zip(keys.PRIORITIES, lengths, strict=True)),
             # Every attempt ends as completed, failed or retried; a retry comes back
             # as a new arrival. Rates then see each attempt once on both sides.
             enqueued_total=enq + retried,

@@ -186,6 +186,9 @@ class Series:
                                  ("delayed", q.delayed)):
                 m.queue_jobs.labels(**labels, queue=q.name, state=state).set(value)
             m.queue_oldest_age.labels(**labels, queue=q.name).set(q.oldest_age_seconds or 0)
+            for level, n in q.waiting_by_priority:
+                m.queue_waiting_by_priority.labels(**labels, queue=q.name,
+                                                   priority=str(level)).set(n)
         if gpu is not None:
             m.gpu_free.labels(**labels, resource=gpu.resource_name).set(gpu.free)
             m.gpu_needed.labels(**labels, resource=gpu.resource_name).set(
