@@ -206,3 +206,22 @@ async def test_job_fields_without_a_worker() -> None:
     # A Job outside a worker: progress is a no-op, never an error.
     j = Job(id="1", queue="q", payload_text="{}")
     j.progress(0.5, {"step": 1})
+
+
+async def test_a_poison_pill_failed_by_the_reaper_wakes_its_waiter(
+        redis_url: str, aproducer: AsyncProducer, r: aioredis.Redis) -> None:
+    job_id = await aproducer.enqueue("default", "x")
+    waiter = asyncio.create_task(aproducer.wait(job_id, timeout=20))
+    await wait_for(lambda: _blocked_clients(r, 1), what="the waiter blocked")
+    crashed = Worker(fast_settings(redis_url), table(lambda p: p))
+    assert [j.id for j in await crashed.broker.fetch(["default"], 1, 0.05, "dead")] == [job_id]
+    await crashed.redis.aclose()
+    await asyncio.sleep(0.1)
+    reaped = Worker(fast_settings(redis_url, max_lost=1), table(lambda p: p))
+    assert await reaped.broker.reap(["default"], "me", 1.0, max_lost=1, failed_max_age=0,
+                                    failed_max_count=0, worker_stale=60) is not None
+    await reaped.redis.aclose()
+    started = time.monotonic()
+    with pytest.raises(JobFailedError, match="LeaseExpired"):
+        await asyncio.wait_for(waiter, 20)
+    assert time.monotonic() - started < 10  # the token, not the 30 s re-check

@@ -411,6 +411,11 @@ for i = 9, #ARGV do
         redis.call('ZADD', P .. ':failed', now, id)
         redis.call('HINCRBY', qkey(q, 'stats'), 'failed', 1)
         release_unique(m[2], id)
+        if redis.call('HEXISTS', jk, 'waited') == 1 then  -- wake its waiters (results.py)
+          redis.call('LPUSH', jk .. ':done', 'failed')
+          redis.call('EXPIRE', jk .. ':done', 3600)
+          redis.call('PUBLISH', jk .. ':progress', '{"state":"failed"}')
+        end
         failed = failed + 1
       else
         redis.call('HSET', jk, 'state', 'waiting')
