@@ -20,8 +20,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 COPY worker ./worker
-# The gpu extra (nvidia-ml-py) is small and only loads NVML when a GPU is there.
-RUN /opt/queueworker/bin/pip install ".[gpu]" \
+# The gpu extra (nvidia-ml-py) is small and only loads NVML when a GPU is there; the api
+# extra (FastAPI, uvicorn, PyJWT) serves `queueworker api` (the chart's optional API).
+RUN /opt/queueworker/bin/pip install ".[gpu,api]" \
  && /opt/queueworker/bin/queueworker --help >/dev/null
 
 # --- runtime: slim Python, the virtualenv, a non-root user -------------------
