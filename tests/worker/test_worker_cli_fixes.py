@@ -154,3 +154,17 @@ def test_queues_shows_depths_per_priority_and_failed(
     assert "p9=2" in text
     assert qw(["queues", "--queue", "nothing-here"]) == 0
     assert "nothing-here" in capsys.readouterr().out
+
+
+def test_enqueue_priority_max_exceptions_result_ttl(url: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert qw(["enqueue", "q", "{}", "--priority", "9", "--max-exceptions", "2",
+               "--result-ttl", "60"]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert qw(["job", job_id]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["priority"], info["max_exceptions"], info["result_ttl"]) == (9, 2, "60")
+    assert qw(["enqueue", "q", "{}", "--priority", "11"]) == 2
+    assert "bad priority 11" in capsys.readouterr().err
+    assert qw(["enqueue", "q", "{}", "--max-exceptions", "0"]) == 2
+    assert "max_exceptions must be at least 1" in capsys.readouterr().err

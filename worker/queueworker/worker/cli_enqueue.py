@@ -30,6 +30,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency-key", default=None)
     p.add_argument("--concurrency-limit", type=int, default=1)
     p.add_argument("--handler", default=None, help="handler name, for multi-handler workers")
+    p.add_argument("--priority", type=int, default=None,
+                   help="1 (lowest) .. 10 (highest) within the queue; default 5")
+    p.add_argument("--max-exceptions", type=int, default=None,
+                   help="fail once this many attempts raised (beside --max-tries)")
+    p.add_argument("--result-ttl", type=int, default=None,
+                   help="seconds the result is kept (default: the worker's --result-ttl)")
     p.add_argument("--max-payload-bytes", type=int, default=1024 * 1024)
     p.add_argument("--count", type=int, default=1, help="enqueue the payload N times (bulk)")
     return p
@@ -48,7 +54,10 @@ def main(argv: list[str]) -> int:
                        timeout=args.timeout, retry_until=args.retry_until,
                        unique_key=args.unique_key, unique_for=args.unique_for,
                        concurrency_key=args.concurrency_key,
-                       concurrency_limit=args.concurrency_limit, handler=args.handler)
+                       concurrency_limit=args.concurrency_limit, handler=args.handler,
+                       max_exceptions=args.max_exceptions, result_ttl=args.result_ttl)
+        if args.priority is not None:
+            options["priority"] = args.priority
         if args.count > 1:
             for job_id in producer.enqueue_many(args.queue, [payload] * args.count, **options):
                 print(job_id)
