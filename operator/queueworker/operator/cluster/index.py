@@ -34,6 +34,7 @@ def pod_entry(name: str, meta: Mapping[str, Any], spec: Mapping[str, Any],
         "phase": status.get("phase"),
         "cost": annotations.get(dep.DELETION_COST_ANNOTATION),
         "unschedulable": unschedulable(conditions),
+        "ip": status.get("podIP"),  # CLIENT LIST maps connections to pods by it
     }
 
 
@@ -111,5 +112,9 @@ def deployment_entry(meta: Mapping[str, Any], spec: Mapping[str, Any],
             "replicas": status.get("replicas", 0),
             "readyReplicas": status.get("readyReplicas", 0),
             "updatedReplicas": status.get("updatedReplicas", 0),
+            # The ReplicaSet could not create pods (Pod Security Admission, a quota...):
+            # the Deployment controller copies that condition here; report.py surfaces it.
+            "conditions": [c for c in status.get("conditions") or []
+                           if c.get("type") == "ReplicaFailure" and c.get("status") == "True"],
         },
     }

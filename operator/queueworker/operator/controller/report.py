@@ -70,13 +70,18 @@ class Seen:
     gpu: GPUCapacity | None
     paused: bool
     generation: int | None
+    pods_refused: str | None = None  # why the Deployment's pods cannot be created
 
     @classmethod
     def of(cls, obs: Observation, decision: Decision, live: Mapping[str, Any], current: int,
            gpu: GPUCapacity | None, paused: bool, generation: int | None) -> Seen:
         live_status = live.get("status") or {}
+        refused = [str(c.get("message") or c.get("reason") or "")
+                   for c in live_status.get("conditions") or []
+                   if c.get("type") == "ReplicaFailure" and c.get("status") == "True"]
         return cls(obs, decision, current, int(live_status.get("readyReplicas") or 0),
-                   int(live_status.get("replicas") or 0), gpu, paused, generation)
+                   int(live_status.get("replicas") or 0), gpu, paused, generation,
+                   refused[0] if refused else None)
 
 
 def conditions(conds: Conditions, seen: Seen, now: str) -> Conditions:
@@ -103,6 +108,9 @@ def conditions(conds: Conditions, seen: Seen, now: str) -> Conditions:
         conds = st.set_condition(conds, "GPULimited", "False", "Sufficient",
                                  f"free {gpu.resource_name}: {gpu.free}", generation=gen, now=now)
     conds = _scaling_condition(conds, seen, now)
+    if seen.pods_refused:  # e.g. Pod Security Admission: no pod will ever start
+        return st.set_condition(conds, "Ready", "False", "PodsRefused", seen.pods_refused,
+                                generation=gen, now=now)
     if obs.queues is None:
         return st.set_condition(conds, "Ready", "False",
                                 "QueueReadFailed" if read_failed else "RedisUnreachable",
@@ -235,6 +243,7 @@ class Reporter:
         self.last_scale_time: str | None = status.get("lastScaleTime")
         self.last_scale_reason: str | None = status.get("lastScaleReason")
         self.last_problem: str | None = None
+        self.last_refused: str | None = None
         self.last_fingerprint: tuple[Any, ...] | None = None
 
     async def invalid(self, reason: str, message: str, generation: int | None) -> None:
@@ -287,9 +296,16 @@ class Reporter:
         obs, decision = seen.obs, seen.decision
         fingerprint = (obs.queues, obs.error, decision.desired, decision.gpu_limited,
                        decision.gpu_shortfall, seen.current, seen.ready, seen.pods_now, seen.gpu,
-                       seen.paused, seen.generation, self.last_scale_time, shape(memory))
+                       seen.paused, seen.generation, self.last_scale_time, shape(memory),
+                       seen.pods_refused)
         if fingerprint == self.last_fingerprint:
             return
+        if seen.pods_refused and seen.pods_refused != self.last_refused:
+            kopf.event(self.body, type="Warning", reason="PodsRefused",
+                       message=seen.pods_refused[:1000])
+            log_event(logger, "deployment.pods_refused", logging.WARNING, qw=self.name,
+                      reason=seen.pods_refused)
+        self.last_refused = seen.pods_refused
         self.conditions = conditions(self.conditions, seen, st.now_iso())
         important: dict[str, Any] = {
             "observedGeneration": seen.generation,
