@@ -169,6 +169,7 @@ class ControlPlane:
         self.bin_dir = bin_dir
         self.state: State | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.args: dict[str, tuple[list[str], str, dict[str, str] | None]] = {}
 
     @property
     def pki(self) -> PKI:
@@ -194,6 +195,7 @@ class ControlPlane:
             except OSError as err:
                 raise ControlPlaneError(f"cannot start {binary}: {err}") from err
         self.procs[name] = proc
+        self.args[name] = (args, argv0, env)
         self.state.pids[name] = proc.pid
         self.state.argv0[name] = binary
         self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
@@ -268,6 +270,28 @@ class ControlPlane:
             self.stop()
             raise
         return self
+
+    def halt(self, name: str, kill: bool = False) -> None:
+        """Stop one component (SIGTERM, or SIGKILL: a crash); `resume` starts it again."""
+        proc = self.procs[name]
+        if kill:
+            proc.kill()
+            proc.wait()
+        else:
+            _terminate(proc.pid, proc, 10)
+
+    def resume(self, name: str, timeout: float = 60) -> None:
+        """Start a halted component with its arguments (same ports and data) and wait
+        until it answers (etcd: /health; the API server: /readyz, which needs etcd)."""
+        args, argv0, env = self.args[name]
+        self._spawn(name, args, argv0, env)
+        probe = {"etcd": "etcd:/health", "kube-apiserver": "/readyz"}.get(name)
+        if probe:
+            self._wait(name, probe, timeout)
+
+    def restart(self, name: str, kill: bool = False, timeout: float = 60) -> None:
+        self.halt(name, kill)
+        self.resume(name, timeout)
 
     def stop(self, grace: float = 10) -> None:
         """Stop the components in reverse start order and delete the etcd data."""
