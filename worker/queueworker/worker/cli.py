@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", "-c", type=int, default=None,
                    help="jobs run at once (default 10; env QUEUEWORKER_CONCURRENCY)")
     p.add_argument("--prefetch", type=int, default=None,
-                   help="jobs taken ahead of free slots (default: = concurrency)")
+                   help="jobs taken ahead of free slots (default: adaptive, up to "
+                        "concurrency for jobs of a few ms, none for longer ones)")
     p.add_argument("--max-jobs", type=int, default=None, help="stop after N jobs")
     p.add_argument("--max-time", type=float, default=None, help="stop after S seconds")
     p.add_argument("--stop-when-empty", action="store_true",

@@ -61,7 +61,8 @@ class Settings:
     queues: list[str] = field(default_factory=lambda: ["default"])
     handlers: list[str] = field(default_factory=list)
     concurrency: int = 10
-    prefetch: int | None = None  # jobs fetched beyond free slots; None: = concurrency
+    # jobs fetched beyond free slots; None: adaptive, only for jobs of a few ms (fetcher.py)
+    prefetch: int | None = None
     max_jobs: int | None = None
     max_time: float | None = None
     stop_when_empty: bool = False
@@ -80,10 +81,6 @@ class Settings:
     metrics_port: int = 0  # 0: no HTTP server
     pod: str = ""
     log_level: str = "info"
-
-    @property
-    def effective_prefetch(self) -> int:
-        return self.concurrency if self.prefetch is None else self.prefetch
 
     @property
     def tick(self) -> float:
