@@ -13,6 +13,7 @@ from queueworker.api.auth import AuthError, Principal, Verifier
 from queueworker.api.metrics import ApiMetrics
 from queueworker.api.ratelimit import RateLimiter
 from queueworker.api.settings import ApiSettings
+from queueworker.worker.connection import async_client
 from queueworker.worker.producer import AsyncProducer
 
 bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
@@ -30,8 +31,10 @@ class Context:
 
     @classmethod
     def build(cls, settings: ApiSettings) -> Context:
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                         socket_connect_timeout=5, health_check_interval=30)
+        # worker/connection.py: the one client factory (redis://, rediss://, unix://,
+        # redis+sentinel://), so the API reaches Redis the way the workers do.
+        client = async_client(settings.redis_url, decode_responses=True,
+                              socket_connect_timeout=5, health_check_interval=30)
         return cls(settings=settings, redis=client,
                    producer=AsyncProducer(client, settings.prefix, settings.max_payload_bytes),
                    verifier=Verifier(settings),
