@@ -17,8 +17,9 @@ from redis.client import NEVER_DECODE
 from redis.exceptions import NoScriptError, RedisError
 
 from queueworker.worker import keys
+from queueworker.worker.fetch_lua import FETCH
 from queueworker.worker.job import Job
-from queueworker.worker.scripts import BEAT, FETCH, REAP, SETTLE
+from queueworker.worker.scripts import BEAT, REAP, SETTLE
 
 # Kept importable from here: producer.py and failed.py take them from this module.
 from queueworker.worker.scripts import ENQUEUE as ENQUEUE
