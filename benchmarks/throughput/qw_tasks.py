@@ -9,3 +9,8 @@ async def noop(payload: Any) -> None:
 
 def noop_sync(payload: Any) -> None:
     return None
+
+
+async def echo(payload: Any) -> Any:
+    """The no-op job of bench_wait.py: its result is its payload."""
+    return payload
