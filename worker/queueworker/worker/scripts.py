@@ -38,6 +38,8 @@ Times in the in-flight and delayed ZSETs come from the Redis server's clock
 
 from __future__ import annotations
 
+from queueworker.worker.flows_lua import HOOKS
+
 # The shebang makes Redis (7+) refuse a writing script *before* it runs when
 # the server is out of memory. Without it the OOM check happens per command, so
 # a script could pop a job (RPOP/ZREM are allowed under OOM) and then fail on
@@ -150,13 +152,10 @@ redis.call('HINCRBY', qkey(q, 'stats'), 'enqueued', 1)
 return {id, 1}
 """
 
-# Called by SETTLE after a job is done (its hash updated, before the waiters'
-# token): the place for "then run the next job with this result" (chains). A
-# no-op by default; it runs inside the same atomic script.
-ON_DONE = """
-local function on_done(q, id, jk, result, now)
-end
-"""
+# on_done / on_fail: called by SETTLE when a job is done (before its hash may be deleted)
+# or failed for good, and by REAP for a job failed by lost leases: chains and batches
+# (flows_lua.py), inside the same atomic script.
+ON_DONE = HOOKS
 
 # ARGV: prefix, result_ttl, n_done, then n_done times 4 values (queue, id,
 # delivery, result JSON or '') for jobs done, then per other job 7 values: op,
@@ -210,6 +209,7 @@ while i <= #ARGV do
         op = string.sub(op, 1, -2)
       end
       if op == 'done' then
+        on_done(q, id, jk, a, now)
         local keep = tonumber(m[4]) or ttl
         if keep <= 0 and m[5] then keep = 60 end
         if keep > 0 then
@@ -221,7 +221,6 @@ while i <= #ARGV do
         end
         release_unique(m[3], id)
         count(q, 'completed')
-        on_done(q, id, jk, a, now)
         if m[5] then finished(id, 'done', keep) end
       elseif op == 'retry' then
         redis.call('HSET', jk, 'state', 'delayed', 'tries', tries, 'last_error', b)
@@ -239,6 +238,7 @@ while i <= #ARGV do
         redis.call('ZADD', P .. ':failed', now, id)
         release_unique(m[3], id)
         count(q, 'failed')
+        on_fail(q, id, jk, now)
         if m[5] then finished(id, 'failed', math.max(ttl, 3600)) end
       else
         redis.call('HSET', jk, 'state', 'waiting')
@@ -291,7 +291,7 @@ return {gone, depths}
 # ARGV: prefix, holder, lock_ms, max_lost, batch, failed_max_age, failed_max_count,
 # worker_stale_s, queue, ...  -> {recovered, promoted, failed, trimmed} or {-1}
 # (another worker holds the reaper lock this interval).
-REAP = PRELUDE + """
+REAP = PRELUDE + ON_DONE + """
 if not redis.call('SET', P .. ':reaper', ARGV[2], 'NX', 'PX', ARGV[3]) then return {-1} end
 local now = now_s()
 local max_lost, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -321,6 +321,7 @@ for i = 9, #ARGV do
         redis.call('ZADD', P .. ':failed', now, id)
         redis.call('HINCRBY', qkey(q, 'stats'), 'failed', 1)
         release_unique(m[2], id)
+        on_fail(q, id, jk, now)
         if redis.call('HEXISTS', jk, 'waited') == 1 then  -- wake its waiters (results.py)
           redis.call('LPUSH', jk .. ':done', 'failed')
           redis.call('EXPIRE', jk .. ':done', 3600)
