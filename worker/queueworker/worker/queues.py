@@ -6,7 +6,8 @@ in flight, and the age of the oldest waiting job (job ids start with their
 enqueue time, so the last id of each level list is enough). ``failed_counts``
 counts the failed store per queue (one HGET per failed job, pipelined).
 ``queueworker queues`` prints them; the operator's native reader
-(observe/layouts/native.py) reads the same keys for scaling.
+(observe/layouts/native.py) reads the same keys for scaling, and depths.py
+has the waiting-per-level read alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 
 from queueworker.worker import keys
+from queueworker.worker.depths import awaiting_by_priority
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,8 @@ async def waiting_total(client: aioredis.Redis, prefix: str, queues: Sequence[st
     """Jobs waiting on these queues, every priority level (one round trip)."""
     if not queues:
         return 0
-    async with client.pipeline(transaction=False) as pipe:
-        for q in queues:
-            for _, key in keys.waiting_levels(q, prefix):
-                pipe.llen(key)
-        return sum(int(n) for n in await pipe.execute())
+    levels = await awaiting_by_priority(client, queues, prefix)
+    return sum(sum(per_level.values()) for per_level in levels.values())
 
 
 async def still_waiting(client: aioredis.Redis, prefix: str, queues: Sequence[str]) -> bool:
