@@ -72,8 +72,8 @@ def test_no_scale_up_for_work_the_pods_clear_before_a_new_one_is_ready() -> None
     d = decide(s, obs(t, waiting=3, in_flight=4, current=4, pods=_pods(4, busy=4),
                       enqueued=round(t) + 3, completed=round(t)), memory)
     assert d.desired == 4, d.reason
-    assert "no scale-up: 4 replicas clear waiting 3" in d.reason
-    assert "before a new pod is ready (20s)" in d.reason
+    assert "; start 0: of waiting 3 + 21.0 arriving in a pod start (20s), 4 replicas start" \
+        in d.reason
     # A backlog the pods cannot clear within the start does start pods.
     d = decide(s, obs(t, waiting=60, in_flight=4, current=4, pods=_pods(4, busy=4),
                       enqueued=round(t) + 60, completed=round(t)), memory)
@@ -102,8 +102,11 @@ def test_scale_downs_are_a_restart_horizon_apart() -> None:
     # waits until the horizon (25 s) since the last one has passed.
     d = decide(s, obs(t + 10, current=3, pods=_pods(3)), first.memory)
     assert d.desired == 3
-    assert "last scale-down 10s ago < restart horizon 25s: hold" in d.reason
+    assert "last scale-down 10s ago < restart horizon 25s and 2 pods <= sqrt(3)" in d.reason
     d = decide(s, obs(t + 25, current=3, pods=_pods(3)), d.memory)
+    assert d.desired == 1, d.reason
+    # A large step (a burst is over) goes at once: 9 pods > sqrt(10).
+    d = decide(s, obs(t + 30, current=10, pods=_pods(10)), d.memory)
     assert d.desired == 1, d.reason
 
 

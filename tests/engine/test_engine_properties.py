@@ -53,8 +53,10 @@ def specs(draw: st.DrawFn) -> QueueWorkerSpec:
 def observations(draw: st.DrawFn, now: float = 1000.0) -> Observation:
     current = draw(st.integers(0, 30))
     busy = draw(st.lists(st.booleans(), min_size=current, max_size=current))
+    ready = draw(st.lists(st.booleans(), min_size=current, max_size=current))
     pods = tuple(
-        PodState(f"p{i}", busy=b, in_flight=int(b)) for i, b in enumerate(busy)
+        PodState(f"p{i}", busy=b, in_flight=int(b), ready=r or b)
+        for i, (b, r) in enumerate(zip(busy, ready, strict=True))
     )
     gpu = draw(
         st.one_of(
@@ -92,6 +94,15 @@ memories = st.one_of(
                                             "done": st.integers(0, 9), "inf": st.integers(0, 9),
                                             "busy": st.floats(0, 1e308), "thr": st.floats(0, 10),
                                             "lam": st.floats(-1e308, 1e308)}),
+            "start": st.fixed_dictionaries({"t": st.floats(-1e9, 1e9),
+                                            "s": st.floats(-10, 1e6) | st.text(max_size=2),
+                                            "untimed": st.integers(0, 3),
+                                            "new": st.dictionaries(
+                                                st.sampled_from(["p0", "p1", "x"]),
+                                                st.floats(-1e9, 2000))}),
+            "arr": st.lists(st.lists(st.floats(-1e9, 2000) | st.none(), min_size=1,
+                                     max_size=3), max_size=20),
+            "downAt": st.floats(-1e9, 2000) | st.booleans(),
         }
     ),
 )

@@ -77,3 +77,16 @@ def test_heartbeat_lag_costs_drains_but_never_a_job() -> None:
     # rare; tests/engine/test_engine_work.py checks the rules themselves.
     terminating, _ = _drained_busy(5.0)
     assert 0 < terminating < 1200
+
+
+def test_steady_load_does_not_churn() -> None:
+    # 1.5 jobs/s of about 4 s for an hour: the count should settle, not follow
+    # every Poisson wiggle. The engine before the restart-horizon rules made 91
+    # scale events here, 31 of them scale-ups within 60 s of a scale-down.
+    jobs = _trickle(1.5, 4.0, 3600, seed=5)
+    r = simulate(spec({"maxReplicas": 50}), jobs, "ours", 20)
+    assert r.completed == len(jobs)
+    assert r.interrupted == 0
+    assert r.churn_ups <= 5, r
+    assert r.scale_events <= 50, r
+    assert r.wait_p95 < 10, r

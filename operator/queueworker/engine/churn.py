@@ -19,6 +19,7 @@ stabilization windows, in this order:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from queueworker.engine.forecast import Horizon
@@ -32,21 +33,31 @@ DRAIN_FACTOR = 2.0  # the drain deadline must hold this many mean jobs
 
 def worth_starting(demand: Demand, rates: Rates | None, horizon: Horizon, current: int,
                    desired: int, slots: int) -> tuple[int, str]:
-    """No scale-up for work the pods already there clear before a new pod is
-    ready: the jobs waiting, half of those in flight, and what arrives
-    meanwhile, against the replicas' job slots over the pod start."""
+    """Start only as many pods as will find a job waiting when they are ready.
+
+    Within a pod start of T seconds the replicas there start about
+    current x slots x T / S jobs (a busy slot frees once per mean job S), while
+    waiting + arrivals x T jobs need one. What is left, at least one job per
+    new pod, is what new pods would run; a job the replicas there start before
+    a new pod is ready does not need one. Replicas that cannot carry the
+    measured load (arrivals x S busy slots or more) are scaled as asked: the
+    queue would only grow.
+    """
     if desired <= current or current == 0 or rates is None or rates.service_seconds <= 0:
         return desired, ""
     svc, start = rates.service_seconds, horizon.start_seconds
-    work = (demand.waiting + demand.in_flight / 2) * svc
-    arriving = rates.arrival_per_second * svc * start
-    capacity = current * slots * start
-    if work + arriving > capacity:
+    if rates.arrival_per_second * svc >= current * slots:
         return desired, ""
-    return current, (
-        f"; no scale-up: {current} replicas clear waiting {demand.waiting} and in flight "
-        f"{demand.in_flight} ({work:.0f}s of work) plus {arriving:.0f}s arriving "
-        f"before a new pod is ready ({start:.0f}s)"
+    arriving = rates.arrival_per_second * start
+    started = current * slots * start / svc
+    left = demand.waiting + arriving - started
+    new = math.floor(left / slots + 1e-9) if left >= 1 else 0
+    if current + new >= desired:
+        return desired, ""
+    return current + new, (
+        f"; start {new}: of waiting {demand.waiting} + {arriving:.1f} arriving in a pod start "
+        f"({start:.0f}s), {current} replicas start {started:.1f} before a new one is ready "
+        f"-> {current + new}"
     )
 
 
@@ -86,13 +97,18 @@ def drain_ahead(
 
 def spacing(last: Any, now: float, current: int, desired: int, horizon: float
             ) -> tuple[int, str]:
-    """Hold a scale-down that comes less than a restart horizon after the last one."""
+    """Hold a small scale-down that comes less than a restart horizon after the
+    last one. A large step (more than sqrt(current) pods: a burst is over, not
+    the load's own noise) goes at once: holding it would cost more pod time
+    than the event it saves."""
     if desired >= current or not isinstance(last, int | float) or isinstance(last, bool):
         return desired, ""
     since = now - float(last)
-    if 0 <= since < horizon:
+    small = current - desired <= math.ceil(math.sqrt(current))
+    if small and 0 <= since < horizon:
         return current, (
-            f"; last scale-down {since:.0f}s ago < restart horizon {horizon:.0f}s: hold"
+            f"; last scale-down {since:.0f}s ago < restart horizon {horizon:.0f}s and "
+            f"{current - desired} pods <= sqrt({current}) rounded up: hold"
         )
     return desired, ""
 
