@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from queueworker.worker import keys
+from queueworker.worker import admin, keys
 from queueworker.worker.flows import FlowError, Flows, step
 from queueworker.worker.job import Job
 from queueworker.worker.runtime import Worker
@@ -134,3 +134,16 @@ def test_empty_batch_finishes_at_once_and_bad_steps_are_refused(redis_url: str) 
         f.batch([step("q", b"bytes")])
     assert f.chain_info("nope") is None
     assert f.batch_info("nope") is None
+
+
+def test_queue_clear_counts_batch_jobs_skipped_and_stops_a_chain(redis_url: str) -> None:
+    f = _flows(redis_url)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    bid = f.batch([step("b", {"i": i}) for i in range(3)], finally_=step("cb", "fin"))
+    cid = f.chain([step("b", {"c": 1}), step("b", {"c": 2})])
+    assert admin.clear_queue(r, "b") == 4
+    info = f.batch_info(bid)
+    assert info is not None
+    assert (info["state"], info["skipped"], info["pending"]) == ("finished", 3, 0)
+    assert r.llen(keys.waiting("cb")) == 1
+    assert f.chain_info(cid)["state"] == "cancelled"  # type: ignore[index]

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from queueworker.worker import keys
 from queueworker.worker.broker import REDIS_ERRORS
+from queueworker.worker.flows_lua import HOOKS
 from queueworker.worker.log import event
 from queueworker.worker.scripts import PRELUDE
 
@@ -41,7 +42,7 @@ def restart_key(prefix: str = keys.DEFAULT_PREFIX) -> str:
 
 # ARGV: prefix, queue, batch -> jobs removed this call (waiting, then delayed). Running
 # jobs are left alone: they finish and settle as usual.
-CLEAR = PRELUDE + """
+CLEAR = PRELUDE + HOOKS + """
 local q, batch = ARGV[2], tonumber(ARGV[3])
 local ids = {}
 for lvl = 10, 1, -1 do  -- every priority level (keys.waiting)
@@ -53,8 +54,10 @@ if #ids < batch then
   local d = redis.call('ZPOPMIN', qkey(q, 'delayed'), batch - #ids)
   for i = 1, #d, 2 do ids[#ids + 1] = d[i] end
 end
+local now = now_s()
 for _, id in ipairs(ids) do
   local jk = jkey(id)
+  flow_dropped(jk, id, now)  -- a batch counts it skipped; a chain stops (flows_lua.py)
   release_unique(redis.call('HGET', jk, 'unique_key'), id)
   redis.call('DEL', jk)
 end

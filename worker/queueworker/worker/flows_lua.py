@@ -141,6 +141,24 @@ local function flow_settled(jk, id, ok, result, now)
   if f[1] and f[1] ~= '' then chain_step(f[1], tonumber(f[2]), ok, id, result, now) end
   if f[3] and f[3] ~= '' then batch_settled(f[3], id, ok, now) end
 end
+-- A job removed before it ran (queue clear): its batch counts it skipped, its chain stops.
+local function flow_dropped(jk, id, now)
+  local f = redis.call('HMGET', jk, 'chain', 'chain_pos', 'batch')
+  if f[1] and f[1] ~= '' then
+    local ck = P .. ':chain:' .. f[1]
+    local c = redis.call('HMGET', ck, 'pos', 'state')
+    if c[2] == 'running' and c[1] == f[2] then
+      redis.call('HSET', ck, 'state', 'cancelled', 'finished_at', tostring(now))
+    end
+  end
+  if f[3] and f[3] ~= '' then
+    local bk = P .. ':batch:' .. f[3]
+    if redis.call('SREM', bk .. ':jobs', id) == 1 then
+      redis.call('HINCRBY', bk, 'skipped', 1)
+      if redis.call('HINCRBY', bk, 'pending', -1) <= 0 then batch_finish(f[3], bk, now) end
+    end
+  end
+end
 local function on_done(q, id, jk, result, now) flow_settled(jk, id, true, result, now) end
 local function on_fail(q, id, jk, now) flow_settled(jk, id, false, nil, now) end
 """
