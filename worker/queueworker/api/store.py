@@ -41,15 +41,10 @@ def _counters(raw: dict[str, str]) -> dict[str, int]:
     return out
 
 
-def _levels(queue: str, prefix: str) -> list[tuple[int, str]]:
-    """(priority, waiting list) per level; one level where the worker has no priorities."""
-    levels = getattr(keys, "waiting_levels", None)
-    return list(levels(queue, prefix)) if levels else [(5, keys.waiting(queue, prefix))]
-
-
 async def queue_status(r: aioredis.Redis, queue: str, prefix: str) -> QueueStatus:
-    """Depths in one round trip: per level LLEN and the oldest id (its age is in the id)."""
-    levels = _levels(queue, prefix)
+    """Depths in one round trip: per level LLEN and the oldest id (its age is in the id);
+    the levels as ``keys.waiting_levels`` names them (``depths.py`` reads the same)."""
+    levels = keys.waiting_levels(queue, prefix)
     async with r.pipeline(transaction=False) as pipe:
         for _, key in levels:
             pipe.llen(key)
