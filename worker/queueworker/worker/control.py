@@ -51,13 +51,13 @@ OPTIONS_ATTR = "__queueworker_options__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Fail(QueueworkerError):
-    """Raise in a handler: the job fails for good now (no retry)."""
+class FailNowError(QueueworkerError):
+    """Raise in a handler (as ``Fail``): the job fails for good now (no retry)."""
 
 
-class Release(QueueworkerError):
-    """Raise in a handler: put the job back on its queue after ``delay`` seconds; not a
-    failed try."""
+class ReleaseError(QueueworkerError):
+    """Raise in a handler (as ``Release``): put the job back on its queue after ``delay``
+    seconds; not a failed try."""
 
     def __init__(self, delay: float = 0.0, reason: str = "") -> None:
         if delay < 0 or delay != delay:
@@ -66,6 +66,10 @@ class Release(QueueworkerError):
         self.delay = float(delay)
         self.reason = reason
 
+
+# The names a handler raises (the house names exceptions *Error; these read as verbs).
+Fail = FailNowError
+Release = ReleaseError
 
 Hook = Callable[..., Any]
 
