@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from queueworker.worker import admin, keys
+from queueworker.worker import admin, cli_batch, cli_chain, keys
 from queueworker.worker.flows import FlowError, Flows, step
 from queueworker.worker.job import Job
 from queueworker.worker.runtime import Worker
@@ -147,3 +147,22 @@ def test_queue_clear_counts_batch_jobs_skipped_and_stops_a_chain(redis_url: str)
     assert (info["state"], info["skipped"], info["pending"]) == ("finished", 3, 0)
     assert r.llen(keys.waiting("cb")) == 1
     assert f.chain_info(cid)["state"] == "cancelled"  # type: ignore[index]
+
+
+def test_chain_and_batch_cli(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _flows(redis_url)
+    url = ["--redis-url", redis_url]
+    bid = f.batch([step("b", {"i": 1})], name="nightly")
+    cid = f.chain([step("b", {"c": 1})])
+    assert cli_chain.main([cid, *url]) == 0
+    assert '"state": "running"' in capsys.readouterr().out
+    assert cli_batch.main(["list", *url]) == 0
+    assert f"{bid}  nightly" in capsys.readouterr().out
+    assert cli_batch.main([bid, *url]) == 0
+    assert '"total": 1' in capsys.readouterr().out
+    assert cli_batch.main(["cancel", bid, *url]) == 0
+    assert "1 pending job(s) skipped" in capsys.readouterr().out
+    assert cli_batch.main(["cancel", bid, *url]) == 1
+    assert "not running" in capsys.readouterr().err
+    assert cli_batch.main(["nope", *url]) == 1
+    assert cli_chain.main(["nope", *url]) == 1
