@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schedule": ("queueworker.worker.cli_schedule", "list, pause, resume, trigger schedules"),
     "queue": ("queueworker.worker.cli_queue", "clear, pause, resume a queue"),
     "restart": ("queueworker.worker.cli_restart", "workers finish their jobs and exit"),
+    "chain": ("queueworker.worker.cli_chain", "a chain's state"),
+    "batch": ("queueworker.worker.cli_batch", "list, show, cancel batches"),
     "api": ("queueworker.api.cli", "serve the HTTP API (JWT, rate limits, OpenAPI)"),
 }
 
