@@ -106,11 +106,10 @@ def parse_fetched(raw: Sequence[Any]) -> Fetched:
             out.junk.append(Junk(_text(raw[i]), *(_text(x) for x in raw[i + 2][:3])))
             continue
         try:
-            fields = [x if x is None or isinstance(x, str | int) else x.decode()
-                      for x in raw[i + 2]]
+            fields = [x.decode() if type(x) is bytes else x for x in raw[i + 2]]
         except UnicodeDecodeError as exc:
-            fields = [x if x is None or isinstance(x, str | int) else
-                      x.decode(errors="backslashreplace") for x in raw[i + 2]]
+            fields = [x.decode(errors="backslashreplace") if type(x) is bytes else x
+                      for x in raw[i + 2]]
             out.undecodable.append((_job(raw[i], d, fields), f"{exc}"))
             continue
         out.jobs.append(_job(raw[i], d, fields))

@@ -39,14 +39,14 @@ local function take_one(q, wk, lvl, id)
       ' is not a hash (type ' .. redis.call('TYPE', jk).ok .. '); the id is kept as the payload')
     return 0
   end
-  if not h[1] then
-    if redis.call('EXISTS', jk) == 0 then
-      filed(q, id, 'no_job_hash', 'NoJobHash: ' .. id .. ' was in ' .. wk .. ' without a job ' ..
-        'hash (pushed by hand, or its hash expired or was deleted); the id is kept as the payload')
-      return 0
-    end
-    h[1] = q  -- a hash without its queue field: it is a job of the queue it waited in
+  if not h[1] and redis.call('EXISTS', jk) == 0 then
+    filed(q, id, 'no_job_hash', 'NoJobHash: ' .. id .. ' was in ' .. wk .. ' without a job ' ..
+      'hash (pushed by hand, or its hash expired or was deleted); the id is kept as the payload')
+    return 0
   end
+  -- It is a job of the queue it waited in (its in-flight entry is there, whatever a
+  -- hand-written hash says or lacks): the worker settles it there.
+  h[1] = q
   local ck, cl = h[10] or '', tonumber(h[11]) or 1
   if ck ~= '' then
     local ckey = P .. ':conc:' .. ck
