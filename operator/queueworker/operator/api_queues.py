@@ -80,7 +80,8 @@ class RedisSpec(Model):
         str | None,
         Field(
             max_length=2048,
-            pattern=r"^(redis|rediss|unix|redis\+sentinel|rediss\+sentinel)://",
+            pattern=r"^(redis|rediss|unix|redis\+sentinel|rediss\+sentinel|redis\+cluster"
+                    r"|rediss\+cluster)://",
             description="redis://host:6379/0 (or rediss:// for TLS), or "
             "redis+sentinel://sentinel1:26379,sentinel2:26379/MASTER_NAME/0 for a master "
             "behind Sentinel. Put passwords in passwordSecretRef, not here.",
@@ -116,6 +117,15 @@ class RedisSpec(Model):
             "set exactly one of url, urlSecretRef and sentinel",
             "url",
             lambda s: [s.url, s.url_secret_ref, s.sentinel].count(None) == 2,
+        ),
+        CelRule(
+            "!has(self.url) || !self.url.matches('^rediss?[+]cluster://')",
+            "Redis Cluster is not supported: the native layout's scripts and several layouts' "
+            "readers touch keys in more than one hash slot; use one Redis or a master behind "
+            "Sentinel (redis+sentinel:// or sentinel)",
+            "url",
+            lambda s: s.url is None or not s.url.startswith(("redis+cluster://",
+                                                             "rediss+cluster://")),
         ),
     )
 
