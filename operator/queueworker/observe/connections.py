@@ -132,6 +132,8 @@ def _url(spec: api.RedisSpec, resolver: SecretResolver | None
     else:  # the model's CEL rule makes this unreachable for validated specs
         raise RedisConfigError("spec.redis: set url, urlSecretRef or sentinel")
     scheme = urlsplit(url).scheme
+    if scheme in connection.CLUSTER_SCHEMES:
+        raise RedisConfigError(f"spec.redis.{what}: {connection.CLUSTER_REFUSAL}")
     if scheme not in ("redis", "rediss", "unix", *connection.SENTINEL_SCHEMES):
         raise RedisConfigError(f"spec.redis.{what}: scheme must be redis, rediss, unix, "
                                f"redis+sentinel or rediss+sentinel, got {scheme!r}")

@@ -20,6 +20,13 @@ URL forms:
   The client asks a Sentinel for the master on every new connection, so after
   a failover the next command reaches the new master (commands in flight at the
   moment of the failover fail once with a connection error).
+- ``redis+cluster://[user:password@]host:port[,host:port...][?query]`` (``rediss+cluster``
+  for TLS): a Redis Cluster, any of its nodes as a start. ``cluster_sync`` /
+  ``cluster_async`` give a ``RedisCluster`` client for it. ``sync_client`` /
+  ``async_client`` refuse it with ``ClusterNotSupportedError``: the native queue
+  layout's scripts touch keys in several hash slots (job hashes, the failed store,
+  the worker registry, unique and concurrency keys are not under the queue's
+  ``{queue}`` hash tag; tests/redis_topologies/test_topology_cluster.py lists them).
 """
 
 from __future__ import annotations
@@ -30,17 +37,31 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as acluster
 import redis.asyncio.sentinel as asentinel
+import redis.cluster
 import redis.sentinel
 from redis.connection import parse_url
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 DEFAULT_SENTINEL_PORT = 26379
 _TRUE = ("1", "true", "yes", "on")
 
 
 class RedisURLError(ValueError):
     """A Redis URL that cannot be used (says which part is wrong)."""
+
+
+class ClusterNotSupportedError(RedisURLError):
+    """A Redis Cluster URL where one Redis (or a Sentinel-managed master) is needed."""
+
+
+CLUSTER_REFUSAL = (
+    "Redis Cluster is not supported for queueworker's native queues: their Lua scripts "
+    "touch keys in several hash slots (job hashes, the failed store, the worker registry, "
+    "unique and concurrency keys). Use one Redis or a master behind Sentinel "
+    "(redis+sentinel://)")
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,45 @@ class SentinelSettings:
 
 def is_sentinel_url(url: str) -> bool:
     return urlsplit(url).scheme in SENTINEL_SCHEMES
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> tuple[tuple[tuple[str, int], ...], dict[str, Any]]:
+    """A ``redis+cluster://`` URL -> (start nodes, connection kwargs)."""
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise RedisURLError(f"not a Redis Cluster URL (scheme {parts.scheme!r})")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = tuple(parse_address(h, 6379) for h in hosts.split(",") if h.strip())
+    if not nodes:
+        raise RedisURLError("Redis Cluster URL names no node (host:port,...)")
+    if parts.path.strip("/"):
+        raise RedisURLError("Redis Cluster URL takes no path: a cluster has only db 0")
+    scheme = "rediss" if parts.scheme == "rediss+cluster" else "redis"
+    kwargs = parse_url(urlunsplit((scheme, (userinfo + "@" if userinfo else "") + "node", "",
+                                   parts.query, "")))
+    for k in ("host", "port", "connection_class", "db"):
+        kwargs.pop(k, None)
+    if scheme == "rediss":
+        kwargs["ssl"] = True
+    return nodes, kwargs
+
+
+def cluster_sync(url: str, **kwargs: Any) -> redis.cluster.RedisCluster:
+    """A redis-py RedisCluster on the nodes of a ``redis+cluster://`` URL."""
+    nodes, base = parse_cluster_url(url)
+    return redis.cluster.RedisCluster(
+        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in nodes], **{**base, **kwargs})
+
+
+def cluster_async(url: str, **kwargs: Any) -> acluster.RedisCluster:
+    """The same over redis.asyncio."""
+    nodes, base = parse_cluster_url(url)
+    return acluster.RedisCluster(
+        startup_nodes=[acluster.ClusterNode(h, p) for h, p in nodes], **{**base, **kwargs})
 
 
 def parse_address(text: str, default_port: int = DEFAULT_SENTINEL_PORT) -> tuple[str, int]:
@@ -155,6 +215,8 @@ def sentinel_async(sentinels: SentinelSettings, **master: Any) -> aioredis.Redis
 
 def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     """A redis-py client for any URL form above; ``kwargs`` win over the URL's."""
+    if is_cluster_url(url):
+        raise ClusterNotSupportedError(CLUSTER_REFUSAL)
     if is_sentinel_url(url):
         sentinels, master = parse_sentinel_url(url)
         return sentinel_sync(sentinels, **{**master, **kwargs})
@@ -164,6 +226,8 @@ def sync_client(url: str, **kwargs: Any) -> redis.Redis:
 
 def async_client(url: str, **kwargs: Any) -> aioredis.Redis:
     """A redis.asyncio client for any URL form above; ``kwargs`` win over the URL's."""
+    if is_cluster_url(url):
+        raise ClusterNotSupportedError(CLUSTER_REFUSAL)
     if is_sentinel_url(url):
         sentinels, master = parse_sentinel_url(url)
         return sentinel_async(sentinels, **{**master, **kwargs})
