@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 
 from queueworker.api.settings import (
     ENV_RATE_LIMIT,
@@ -93,6 +94,11 @@ def main(argv: list[str]) -> int:
         app = create_app(settings)
     except ApiSettingsError as exc:
         return fail(str(exc), 2)
+    # uvicorn re-raises the stop signal once it has shut down, with the handlers that were
+    # there before it started: these make that a no-op, so a stop after SIGTERM is exit 0
+    # (as the worker's), not death by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 proxy_headers=True, server_header=False, timeout_graceful_shutdown=10)
     return 0

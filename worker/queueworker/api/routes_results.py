@@ -6,6 +6,7 @@ Waiting and the event stream are woken by the worker's per-job notifications
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -55,15 +56,29 @@ async def wait(job_id: JobId, request: Request,
                _: Principal = Reader) -> JobOutcome:
     ctx = context(request)
     ctx.metrics.open_streams.inc()
+    waiting = asyncio.ensure_future(ctx.producer.wait(job_id, min(seconds,
+                                                                  ctx.settings.max_wait)))
+    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        await ctx.producer.wait(job_id, min(seconds, ctx.settings.max_wait))
+        await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():  # the client went away: stop blocking a Redis connection
+            raise HTTPException(499, "client closed the request")
+        waiting.result()
     except (JobFailedError, WaitTimeoutError):
         pass  # the outcome below says which
     except JobNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
     finally:
+        for task in (waiting, gone):
+            task.cancel()
         ctx.metrics.open_streams.dec()
     return outcome_model(await _outcome(ctx, job_id))
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (a GET has no body left to read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def sse(event: str, data: Any) -> bytes:
