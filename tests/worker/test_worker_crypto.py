@@ -104,6 +104,10 @@ def test_keyring_parsing_names_what_is_wrong(tmp_path: Path) -> None:
     assert (ring.primary, sorted(ring.keys), ring.queues) == ("new", ["new", "old"], ("a", "b"))
     assert ring.seals("a")
     assert not ring.seals("c")
+    by_handler = Keyring.parse(NEW, queues="handler:separate")
+    assert by_handler.seals("any", "separate")
+    assert not by_handler.seals("any", "other")
+    assert not by_handler.seals("any")
     sealed = ring.seal("hello", "job-1", "payload")
     assert ring.open(sealed, "job-1", "payload") == "hello"
     with pytest.raises(CryptoError, match="does not open"):

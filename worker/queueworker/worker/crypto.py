@@ -8,8 +8,12 @@ The **first** key encrypts; every listed key decrypts, found by the id stored
 with each ciphertext. Rotation: put the new key first, keep the old ones until
 the jobs, results and failed records they sealed are gone.
 
-Which queues: ``QUEUEWORKER_ENCRYPT_QUEUES`` (comma list; default ``*``: all)
-tells the producer which queues' payloads it seals. A worker needs no switch:
+Which jobs: ``QUEUEWORKER_ENCRYPT_QUEUES`` (comma list of queue names and
+``handler:NAME`` entries; default ``*``: all) tells the producer which jobs'
+payloads it seals: a job is sealed when its queue or its handler is listed.
+On Kubernetes, set ``QUEUEWORKER_KEYS`` in the pod template from a Secret
+(``env[].valueFrom.secretKeyRef``) or mount the Secret and point
+``QUEUEWORKER_KEYS_FILE`` at it; producers need the same ring. A worker needs no switch:
 a sealed payload is recognised (``enc:`` is never the start of JSON), opened
 with the ring, and that job's result, progress detail, error and traceback are
 sealed with the current key. The operator never reads payloads, so it never
@@ -101,9 +105,10 @@ class Keyring:
             return None
         return cls.parse(text, env.get(ENV_ENCRYPT_QUEUES, "*"))
 
-    def seals(self, queue: str) -> bool:
-        """Whether a producer seals this queue's payloads."""
-        return "*" in self.queues or queue in self.queues
+    def seals(self, queue: str, handler: str = "") -> bool:
+        """Whether a producer seals the payload of a job on ``queue`` for ``handler``."""
+        return "*" in self.queues or queue in self.queues or (
+            bool(handler) and f"handler:{handler}" in self.queues)
 
     def _cipher(self, kid: str) -> AESGCM:
         aead = self._aead.get(kid)

@@ -119,7 +119,7 @@ class _Base:
         text = encode_payload(payload, self.max_payload_bytes)
         now = time.time()
         job_id = new_id(now)
-        if self.keyring is not None and self.keyring.seals(queue):
+        if self.keyring is not None and self.keyring.seals(queue, options.handler or ""):
             text = self.keyring.seal(text, job_id, "payload")
         fields = new_job_fields(queue, text, options, now)
         args: list[Any] = [self.prefix, queue, job_id, options.delay,
