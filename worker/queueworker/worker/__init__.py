@@ -12,7 +12,10 @@ Run a worker (``queueworker worker --help``)::
     queueworker worker --queue high,default,low --handler app.jobs:send --concurrency 16
 
 A handler gets the JSON-decoded payload (and the ``Job`` as ``job=`` if it has a
-parameter of that name); returning means done, raising means a failed attempt.
+parameter of that name); returning means done (the return value is the job's
+result: ``Producer.wait``/``result``, results.py), raising means a failed attempt
+(``Fail``, ``Release``, ``@handler`` hooks: control.py); ``job.progress(f)``
+reports progress (progress.py). Encryption at rest: crypto.py.
 
 Guarantees (see ``broker`` for the moves and ``runtime`` for the loop):
 
