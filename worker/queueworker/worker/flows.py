@@ -142,6 +142,46 @@ def _int(h: Mapping[str, str], name: str) -> int:
         return 0
 
 
+def chain_key(chain_id: str, prefix: str = keys.DEFAULT_PREFIX) -> str:
+    return f"{prefix}:chain:{chain_id}"
+
+
+def batch_key(batch_id: str, prefix: str = keys.DEFAULT_PREFIX) -> str:
+    return f"{prefix}:batch:{batch_id}"
+
+
+def batches_key(prefix: str = keys.DEFAULT_PREFIX) -> str:
+    return f"{prefix}:batches"
+
+
+def chain_status(chain_id: str, h: Mapping[str, str]) -> dict[str, Any]:
+    """A chain's hash as the CLI and the API show it."""
+    steps = [json.loads(h[f"step:{i}"]) for i in range(_int(h, "n")) if f"step:{i}" in h]
+    return {"id": chain_id, "state": h.get("state", ""), "steps": _int(h, "n"),
+            "position": _int(h, "pos"), "queues": [s["queue"] for s in steps],
+            "current_job": h.get("current_job") or None,
+            "failed_job": h.get("failed_job") or None,
+            "with_result": h.get("with_result") == "1", "has_catch": bool(h.get("catch")),
+            "created_at": float(h.get("created_at") or 0),
+            "finished_at": float(h["finished_at"]) if h.get("finished_at") else None}
+
+
+def batch_status(batch_id: str, h: Mapping[str, str], failed_jobs: Sequence[str]
+                 ) -> dict[str, Any]:
+    """A batch's hash (and its failed jobs) as the CLI and the API show it."""
+    total = _int(h, "total")
+    done = _int(h, "processed") + _int(h, "failed")
+    return {"id": batch_id, "name": h.get("name", ""), "state": h.get("state", ""),
+            "total": total, "pending": _int(h, "pending"), "processed": _int(h, "processed"),
+            "failed": _int(h, "failed"), "skipped": _int(h, "skipped"),
+            "progress": round(100 * done / total) if total else 100,
+            "cancelled": bool(h.get("cancelled")),
+            "allow_failures": h.get("allow_failures") == "1",
+            "failed_jobs": sorted(failed_jobs),
+            "created_at": float(h.get("created_at") or 0),
+            "finished_at": float(h["finished_at"]) if h.get("finished_at") else None}
+
+
 class Flows:
     """Start and inspect chains and batches (redis-py, sync)."""
 
@@ -201,35 +241,16 @@ class Flows:
         return {_text(k): _text(v) for k, v in self.redis.hgetall(key).items()}
 
     def chain_info(self, chain_id: str) -> dict[str, Any] | None:
-        h = self._hash(f"{self.prefix}:chain:{chain_id}")
-        if not h:
-            return None
-        steps = [json.loads(h[f"step:{i}"]) for i in range(_int(h, "n")) if f"step:{i}" in h]
-        return {"id": chain_id, "state": h.get("state"), "steps": _int(h, "n"),
-                "position": _int(h, "pos"), "queues": [s["queue"] for s in steps],
-                "current_job": h.get("current_job") or None,
-                "failed_job": h.get("failed_job") or None,
-                "with_result": h.get("with_result") == "1", "has_catch": bool(h.get("catch")),
-                "created_at": float(h.get("created_at") or 0),
-                "finished_at": float(h["finished_at"]) if h.get("finished_at") else None}
+        h = self._hash(chain_key(chain_id, self.prefix))
+        return chain_status(chain_id, h) if h else None
 
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:
-        key = f"{self.prefix}:batch:{batch_id}"
+        key = batch_key(batch_id, self.prefix)
         h = self._hash(key)
         if not h:
             return None
-        total = _int(h, "total")
-        done = _int(h, "processed") + _int(h, "failed")
-        return {"id": batch_id, "name": h.get("name", ""), "state": h.get("state"),
-                "total": total, "pending": _int(h, "pending"), "processed": _int(h, "processed"),
-                "failed": _int(h, "failed"), "skipped": _int(h, "skipped"),
-                "progress": round(100 * done / total) if total else 100,
-                "cancelled": bool(h.get("cancelled")),
-                "allow_failures": h.get("allow_failures") == "1",
-                "failed_jobs": sorted(_text(x) for x in self.redis.smembers(key + ":failed")),
-                "created_at": float(h.get("created_at") or 0),
-                "finished_at": float(h["finished_at"]) if h.get("finished_at") else None}
+        return batch_status(batch_id, h, [_text(x) for x in self.redis.smembers(key + ":failed")])
 
     def batches(self, limit: int = 50) -> list[dict[str, Any]]:
-        ids = self.redis.zrevrange(f"{self.prefix}:batches", 0, limit - 1)
+        ids = self.redis.zrevrange(batches_key(self.prefix), 0, limit - 1)
         return [b for b in (self.batch_info(_text(i)) for i in ids) if b is not None]
