@@ -71,6 +71,8 @@ async def test_release_puts_the_job_back_without_counting_a_try(
     assert (info["tries"], info["releases"]) == (0, 2)
     stats = await r.hgetall(keys.stats("default"))
     assert (stats["released"], stats["completed"]) == ("2", "1")
+    assert 'queueworker_worker_jobs_released_total{queue="default"} 2.0' in (
+        w.metrics.render().decode())
 
 
 def test_release_refuses_a_negative_delay() -> None:

@@ -110,7 +110,7 @@ class Execution:
         return crypto.seal_field(text, job.id, name, self.keyring) if job.sealed else text
 
     def _release(self, job: Job, r: Release) -> Settlement:
-        self.metrics.queue(job.queue).handed_back.inc()
+        self.metrics.queue(job.queue).released.inc()
         event("job.released", id=job.id, queue=job.queue, delay_s=r.delay, reason=r.reason)
         return Settlement("release", job, job.tries, repr(r.delay))
 

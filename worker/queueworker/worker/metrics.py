@@ -11,6 +11,7 @@ queueworker_worker_jobs_completed_total            counter    queue
 queueworker_worker_jobs_failed_total               counter    queue, reason
 queueworker_worker_jobs_retried_total              counter    queue
 queueworker_worker_jobs_handed_back_total          counter    queue
+queueworker_worker_jobs_released_total             counter    queue  (``Release``: control.py)
 queueworker_worker_job_duration_seconds            histogram  queue
 queueworker_worker_job_wait_seconds                histogram  queue  (enqueue -> start)
 queueworker_worker_jobs_in_flight                  gauge
@@ -63,6 +64,7 @@ METRIC_NAMES = (
     "queueworker_worker_jobs_failed_total",
     "queueworker_worker_jobs_retried_total",
     "queueworker_worker_jobs_handed_back_total",
+    "queueworker_worker_jobs_released_total",
     "queueworker_worker_job_duration_seconds",
     "queueworker_worker_job_wait_seconds",
     "queueworker_worker_jobs_in_flight",
@@ -93,6 +95,7 @@ class _PerQueue:
         self.completed = m.completed.labels(queue)
         self.retried = m.retried.labels(queue)
         self.handed_back = m.handed_back.labels(queue)
+        self.released = m.released.labels(queue)
         self.duration = m.duration.labels(queue)
         self.wait = m.wait.labels(queue)
         self.failed = {r: m.failed.labels(queue, r) for r in FAIL_REASONS}
@@ -115,6 +118,9 @@ class WorkerMetrics:
         self.handed_back = Counter(p + "jobs_handed_back",
                                    "Jobs handed back to their queue on drain.", ["queue"],
                                    registry=r)
+        self.released = Counter(p + "jobs_released", "Jobs their handler put back on their "
+                                "queue (Release), not counted as a failed try.", ["queue"],
+                                registry=r)
         self.duration = Histogram(p + "job_duration_seconds", "Handler run time.", ["queue"],
                                   buckets=_DURATION_BUCKETS, registry=r)
         self.wait = Histogram(p + "job_wait_seconds", "Enqueue to start.", ["queue"],
