@@ -123,5 +123,7 @@ def test_keyring_parsing_names_what_is_wrong(tmp_path: Path) -> None:
     assert from_file is not None
     assert from_file.primary == "new"
     assert Keyring.from_env({}) is None
+    with pytest.raises(CryptoError, match="QUEUEWORKER_KEYS: bad key entry #1"):
+        Keyring.from_env({crypto.ENV_KEYS: "bad"})
     with pytest.raises(CryptoError, match="cannot read QUEUEWORKER_KEYS_FILE"):
         Keyring.from_env({crypto.ENV_KEYS_FILE: str(tmp_path / "missing")})

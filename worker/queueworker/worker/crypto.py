@@ -103,7 +103,10 @@ class Keyring:
                                   ) from None
         if not text.strip():
             return None
-        return cls.parse(text, env.get(ENV_ENCRYPT_QUEUES, "*"))
+        try:
+            return cls.parse(text, env.get(ENV_ENCRYPT_QUEUES, "*"))
+        except CryptoError as exc:  # say where the bad key came from
+            raise CryptoError(f"{ENV_KEYS if env.get(ENV_KEYS) else path}: {exc}") from None
 
     def seals(self, queue: str, handler: str = "") -> bool:
         """Whether a producer seals the payload of a job on ``queue`` for ``handler``."""
