@@ -2,8 +2,9 @@
 
 The same loop as the operator's, with a process pool instead of a Deployment:
 every poll interval it reads queue depths and heartbeats (native beats, and
-the worker registries of RQ and Sidekiq, observe/busy/, mapped to replicas by
-pid, in the depths' round trip), asks the engine for
+other libraries' workers, observe/busy/: RQ's and Sidekiq's registries,
+BullMQ's `pb`, CLIENT LIST, mapped to replicas by pid or connection name in
+the depths' round trip; Celery's heartbeat events), asks the engine for
 a replica count and starts or drains processes. Between polls it reaps exited
 processes; one that exits without being asked is replaced at once, as a
 ReplicaSet replaces a crashed pod. `drain()` is what Ctrl-C does: stop
@@ -28,7 +29,6 @@ from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool
 from queueworker.local.view import ScaleRecord, Snapshot, View
 from queueworker.observe.busy import PodRef
-from queueworker.observe.busy.base import assign
 from queueworker.observe.busy.celery import CeleryHeartbeats
 from queueworker.observe.heartbeats import merge
 from queueworker.observe.reading_sync import (
@@ -78,8 +78,9 @@ class LocalRunner:
         refs = [PodRef(r.name, r.proc.pid) for r in self.pool.running()]
         queues, error, foreign = read_queues_and_busy(self.client, self.spec, now, refs)
         self._busy_errors(foreign.errors)
-        heard = assign(self.celery.reports(), refs) if self.celery is not None else {}
-        foreign_beats = {**foreign.beats, **heard}
+        if self.celery is not None:
+            foreign = foreign.heard(self.celery.reports(), refs)
+        foreign_beats = foreign.beats
         try:
             beats = merge(read_beats(self.client, self.spec), foreign_beats)
             counters: tuple[int, int, int] | None = read_counters(self.client, self.spec)
@@ -117,6 +118,9 @@ class LocalRunner:
                       desired=decision.desired, reason=decision.reason)
             self.target = decision.desired
         self._last_decision = decision
+        # Foreign workers nothing reports on: say "unknown" rather than idle.
+        self.snap.unknown = 0 if self.pool.native else len(
+            [n for n in active if n not in beats and n in {r.name for r in self.pool.active()}])
         self._update(obs, decision, counters)
         return decision
 

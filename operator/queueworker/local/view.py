@@ -42,6 +42,7 @@ class Snapshot:
     running: int = 0
     ready: int = 0
     busy: int = 0
+    unknown: int = 0  # running replicas whose busy state nothing reports (foreign workers)
     stopping: int = 0
     done: int = 0  # completed since local mode started
     failed: int = 0  # jobs failed for good since local mode started
@@ -95,6 +96,7 @@ def render(snap: Snapshot) -> Group:
         "replicas  desired ", (str(snap.desired), "bold"),
         "  running ", (str(snap.running), "bold"),
         "  ready ", str(snap.ready), "  busy ", (str(snap.busy), "bold green"),
+        (f" (+{snap.unknown} unknown)" if snap.unknown else "", "yellow"),
         "  stopping ", str(snap.stopping),
         "    jobs done ", (str(snap.done), "bold"), f"  ({snap.rate:.1f}/s)",
         "  retried ", str(snap.retried),
@@ -183,7 +185,8 @@ def status_line(snap: Snapshot) -> str:
     else:
         queues = " ".join(f"{q.name}={q.waiting}+{q.in_flight}" for q in snap.queues)
     return (f"status desired={snap.desired} running={snap.running} ready={snap.ready} "
-            f"busy={snap.busy} stopping={snap.stopping} backlog={snap.backlog} "
+            f"busy={snap.busy} " + (f"unknown={snap.unknown} " if snap.unknown else "")
+            + f"stopping={snap.stopping} backlog={snap.backlog} "
             f"oldest={_age(snap.oldest)} done={snap.done} retried={snap.retried} "
             f"failed={snap.failed} "
             f"rate={snap.rate:.1f}/s crashed={snap.crashed} {queues}"

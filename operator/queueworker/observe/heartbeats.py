@@ -76,18 +76,27 @@ async def aread(client: redis.asyncio.Redis, prefix: str) -> dict[str, PodBeat]:
     return by_pod(await worker_heartbeat.aread_heartbeats(client, prefix))
 
 
+# The beat age of a pod nobody reports on: older than any beat, so that among
+# pods that look idle the engine removes the known idle ones first
+# (engine/victims.py: the freshest beat goes first) and the unknown ones last.
+UNKNOWN_AGE = 1e9
+
+
 def pod_state(name: str, beat: PodBeat | None, *, ready: bool,
               terminating: bool = False, now: float | None = None) -> PodState:
-    """The engine's view of one pod; a pod with no beat counts as idle.
+    """The engine's view of one pod; a pod with no beat counts as not busy.
 
-    Without a beat the pod is starting or runs a worker that does not beat;
-    either way it holds no job we know of. ``now`` gives the beat's age (the
+    Without a beat the pod is starting or runs a worker whose busy state is
+    unknown; either way it holds no job we know of (the engine's in-flight
+    count keeps the replicas its jobs need). ``now`` gives the beat's age (the
     engine removes the idle pod with the freshest beat first: the one least
     likely to have taken a job since); beats with no time (other libraries'
-    reports) have no age.
+    reports) have no age, and a pod with no beat the oldest (``UNKNOWN_AGE``).
     """
     age = (max(0.0, now - beat.beat_at)
            if now is not None and beat is not None and beat.beat_at > 0 else None)
+    if beat is None and now is not None:
+        age = UNKNOWN_AGE
     return PodState(name=name, busy=beat is not None and beat.busy,
                     in_flight=beat.in_flight if beat is not None else 0,
                     ready=ready, terminating=terminating, beat_age_seconds=age)

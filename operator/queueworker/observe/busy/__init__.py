@@ -1,15 +1,17 @@
 """Busy / idle / unknown per pod for other libraries' workers, read in the poll's pipeline.
 
 One adapter per library whose workers register themselves in Redis (`rq.py`,
-`sidekiq.py`, behind `base.Adapter`). `read_sync` / `aread` put the adapters'
+`sidekiq.py`, behind `base.Adapter`), BullMQ's `pb` job field (`bullmq.py`,
+named workers), and CLIENT LIST for the libraries whose idle workers block
+waiting for work (`clients.py`: Laravel, BullMQ). `read_sync` / `aread` put the adapters'
 commands into the same pipeline as the queue depths (observe/layouts/read.py),
 so busy pods cost no extra round trip; a registry that cannot be read leaves
 its pods unknown and never spoils the depths. Celery keeps no worker state
 in Redis: `celery.py` listens to its heartbeat events instead (a pub/sub
-subscription the caller runs, `LISTENED`). Libraries with neither (Laravel,
-Dramatiq, arq, BullMQ, plain lists) leave every pod unknown: the engine then
-keeps the replicas the in-flight count needs, and picks victims without
-knowing which are busy.
+subscription the caller runs, `LISTENED`). Pods nothing reports on (Dramatiq,
+arq, plain lists, a Laravel or BullMQ worker busy or between polls) are
+*unknown*: the engine keeps the replicas the in-flight count needs, and
+removes pods known idle before unknown ones (heartbeats.pod_state).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import redis.asyncio
 
 from queueworker.engine.types import QueueDepth
 from queueworker.observe import depths
+from queueworker.observe.busy import clients
 from queueworker.observe.busy.base import Adapter, PodRef, WorkerReport, assign
+from queueworker.observe.busy.bullmq import BullMQAdapter
 from queueworker.observe.busy.rq import RQAdapter
 from queueworker.observe.busy.sidekiq import SidekiqAdapter
 from queueworker.observe.heartbeats import PodBeat
@@ -34,7 +38,9 @@ from queueworker.operator.api import QueueLayout, QueueSpec
 __all__ = ["ADAPTERS", "LISTENED", "BusyReading", "PodRef", "WorkerReport", "aread", "covered",
            "describe", "listened", "plan", "pod_refs", "read_sync"]
 
-ADAPTERS: dict[QueueLayout, Adapter] = {a.layout: a for a in (RQAdapter(), SidekiqAdapter())}
+ADAPTERS: dict[QueueLayout, Adapter] = {a.layout: a for a in (RQAdapter(), SidekiqAdapter(),
+                                                                BullMQAdapter())}
+CLIENTS = clients.ClientsAdapter()
 
 # Layouts whose busy state comes from a subscription (celery.CeleryHeartbeats), not a read.
 LISTENED: frozenset[QueueLayout] = frozenset({QueueLayout.celery})
@@ -64,18 +70,23 @@ class BusyReading:
 
 def pod_refs(pods: Iterable[Mapping[str, Any]]) -> list[PodRef]:
     """The operator's pod index entries as PodRefs: by name (a pod's hostname is its
-    name unless its spec sets `hostname`); pids mean nothing across pods."""
-    return [PodRef(str(p["name"])) for p in pods]
+    name unless its spec sets `hostname`) and IP; pids mean nothing across pods."""
+    return [PodRef(str(p["name"]), ip=str(p["ip"]) if p.get("ip") else None) for p in pods]
 
 
 def describe(reading: BusyReading, pods: Sequence[str], queues: Sequence[QueueSpec]) -> str:
     """One line for status and logs: whose busy state is known, and why not."""
     missing = sorted({q.layout.value for q in queues if q.layout not in ADAPTERS
-                      and q.layout not in LISTENED and q.layout != QueueLayout.native})
+                      and q.layout not in LISTENED and q.layout not in clients.LAYOUTS
+                      and q.layout != QueueLayout.native})
+    partial = sorted({q.layout.value for q in queues if q.layout in clients.LAYOUTS
+                      and q.layout not in ADAPTERS})
     unknown = reading.unknown(pods)
     parts = [f"busy known for {len(pods) - len(unknown)} of {len(pods)} pods"]
     if missing:
         parts.append(f"no busy adapter for layout {', '.join(missing)}")
+    if partial:
+        parts.append(f"{', '.join(partial)}: idle only when blocked waiting (CLIENT LIST)")
     if reading.errors:
         parts.append("; ".join(reading.errors))
     return "; ".join(parts)
@@ -101,6 +112,8 @@ def plan(queues: Sequence[QueueSpec]) -> Plan:
             continue
         seen.add((q.layout, adapter.registry(q)))
         out.append((adapter, adapter.command(q)))
+    if any(q.layout in clients.LAYOUTS for q in queues):
+        out.append((CLIENTS, CLIENTS.command(queues[0])))
     return out
 
 
@@ -113,7 +126,7 @@ def collect(p: Plan, replies: Sequence[Any], pods: Sequence[PodRef]) -> BusyRead
                 raise LayoutError(cmd.key, str(reply))
             reports += adapter.parse(reply, cmd.key)
         except LayoutError as exc:
-            errors.append(f"{adapter.layout.value} workers: {exc}")
+            errors.append(f"{adapter.label or adapter.layout.value + ' workers'}: {exc}")
     return BusyReading(assign(reports, pods), tuple(reports), tuple(errors))
 
 

@@ -4,7 +4,8 @@ Like the queue layouts (observe/layouts/), an adapter never talks to Redis: it
 gives one command for the shared pipeline (a script that walks the library's
 worker registry, so that a whole registry costs one round trip) and turns the
 reply into `WorkerReport`s. `assign` maps reports to pods, by hostname (a
-pod's hostname is its name) or, in local mode, by process id, and turns them
+pod's hostname is its name), by pod IP (a connection's address in CLIENT
+LIST, clients.py) or, in local mode, by process id, and turns them
 into `PodBeat`s, so observe/heartbeats.py's one busy rule decides for foreign
 workers as it does for native ones. A pod no report maps to is *unknown*: it
 gets no beat, counts as not busy, and the engine's in-flight count is then all
@@ -33,18 +34,21 @@ class WorkerReport:
     busy: bool
     running: int  # jobs it runs now; at least 1 when busy
     quiet: bool = False  # stopped fetching (Sidekiq quiet, a worker told to stop)
+    ip: str | None = None  # the address it connects from (CLIENT LIST)
 
 
 @dataclass(frozen=True)
 class PodRef:
-    """What identifies a pod to a worker registry: its name; in local mode its pid."""
+    """What identifies a pod to a worker registry: its name and IP; in local mode its pid."""
 
     name: str
     pid: int | None = None
+    ip: str | None = None
 
 
 class Adapter(ABC):
     layout: ClassVar[QueueLayout]
+    label: ClassVar[str | None] = None  # how errors name it; "<layout> workers" if None
 
     @abstractmethod
     def registry(self, q: QueueSpec) -> str:
@@ -80,15 +84,20 @@ def assign(reports: Iterable[WorkerReport], pods: Sequence[PodRef]) -> dict[str,
     Several workers in one pod (RQ's worker-pool, two Sidekiq processes) make
     it busy when any is, with the jobs of all. Hostnames are matched exactly;
     a pid only where the caller knows one (local mode: every pod of a cluster
-    has its own pid 1, so pids mean nothing there).
+    has its own pid 1, so pids mean nothing there); an IP only where it is one
+    pod's (local replicas all connect from 127.0.0.1).
     """
     by_name = {p.name: p.name for p in pods}
     by_pid = {p.pid: p.name for p in pods if p.pid is not None}
+    ips = [p.ip for p in pods if p.ip]
+    by_ip = {p.ip: p.name for p in pods if p.ip and ips.count(p.ip) == 1}
     found: dict[str, list[WorkerReport]] = {}
     for r in reports:
         pod = by_pid.get(r.pid) if r.pid is not None else None
         if pod is None and r.hostname is not None:
             pod = by_name.get(r.hostname)
+        if pod is None and r.ip is not None:
+            pod = by_ip.get(r.ip)
         if pod is not None:
             found.setdefault(pod, []).append(r)
     out: dict[str, PodBeat] = {}

@@ -56,6 +56,9 @@ class Observed:
     gpu: GPUCapacity | None
     reading: QueueReading
     pending: Pending
+    # Pods busy, idle and unknown (nothing reports on them), and where that comes from:
+    # status.busyPods (report.py).
+    busy_pods: dict[str, Any] = field(default_factory=dict)
 
 
 async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> Connection:
@@ -166,4 +169,18 @@ async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespa
         pods=reading.pod_states(pods, beats, now), gpu=gpu, error=got.error,
         manual_replicas=spec.replicas,
     )
-    return Observed(obs, pods, gpu, got, pending)
+    return Observed(obs, pods, gpu, got, pending, busy_pods(spec, pods, beats, got.busy))
+
+
+def busy_pods(spec: api.QueueWorkerSpec, pods: list[dict[str, Any]],
+              beats: dict[str, reading.Heartbeat], foreign: busy_reg.BusyReading
+              ) -> dict[str, Any]:
+    """How many live pods are busy, idle, or *unknown* (no beat, no report)."""
+    names = [str(p["name"]) for p in pods if not p.get("terminating")]
+    known = [n for n in names if n in beats]
+    busy = sum(1 for n in known if beats[n].busy)
+    out: dict[str, Any] = {"busy": busy, "idle": len(known) - busy,
+                           "unknown": len(names) - len(known)}
+    if any(q.layout != api.QueueLayout.native for q in spec.queues):
+        out["source"] = busy_reg.describe(foreign, names, spec.queues)
+    return out

@@ -71,17 +71,20 @@ class Seen:
     paused: bool
     generation: int | None
     pods_refused: str | None = None  # why the Deployment's pods cannot be created
+    # {busy, idle, unknown[, source]}: pods whose busy state is known or not (observe.py)
+    busy_pods: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, obs: Observation, decision: Decision, live: Mapping[str, Any], current: int,
-           gpu: GPUCapacity | None, paused: bool, generation: int | None) -> Seen:
+           gpu: GPUCapacity | None, paused: bool, generation: int | None,
+           busy_pods: Mapping[str, Any] | None = None) -> Seen:
         live_status = live.get("status") or {}
         refused = [str(c.get("message") or c.get("reason") or "")
                    for c in live_status.get("conditions") or []
                    if c.get("type") == "ReplicaFailure" and c.get("status") == "True"]
         return cls(obs, decision, current, int(live_status.get("readyReplicas") or 0),
                    int(live_status.get("replicas") or 0), gpu, paused, generation,
-                   refused[0] if refused else None)
+                   refused[0] if refused else None, busy_pods)
 
 
 def conditions(conds: Conditions, seen: Seen, now: str) -> Conditions:
@@ -146,6 +149,9 @@ def volatile_status(seen: Seen, memory: dict[str, Any]) -> dict[str, Any]:
                         "inFlight": q.in_flight, "delayed": q.delayed,
                         "oldestAgeSeconds": q.oldest_age_seconds} for q in queues],
         })
+    if seen.busy_pods is not None:
+        # "unknown": pods whose busy state no heartbeat, registry or event reports.
+        volatile["busyPods"] = dict(seen.busy_pods)
     gpu = seen.gpu
     if gpu is not None:
         volatile["gpu"] = {
@@ -297,7 +303,7 @@ class Reporter:
         fingerprint = (obs.queues, obs.error, decision.desired, decision.gpu_limited,
                        decision.gpu_shortfall, seen.current, seen.ready, seen.pods_now, seen.gpu,
                        seen.paused, seen.generation, self.last_scale_time, shape(memory),
-                       seen.pods_refused)
+                       seen.pods_refused, tuple(sorted((seen.busy_pods or {}).items())))
         if fingerprint == self.last_fingerprint:
             return
         if seen.pods_refused and seen.pods_refused != self.last_refused:
