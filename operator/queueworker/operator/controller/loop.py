@@ -163,7 +163,8 @@ class QueueWorkerLoop:
             self.report.scaled(decision, seen.obs, paused)
             current = decision.desired
         await self.report.report(report.Seen.of(seen.obs, decision, live, current, seen.gpu,
-                                                paused, generation), self.memory)
+                                                paused, generation, seen.busy_pods),
+                                 self.memory)
         return spec.scaling.poll_interval_seconds
 
     # ------------------------------------------------------------------------ steps
