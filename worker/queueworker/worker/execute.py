@@ -81,7 +81,8 @@ class Execution:
         self.progress.bind(job)
         try:
             payload = job.payload()
-            await call_hook("before", opts.before, job.id, job)
+            if opts.before is not None:
+                await call_hook("before", opts.before, job.id, job)
             value = await self.watchdog.call(handler, job, payload, limit)
             text = encode_result(value, self._limit(opts))
         except Release as r:
@@ -100,7 +101,8 @@ class Execution:
         except Exception as exc:
             return await self._attempt(job, opts, "exception", f"{type(exc).__name__}: {exc}",
                                        traceback.format_exc(), exception=True)
-        await call_hook("after", opts.after, job.id, job, value)
+        if opts.after is not None:
+            await call_hook("after", opts.after, job.id, job, value)
         return Settlement("done", job, job.tries, self._seal(job, text, "result"))
 
     def _limit(self, opts: HandlerOptions) -> int:
