@@ -39,16 +39,20 @@ async def test_progress_is_stored_published_and_followed(
     w = Worker(fast_settings(redis_url), table(separate))
     task = asyncio.create_task(w.run())
     seen: list[dict[str, Any]] = []
+    following = asyncio.Event()
 
     async def follow() -> None:
         async for event in AsyncProducer(r, keyring=None).follow(job_id, timeout=20):
             seen.append(event)
+            if event["state"] == "running":
+                following.set()
 
     follower = asyncio.create_task(follow())
     await wait_for(lambda: _progress(producer, job_id, 0.5), what="progress 0.5 stored")
     o = producer.outcome(job_id)
     assert o is not None
     assert (o.state, o.progress_detail) == ("running", {"stage": "separating"})
+    await asyncio.wait_for(following.wait(), 15)  # the handler waits for go_on meanwhile
     go_on.set()
     await asyncio.wait_for(follower, 20)
     assert seen[-1]["state"] == "done"
