@@ -84,7 +84,8 @@ async def test_a_late_report_never_touches_a_finished_job(
     task = asyncio.create_task(w.run())
     await wait_for(lambda: _gone(r, job_id), what="the finished job's hash deleted")
     kept[0].progress(0.9)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0)  # the report reaches the loop (call_soon_threadsafe)
+    await w.execution.progress.close()  # its write has run
     assert await r.exists(keys.job(job_id)) == 0  # not re-created without a TTL
     w.stop("test")
     await asyncio.wait_for(task, 20)
