@@ -118,8 +118,8 @@ def options_of(fn: Callable[..., Any]) -> HandlerOptions:
 async def call_hook(name: str, hook: Hook | None, job_id: str, *args: Any) -> bool:
     """Run one hook (async on the loop, sync in a thread) under HOOK_TIMEOUT.
 
-    Returns False when it raised or ran out of time (logged); ``before`` turns that
-    into a failed attempt, the others only log it."""
+    A hook that raised or ran out of time is logged; ``before`` then re-raises (the
+    attempt fails), the others return False (the job's outcome stands)."""
     if hook is None:
         return True
     try:
