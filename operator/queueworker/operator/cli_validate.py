@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from queueworker.common.errors import QueueworkerError
-from queueworker.operator import api, kubectl_yaml
+from queueworker.operator import api, kubectl_yaml, validation_warnings
 from queueworker.operator.validation import SpecError, parse_manifest
 
 
@@ -92,11 +92,13 @@ def check_file(path: str) -> list[str]:
     for doc in ours:
         label = f"{path}: {_describe(doc)}"
         try:
-            parse_manifest(doc)
+            spec = parse_manifest(doc)
         except SpecError as exc:
             problems += [f"{label}: {problem}" for problem in exc.problems]
         else:
             print(f"{label}: valid")
+            for warning in validation_warnings.warnings(spec):  # valid, but can lose jobs
+                print(f"{label}: warning: {warning}")
     return problems
 
 
