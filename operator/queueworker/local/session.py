@@ -49,7 +49,7 @@ from queueworker.observe.connections import (
     url_with_credentials,
 )
 from queueworker.observe.layouts.native import worker_prefix
-from queueworker.operator import api, kubectl_yaml
+from queueworker.operator import api, kubectl_yaml, validation_warnings
 from queueworker.operator.validation import SpecError, parse_manifest
 from queueworker.worker.config import ENV_DRAIN_DEADLINE, ENV_PREFIX, ENV_QUEUES, ENV_REDIS_URL
 
@@ -192,6 +192,8 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
     if problem is not None:
         raise LocalError(problem)
     _note_busy_source(spec, view)
+    for warning in validation_warnings.warnings(spec):
+        view.note(f"warning: {warning}")
     pool = ProcessPool(setup.name, argv, env,
                        grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log)
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
