@@ -137,7 +137,7 @@ class QueueWorkerLoop:
         live = await self.reconcile_deployment(spec, generation)
         if live is None:
             return retry
-        self.report.valid()
+        self.report.valid(spec)
 
         started = time.perf_counter()
         seen = await observe.observe(self.shared, self.indexes, conn, namespace=self.namespace,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import kopf
 
 from queueworker.common.log import log_event
 from queueworker.engine.types import Decision, GPUCapacity, Observation, QueueDepth
-from queueworker.operator import metrics
+from queueworker.operator import api, metrics, validation_warnings
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.cluster import status as st
@@ -87,11 +87,20 @@ class Seen:
                    refused[0] if refused else None, busy_pods)
 
 
-def conditions(conds: Conditions, seen: Seen, now: str) -> Conditions:
-    """The five condition types for a tick that got this far (the spec is valid)."""
+def conditions(conds: Conditions, seen: Seen, now: str,
+               warnings: Sequence[str] = ()) -> Conditions:
+    """The five condition types for a tick that got this far (the spec is valid).
+
+    ``warnings`` (validation_warnings): a valid spec that can lose or cut jobs keeps
+    SpecValid and Ready True, with reason CanLoseJobs and the warnings in the message."""
     obs, decision, gpu, gen = seen.obs, seen.decision, seen.gpu, seen.generation
-    conds = st.set_condition(conds, "SpecValid", "True", "Valid", "spec accepted",
-                             generation=gen, now=now)
+    if warnings:
+        conds = st.set_condition(conds, "SpecValid", "True", "CanLoseJobs",
+                                 ("spec accepted; can lose or cut jobs: "
+                                  + "; ".join(warnings))[:1000], generation=gen, now=now)
+    else:
+        conds = st.set_condition(conds, "SpecValid", "True", "Valid", "spec accepted",
+                                 generation=gen, now=now)
     read_failed = (obs.error or "").startswith("QueueReadFailed")
     if obs.queues is None and not read_failed:
         conds = st.set_condition(conds, "RedisReachable", "False", "ConnectionFailed",
@@ -118,6 +127,10 @@ def conditions(conds: Conditions, seen: Seen, now: str) -> Conditions:
         return st.set_condition(conds, "Ready", "False",
                                 "QueueReadFailed" if read_failed else "RedisUnreachable",
                                 obs.error or "", generation=gen, now=now)
+    if warnings:
+        return st.set_condition(conds, "Ready", "True", "CanLoseJobs",
+                                "Deployment reconciled and queues read; the spec can lose or "
+                                "cut jobs (see SpecValid)", generation=gen, now=now)
     return st.set_condition(conds, "Ready", "True", "Reconciled",
                             "Deployment reconciled and queues read", generation=gen, now=now)
 
@@ -251,6 +264,8 @@ class Reporter:
         self.last_problem: str | None = None
         self.last_refused: str | None = None
         self.last_fingerprint: tuple[Any, ...] | None = None
+        self.warnings: tuple[str, ...] = ()  # validation_warnings of the current spec
+        self._warned_spec: api.QueueWorkerSpec | None = None
 
     async def invalid(self, reason: str, message: str, generation: int | None) -> None:
         """The QueueWorker cannot be acted on: SpecValid and Ready False, one Event."""
@@ -269,9 +284,20 @@ class Reporter:
         await self.status.write({"observedGeneration": generation,
                                  "conditions": self.conditions})
 
-    def valid(self) -> None:
+    def valid(self, spec: api.QueueWorkerSpec | None = None) -> None:
+        """The spec is usable; one Warning Event when it (newly) can lose or cut jobs."""
         self.series.spec_valid.set(1)
         self.last_problem = None
+        if spec is None or spec is self._warned_spec:
+            return
+        self._warned_spec = spec  # SpecReader keeps one object per generation
+        found = tuple(str(w) for w in validation_warnings.warnings(spec))
+        if found and found != self.warnings:
+            message = "; ".join(found)
+            kopf.event(self.body, type="Warning", reason="CanLoseJobs", message=message[:1000])
+            log_event(logger, "queueworker.can_lose_jobs", logging.WARNING, qw=self.name,
+                      warnings=message)
+        self.warnings = found
 
     def drift_corrected(self, parts: tuple[str, ...]) -> None:
         kopf.event(self.body, type="Warning", reason="DriftCorrected",
@@ -303,7 +329,8 @@ class Reporter:
         fingerprint = (obs.queues, obs.error, decision.desired, decision.gpu_limited,
                        decision.gpu_shortfall, seen.current, seen.ready, seen.pods_now, seen.gpu,
                        seen.paused, seen.generation, self.last_scale_time, shape(memory),
-                       seen.pods_refused, tuple(sorted((seen.busy_pods or {}).items())))
+                       seen.pods_refused, tuple(sorted((seen.busy_pods or {}).items())),
+                       self.warnings)
         if fingerprint == self.last_fingerprint:
             return
         if seen.pods_refused and seen.pods_refused != self.last_refused:
@@ -312,7 +339,7 @@ class Reporter:
             log_event(logger, "deployment.pods_refused", logging.WARNING, qw=self.name,
                       reason=seen.pods_refused)
         self.last_refused = seen.pods_refused
-        self.conditions = conditions(self.conditions, seen, st.now_iso())
+        self.conditions = conditions(self.conditions, seen, st.now_iso(), self.warnings)
         important: dict[str, Any] = {
             "observedGeneration": seen.generation,
             "replicas": seen.pods_now,
