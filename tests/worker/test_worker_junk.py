@@ -10,6 +10,7 @@ import redis
 import redis.asyncio as aioredis
 
 from queueworker.worker import keys
+from queueworker.worker.failed import FailedStore
 from queueworker.worker.producer import Producer
 from queueworker.worker.runtime import Worker
 
@@ -94,6 +95,11 @@ async def test_every_junk_entry_is_accounted_for(redis_url: str, r: aioredis.Red
         if v != "done":
             want[v] = want.get(v, 0) + 1
     assert reasons == want
+    # The undecodable one is readable by every client now: its bad bytes are escaped.
+    shown = FailedStore(redis.Redis.from_url(redis_url, decode_responses=True)).show("not-utf8")
+    assert shown is not None
+    assert shown["payload"] == '"caf\\xe9"'
+    assert shown["error"].startswith("Undecodable: job hash field(s) payload not UTF-8")
     assert int(await r.hget(keys.stats(Q), "junk") or 0) == sum(
         n for k, n in want.items() if k in ("no_job_hash", "bad_entry"))
     text = w.metrics.render().decode()

@@ -78,14 +78,48 @@ class Junk:
     error: str
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A job taken whose stored fields are not all UTF-8: it fails at once (reason
+    ``undecodable``), and those fields are stored again escaped (``\\xNN``) so that the
+    failed store and every reader can show it."""
+
+    job: Job
+    error: str
+    escaped: dict[str, str]  # field name -> its value, bytes outside UTF-8 escaped
+
+
 @dataclass
 class Fetched:
-    """What one FETCH brought: jobs to run, entries it filed as junk, and jobs taken
-    whose stored fields are not UTF-8 (to be failed at once, reason ``undecodable``)."""
+    """What one FETCH brought: jobs to run, entries it filed as junk, undecodable jobs."""
 
     jobs: list[Job]
     junk: list[Junk]
-    undecodable: list[tuple[Job, str]]
+    undecodable: list[Undecodable]
+
+
+# The job hash fields FETCH returns, in order (fetch_lua.py; the 12th is the level).
+FETCHED_FIELDS = ("queue", "payload", "tries", "max_tries", "backoff", "timeout",
+                  "retry_until", "enqueued_at", "handler", "concurrency_key",
+                  "concurrency_limit")
+
+
+def _undecodable(raw_id: Any, deliveries: int, raw_fields: Sequence[Any],
+                 exc: UnicodeDecodeError) -> Undecodable:
+    escaped: dict[str, str] = {}
+    for name, x in zip(FETCHED_FIELDS, raw_fields, strict=False):
+        if type(x) is bytes:
+            try:
+                x.decode()
+            except UnicodeDecodeError:
+                escaped[name] = x.decode(errors="backslashreplace")
+    fields = [x.decode(errors="backslashreplace") if type(x) is bytes else x
+              for x in raw_fields]
+    where = ", ".join(escaped)
+    return Undecodable(_job(raw_id, deliveries, fields),
+                       f"Undecodable: job hash field(s) {where} not UTF-8 ({exc.reason} at "
+                       f"byte {exc.start}); stored again with the bytes escaped as \\xNN",
+                       escaped)
 
 
 def _job(raw_id: Any, deliveries: int, fields: Sequence[Any]) -> Job:
@@ -108,9 +142,7 @@ def parse_fetched(raw: Sequence[Any]) -> Fetched:
         try:
             fields = [x.decode() if type(x) is bytes else x for x in raw[i + 2]]
         except UnicodeDecodeError as exc:
-            fields = [x.decode(errors="backslashreplace") if type(x) is bytes else x
-                      for x in raw[i + 2]]
-            out.undecodable.append((_job(raw[i], d, fields), f"{exc}"))
+            out.undecodable.append(_undecodable(raw[i], d, raw[i + 2], exc))
             continue
         out.jobs.append(_job(raw[i], d, fields))
     return out
@@ -198,6 +230,11 @@ class Broker:
         """Block until a producer pushes a wake-up token or ``seconds`` pass."""
         await self.redis.blpop([keys.notify(q, self.prefix) for q in queues],
                                timeout=max(seconds, 0.01))
+
+    async def store_escaped(self, job_id: str, fields: dict[str, str]) -> None:
+        """Overwrite job hash fields (an undecodable job's, escaped: see ``Undecodable``)."""
+        if fields:
+            await self.redis.hset(keys.job(job_id, self.prefix), mapping=fields)
 
     async def remove_worker(self, worker_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:

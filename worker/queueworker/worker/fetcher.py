@@ -145,7 +145,7 @@ class Fetcher:
             event("job.handed_back", id=job.id, queue=job.queue, why="prefetch",
                   note="buffered too long behind running jobs; back at the head of its level")
 
-    def take(self, batch: Fetched) -> None:
+    async def take(self, batch: Fetched) -> None:
         """File what a FETCH brought: jobs to the buffer, junk logged and counted,
         undecodable jobs failed at once (they are in flight under this worker)."""
         w = self.w
@@ -154,11 +154,14 @@ class Fetcher:
             w.metrics.queue(junk.queue).failed[junk.reason].inc()
             event("job.junk", logging.ERROR, id=junk.id, queue=junk.queue, reason=junk.reason,
                   error=junk.error, note="in the failed store (queueworker failed show ID)")
-        for job, why in batch.undecodable:
+        for u in batch.undecodable:
             w.failed += 1
-            w.settler.add(failed_attempt(
-                job, "undecodable", f"Undecodable: a field of the job hash is not UTF-8 ({why})",
-                "", w.metrics, retry=False))
+            try:  # before the fail is settled: the failed store then shows it readably
+                await w.broker.store_escaped(u.job.id, u.escaped)
+            except REDIS_ERRORS as exc:
+                w._redis_error("store escaped fields", exc)
+            w.settler.add(failed_attempt(u.job, "undecodable", u.error, "", w.metrics,
+                                         retry=False))
         w.taken += len(batch.jobs) + len(batch.undecodable)
         if batch.jobs:
             w.buffer.extend(batch.jobs)
@@ -193,7 +196,7 @@ class Fetcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            self.take(batch)
+            await self.take(batch)
             if batch.jobs or batch.junk or batch.undecodable:
                 if w.stopping and w._hand_back_buffer_on_stop:
                     w._hand_back_buffer()  # a signal came while this FETCH was in flight
