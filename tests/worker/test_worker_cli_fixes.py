@@ -168,3 +168,28 @@ def test_enqueue_priority_max_exceptions_result_ttl(url: str,
     assert "bad priority 11" in capsys.readouterr().err
     assert qw(["enqueue", "q", "{}", "--max-exceptions", "0"]) == 2
     assert "max_exceptions must be at least 1" in capsys.readouterr().err
+
+
+def test_job_follow_prints_progress_lines_then_the_end(
+        url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    producer = Producer(redis.Redis.from_url(url, decode_responses=True), keyring=None)
+    job_id = producer.enqueue("q", 2)
+    assert qw(["job", job_id, "--follow", "--timeout", "0.3"]) == 124
+    assert "did not finish" in capsys.readouterr().err
+
+    def handler(payload: Any, job: Any) -> Any:
+        job.progress(0.5, {"half": True})
+        return payload * 2
+
+    stop = threading.Event()
+    worker = threading.Thread(target=_run_worker, args=(url, handler, stop))
+    worker.start()
+    try:
+        assert qw(["job", job_id, "--follow", "--timeout", "20"]) == 0
+        lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert (lines[-1]["state"], lines[-1]["result"]) == ("done", 4)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert qw(["job", "0000000000000-nope", "--follow"]) == 1
+    assert "no job" in capsys.readouterr().err
