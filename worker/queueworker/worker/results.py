@@ -25,6 +25,11 @@ notification, not a polling loop:
    job whose hash is gone raises ``JobNotFoundError``. A worker crash only
    delays the token: the lease runs out, the job runs again and settles.
 
+Each waiting call holds one connection of its client's pool while it blocks
+(as any BLPOP does). A client whose ``socket_timeout`` is shorter than the
+block ends each block early with a timeout: the wait then reads the state
+again and blocks anew, still correct, but it polls at that period.
+
 Only waited jobs pay for the token (one flag read per settle otherwise), so
 fire-and-forget jobs keep their throughput.
 """
