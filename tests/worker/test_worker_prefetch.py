@@ -78,6 +78,10 @@ async def test_a_fresh_worker_takes_work_within_one_fetch_while_the_first_is_bus
         await _blocked(first, 2)
         assert (first.taken, len(first.buffer)) == (2, 0)  # no hoarding by default
         assert await r.llen(keys.waiting("default")) == 2
+        # the worker's gauge of waiting jobs per priority, from its last beat
+        gauge = 'queueworker_worker_queue_waiting_jobs{priority="5",queue="default"} 2.0'
+        await wait_for(lambda: _true(gauge in first.metrics.render().decode()),
+                       what="the waiting gauge")
         second = Worker(fast_settings(redis_url, concurrency=2), table(handler))
         t2 = asyncio.create_task(second.run())
         await _blocked(second, 2)

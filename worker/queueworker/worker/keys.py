@@ -26,7 +26,9 @@ Per queue ``Q``:
   gone and the job is put back in ``waiting`` with its delivery count + 1.
 - ``{p}:{Q}:stats``     HASH of monotonically increasing counters:
   ``enqueued``, ``completed``, ``failed``, ``retried``. Readers derive arrival
-  and completion rates from deltas between two reads.
+  and completion rates from deltas between two reads. ``junk``: entries a worker
+  found in the queue's keys that were no runnable job (no job hash, not an id)
+  and filed in the failed store (counted in ``failed`` too).
 
 Per job: ``{p}:job:{id}`` HASH with at least ``queue``, ``payload`` (JSON
 text), ``enqueued_at`` (epoch seconds), ``deliveries``, ``tries``, ``state``.
