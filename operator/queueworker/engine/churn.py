@@ -8,10 +8,11 @@ stabilization windows, in this order:
   start and a scale event, and its jobs would wait for it;
 - `drain_ahead`: with nothing waiting, busy pods the forecast does not need
   get SIGTERM now and leave as their job ends, instead of idling through the
-  scale-down window afterwards. Only when a job outlasts a pod start (a
-  replacement would be ready before the drained pod was free anyway, so no
-  job waits longer for it) and twice the mean job fits the drain deadline (the
-  job finishes; it is not cut);
+  scale-down window afterwards. Only when the jobs run at least two restart
+  horizons (a job in progress has about half a mean job left, so a
+  replacement would be ready before the drained pod was free anyway and no
+  job waits longer for it) and twice the mean job fits the drain deadline
+  (the job finishes; it is not cut);
 - `spacing`: scale-downs at least one restart horizon apart, so a fleet
   draining a burst takes a few larger steps instead of one per poll; a pod
   kept that long costs at most what starting it again would.
@@ -37,8 +38,8 @@ def worth_starting(demand: Demand, rates: Rates | None, horizon: Horizon, curren
 
     Within a pod start of T seconds the replicas there start about
     current x slots x T / S jobs (a busy slot frees once per mean job S), while
-    waiting + arrivals x T jobs need one. What is left, at least one job per
-    new pod, is what new pods would run; a job the replicas there start before
+    waiting + arrivals x T jobs need one. What is left (less its noise), at
+    least one job per new pod, is what new pods would run; a job the replicas there start before
     a new pod is ready does not need one. Replicas that cannot carry the
     measured load (arrivals x S busy slots or more) are scaled as asked: the
     queue would only grow.
@@ -51,7 +52,10 @@ def worth_starting(demand: Demand, rates: Rates | None, horizon: Horizon, curren
     arriving = rates.arrival_per_second * start
     started = current * slots * start / svc
     left = demand.waiting + arriving - started
-    new = math.floor(left / slots + 1e-9) if left >= 1 else 0
+    # Less one standard deviation of that count (arrivals and completions are
+    # Poisson-like): a pod started for a job that turns out not to wait runs nothing.
+    sure = left - math.sqrt(max(left, 0.0))
+    new = math.floor(sure / slots + 1e-9) if sure >= 1 else 0
     if current + new >= desired:
         return desired, ""
     return current + new, (
@@ -76,22 +80,35 @@ def drain_ahead(
     current: int,
     desired: int,
     ahead: int,
+    busy: int,
+    slots: int,
+    room: int | None,
 ) -> tuple[int, str] | None:
     """The count with busy pods beyond the forecast draining, or None where the
-    rule does not apply (then no scale-down goes below the busy pods)."""
+    rule does not apply (then no scale-down goes below the busy pods).
+
+    Not while a busy pod has a free job slot (a draining pod takes no more
+    jobs: that slot would be lost), nor when no replacement could be scheduled
+    (`room`: replicas the free GPUs allow beyond the current ones; a
+    replacement that waits for a GPU the drained pod holds is no replacement).
+    Idle pods beyond the forecast go first, as in every scale-down.
+    """
     if rates is None or demand.waiting > 0 or current == 0:
         return None
+    if demand.in_flight < busy * slots or (room is not None and room < 1):
+        return None
     svc, deadline = rates.service_seconds, spec.drain.worker_deadline_seconds
-    if svc < horizon.seconds or DRAIN_FACTOR * svc > deadline:
+    if svc < 2 * horizon.seconds or DRAIN_FACTOR * svc > deadline:
         return None
     s = spec.scaling
     target = min(max(ahead, 1, s.min_replicas), s.max_replicas)
     if target >= desired:
         return None
     return target, (
-        f"; drain ahead: nothing waits, jobs of {svc:.0f}s outlast the restart horizon "
-        f"{horizon.seconds:.0f}s and {DRAIN_FACTOR:g}x fit the drain deadline {deadline:g}s: "
-        f"busy pods beyond the forecast's {ahead} finish their job and leave -> {target}"
+        f"; drain ahead: nothing waits, jobs of {svc:.0f}s run 2x the restart horizon "
+        f"{horizon.seconds:.0f}s or more and {DRAIN_FACTOR:g}x fit the drain deadline "
+        f"{deadline:g}s: busy pods beyond the forecast's {ahead} finish their job and leave "
+        f"-> {target}"
     )
 
 

@@ -68,7 +68,10 @@ def decide(
         reason += why
         desired, why = churn.keep(current, desired, ahead, ahead_why)
         reason += why
-        drain = churn.drain_ahead(spec, demand, measured, horizon, current, desired, ahead)
+        room = (obs.gpu.max_replicas - current
+                if obs.gpu is not None and spec.gpu.cap_to_free_capacity else None)
+        drain = churn.drain_ahead(spec, demand, measured, horizon, current, desired, ahead,
+                                  busy, slots, room)
         if drain is None:
             desired, why = churn.busy_floor(s, current, desired, busy, busy_why)
         else:
