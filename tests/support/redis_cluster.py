@@ -3,7 +3,9 @@ by ``redis-cli --cluster create``."""
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import time
 
@@ -11,12 +13,35 @@ import redis
 
 from support.redis_server import RedisServer
 
+# A cluster node also listens on its port + 10000 (the cluster bus).
+BUS_OFFSET = 10000
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def bus_ports(n: int) -> list[int]:
+    """``n`` distinct ports below the ephemeral range whose bus ports are free too."""
+    rng = random.Random()
+    out: list[int] = []
+    while len(out) < n:
+        port = rng.randrange(20000, 30000)
+        if port not in out and _free(port) and _free(port + BUS_OFFSET):
+            out.append(port)
+    return out
+
 
 class ClusterSetup:
     def __init__(self, nodes: int = 6, replicas: int = 1) -> None:
         self.servers = [RedisServer("--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
-                                    "--cluster-config-file", "nodes.conf")
-                        for _ in range(nodes)]
+                                    "--cluster-config-file", "nodes.conf", port=port)
+                        for port in bus_ports(nodes)]
         self.replicas = replicas
 
     @property

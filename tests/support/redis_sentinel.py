@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -17,11 +18,25 @@ from pathlib import Path
 
 import redis
 
-from support.redis_server import RedisServer, free_port
+from support.redis_server import RedisServer
 
 MASTER_NAME = "qwmaster"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
+
+
+def distinct_ports(n: int) -> list[int]:
+    """``n`` free loopback ports, all different (each held until all are chosen)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 class SentinelSetup:
@@ -34,10 +49,11 @@ class SentinelSetup:
         self.sentinel_password = sentinel_password
         auth = [] if password is None else ["--requirepass", password,
                                             "--masterauth", password]
-        self.master = RedisServer(*auth)
-        self.replicas = [RedisServer(*auth) for _ in range(2)]
+        ports = distinct_ports(6)
+        self.master = RedisServer(*auth, port=ports[0])
+        self.replicas = [RedisServer(*auth, port=p) for p in ports[1:3]]
         self.dir = Path(tempfile.mkdtemp(prefix="qw-sentinel-"))
-        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinel_ports = ports[3:]
         self.sentinels: list[subprocess.Popen[bytes]] = []
 
     @property
