@@ -20,7 +20,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,peers,api]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,peers,api,plot]'
 	@touch $@
 
 tools:
