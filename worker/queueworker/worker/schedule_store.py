@@ -73,7 +73,7 @@ local jk = jkey(id)
 if redis.call('EXISTS', jk) == 0 then
   redis.call('HSET', jk, unpack(ARGV, 9))
   redis.call('HSET', jk, 'state', 'waiting')
-  redis.call('LPUSH', qkey(q, 'waiting'), id)
+  redis.call('LPUSH', wkey_of(q, id), id)  -- its priority's list (keys.waiting)
   local nk = qkey(q, 'notify')
   redis.call('LPUSH', nk, '1')
   redis.call('LTRIM', nk, 0, 15)
