@@ -5,7 +5,7 @@ asyncio), or ``queueworker enqueue QUEUE JSON``::
 
     Producer(redis.Redis.from_url(url)).enqueue(
         "emails", {"to": "a@example.com"}, delay=10, max_tries=5, backoff=[10, 30, 60],
-        timeout=30, unique_key="welcome:42")          # -> job id
+        timeout=30, unique_key="welcome:42", priority=8)  # -> job id
 
 Run a worker (``queueworker worker --help``)::
 
@@ -29,12 +29,17 @@ Guarantees (see ``broker`` for the moves and ``runtime`` for the loop):
   ``backoff`` until ``max_tries`` or ``retry_until``; then the job goes to the
   failed store with its error and traceback (``queueworker failed list | show
   | retry | forget | flush``). A payload that is not JSON or a handler name
-  the worker does not know fails at once. Finished job hashes expire after
+  the worker does not know fails at once, and so does anything in a queue that
+  is no runnable job (an id without a job hash, an entry that is not an id,
+  fields that are not UTF-8): nothing is skipped. Finished job hashes expire after
   ``result_ttl`` (1 h); the failed store is trimmed by age (7 d) and count.
 - Drain: SIGTERM stops fetching at once, finishes and acks running jobs and
   exits 0; at the drain deadline (QUEUEWORKER_DRAIN_DEADLINE, default 30 s)
   or on a second signal it hands running jobs back to the head of their queue
   (``tries`` unchanged) and exits 0.
+- Priorities inside a queue: ``priority`` 1..10 (10 first, default 5, FIFO
+  within a level), after the order of ``--queue``. Prefetch adapts: a worker
+  takes jobs beyond its free slots only while jobs last a few ms (fetcher.py).
 - Delayed jobs, unique jobs (``unique_key``/``unique_for``), a rate limit per
   queue (``--rate-limit Q=N/SECONDS``) and a concurrency limit per key shared
   by all workers (``concurrency_key``/``concurrency_limit`` at enqueue).
