@@ -10,6 +10,7 @@ import json
 import sys
 
 from queueworker.worker.cli_common import CliError, add_redis_options, connect, fail, prefix
+from queueworker.worker.durable import DurableProducer, NotReplicatedError
 from queueworker.worker.job import PayloadError
 from queueworker.worker.producer import Producer
 
@@ -38,7 +39,16 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds the result is kept (default: the worker's --result-ttl)")
     p.add_argument("--max-payload-bytes", type=int, default=1024 * 1024)
     p.add_argument("--count", type=int, default=1, help="enqueue the payload N times (bulk)")
+    p.add_argument("--min-replicas-ack", type=int, default=0, metavar="N",
+                   help="succeed only once N replicas have the job (WAIT; worker/durable.py)")
     return p
+
+
+def _producer(args: argparse.Namespace) -> Producer:
+    if args.min_replicas_ack > 0:
+        return DurableProducer(connect(args), prefix(args), min_replicas_ack=args.min_replicas_ack,
+                               max_payload_bytes=args.max_payload_bytes)
+    return Producer(connect(args), prefix(args), args.max_payload_bytes)
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +59,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         return fail(f"PAYLOAD is not JSON ({exc}); quote it, e.g. '{{\"a\": 1}}' or '\"text\"'", 2)
     try:
-        producer = Producer(connect(args), prefix(args), args.max_payload_bytes)
+        producer = _producer(args)
         options = dict(delay=args.delay, max_tries=args.max_tries, backoff=args.backoff,
                        timeout=args.timeout, retry_until=args.retry_until,
                        unique_key=args.unique_key, unique_for=args.unique_for,
@@ -65,6 +75,8 @@ def main(argv: list[str]) -> int:
         res = producer.enqueue_result(args.queue, payload, **options)
     except CliError as exc:
         return fail(str(exc), 3)
+    except NotReplicatedError as exc:
+        return fail(str(exc), 4)
     except (PayloadError, ValueError) as exc:
         return fail(str(exc), 2)
     print(res.id)
