@@ -9,7 +9,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from queueworker.worker import keys
+from queueworker.worker import cli_enqueue, keys
+from queueworker.worker.config import ENV_REDIS_URL
 from queueworker.worker.durable import AsyncDurableProducer, DurableProducer, NotReplicatedError
 
 from support.redis_server import RedisServer
@@ -60,3 +61,17 @@ async def test_the_async_producer_waits_too(pair: tuple[RedisServer, RedisServer
     finally:
         await client.aclose()
     assert redis.Redis.from_url(replica.url).exists(keys.job(job_id))
+
+
+def test_the_cli_enqueues_durably_or_says_why_not(
+        pair: tuple[RedisServer, RedisServer], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    master, replica = pair
+    monkeypatch.setenv(ENV_REDIS_URL, master.url)
+    assert cli_enqueue.main(["q", '{"n": 1}', "--min-replicas-ack", "1"]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert redis.Redis.from_url(replica.url).exists(keys.job(job_id))
+    assert cli_enqueue.main(["q", '{"n": 2}', "--min-replicas-ack", "2"]) == 4
+    err = capsys.readouterr().err
+    assert "reached 1 replica(s), 2 wanted" in err
+    assert err.count("\n") == 1
