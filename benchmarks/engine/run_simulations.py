@@ -1,6 +1,7 @@
 """Replay every trace scenario, over several seeds, through every policy; print RESULTS.md tables.
 
-    nice -n 10 .venv/bin/python benchmarks/engine/run_simulations.py [--seeds 5] > /tmp/sim.md
+    nice -n 19 .venv/bin/python benchmarks/engine/run_simulations.py [--seeds 5] \\
+        [--before before.json] [--json now.json] [--plots DIR] > /tmp/sim.md
 
 Each scenario is generated afresh per seed by benchmarks/traces/generate.py
 (seed s: `generate.py --seed s`); the ReplicaSet's tie-breaking (UIDs) of the
@@ -9,36 +10,77 @@ range [min-max]. The "published" columns are the figures RESULTS.md printed
 before the honest baseline (RESULTS-before-issue14.md: one trace, seed 7, the
 old model: KEDA's pods killed with no grace, random victims, waits taken at a
 job's first start).
+
+`--before FILE` adds a row "ours before" from a JSON file this script wrote
+(`--json`) with another engine first on the path, e.g. the engine before the
+restart-horizon rules:
+
+    git archive 9f6f133 operator worker | tar -x -C /tmp/before
+    PYTHONPATH=/tmp/before/operator:/tmp/before/worker nice -n 19 .venv/bin/python \\
+        benchmarks/engine/run_simulations.py --policies ours --json /tmp/before.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
+import json
+import os
+import random
 import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from queueworker.operator.api import QueueWorkerSpec
 from queueworker.simulate.cli import POLICIES, Result, load_spec, simulate
 from queueworker.simulate.trace import TraceJob
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "benchmarks" / "traces"
 BEFORE = Path(__file__).with_name("RESULTS-before-issue14.md")
+BASE = "keda-hpa-same-grace"  # the baseline the targets are measured against
 
-# (trace, spec, pod start seconds, GPUs)
-RUNS: list[tuple[str, str, float, int | None]] = [
-    ("steady", "cpu-worker.yaml", 20, None),
-    ("steady", "cpu-worker-wait.yaml", 20, None),
-    ("bursts", "cpu-worker.yaml", 20, None),
-    ("diurnal", "cpu-worker.yaml", 20, None),
-    ("diurnal", "cpu-worker-wait.yaml", 20, None),
-    ("quiet", "cpu-worker.yaml", 20, None),
-    ("quiet", "cpu-worker-poll1.yaml", 20, None),
-    ("gpu", "gpu-worker.yaml", 120, 8),
-    ("gpu", "gpu-worker.yaml", 120, 16),
+
+class Run(NamedTuple):
+    trace: str
+    spec: str
+    start: float  # pod start seconds
+    gpus: int | None = None
+    concurrency: int | None = None
+
+    @property
+    def title(self) -> str:
+        extra = f", {self.gpus} GPUs" if self.gpus else ""
+        extra += f", {self.concurrency} jobs per pod" if self.concurrency else ""
+        return f"{self.trace} with {self.spec} (pod start {self.start:g} s{extra})"
+
+    @property
+    def command(self) -> str:
+        cmd = (f"queueworker simulate --spec benchmarks/traces/{self.spec} --trace "
+               f"benchmarks/traces/{self.trace}.csv --pod-start-seconds {self.start:g}")
+        cmd += f" --gpus {self.gpus}" if self.gpus else ""
+        cmd += f" --concurrency {self.concurrency}" if self.concurrency else ""
+        return cmd + " --compare"
+
+
+RUNS: list[Run] = [
+    Run("steady", "cpu-worker.yaml", 20),
+    Run("steady", "cpu-worker-wait.yaml", 20),
+    Run("bursts", "cpu-worker.yaml", 20),
+    Run("diurnal", "cpu-worker.yaml", 20),
+    Run("diurnal", "cpu-worker-wait.yaml", 20),
+    Run("quiet", "cpu-worker.yaml", 20),
+    Run("quiet", "cpu-worker-poll1.yaml", 20),
+    Run("gpu", "gpu-worker.yaml", 120, 8),
+    Run("gpu", "gpu-worker.yaml", 120, 16),
+    # issue 14's workloads
+    Run("imagegen", "imagegen-worker.yaml", 45),
+    Run("audio", "audio-worker.yaml", 120, 16, 2),
+    Run("email", "cpu-worker.yaml", 20),
+    Run("nightly", "cpu-worker.yaml", 20),
+    Run("quietday", "cpu-worker.yaml", 20),
 ]
 
 
@@ -53,20 +95,18 @@ def _generator() -> dict[str, Callable[..., list[tuple[float, float, str]]]]:
 
 
 def trace(name: str, seed: int) -> list[TraceJob]:
-    import random
-
     rows = sorted(_generator()[name](random.Random(f"{seed}-{name}")))
     # generate.py writes 3 decimals; round the same way so a file replays identically.
     return [TraceJob(round(t, 3), round(r, 3), q) for t, r, q in rows]
 
 
-def published(trace_name: str, spec_file: str, gpus: int | None) -> dict[str, list[str]]:
+def published(run: Run) -> dict[str, list[str]]:
     """The old table's rows for this run, by policy."""
-    text = BEFORE.read_text()
-    head = f"### {trace_name} with {spec_file} ("
-    for block in text.split("\n### ")[1:]:
+    head = f"### {run.trace} with {run.spec} ("
+    for block in BEFORE.read_text().split("\n### ")[1:]:
         block = "### " + block
-        if not block.startswith(head) or (gpus and f", {gpus} GPUs)" not in block.split("\n")[0]):
+        first = block.split("\n")[0]
+        if not block.startswith(head) or (run.gpus and f", {run.gpus} GPUs)" not in first):
             continue
         rows = {}
         for line in block.splitlines():
@@ -89,24 +129,25 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else (1.0 if a == b else float("inf"))
 
 
-def one_run(spec: QueueWorkerSpec, trace_name: str, start: float, gpus: int | None,
-            seeds: Sequence[int]) -> dict[str, list[Result]]:
-    results: dict[str, list[Result]] = {p: [] for p in POLICIES}
+def one_run(run: Run, seeds: Sequence[int], policies: Sequence[str]) -> dict[str, list[Result]]:
+    spec = load_spec(str(TRACES / run.spec))
+    results: dict[str, list[Result]] = {p: [] for p in policies}
     for seed in seeds:
-        jobs = trace(trace_name, seed)
-        for policy in POLICIES:
-            results[policy].append(simulate(spec, jobs, policy, start, gpus, seed=seed))
+        jobs = trace(run.trace, seed)
+        for policy in policies:
+            results[policy].append(simulate(spec, jobs, policy, run.start, run.gpus, seed=seed,
+                                            concurrency=run.concurrency))
     return results
 
 
-def table(results: dict[str, list[Result]], old: dict[str, list[str]]) -> None:
-    print("| policy | done (unfinished) | wait p95 s | wait mean s | worker-seconds | "
-          "interrupted | scale events (ups <= 60 s after a down) | never-ran pod-s | "
-          "published p95 s | published worker-s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+def table(results: dict[str, list[Result]], old: dict[str, list[str]]) -> list[str]:
+    out = ["| policy | done (unfinished) | wait p95 s | wait mean s | worker-seconds | "
+           "interrupted | scale events (ups <= 60 s after a down) | never-ran pods (pod-s) | "
+           "published p95 s | published worker-s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for policy, rs in results.items():
         o = old.get(policy)
-        print(
+        out.append(
             f"| {policy} | {cell([r.completed for r in rs], '{:.0f}')} "
             f"({cell([r.unfinished for r in rs], '{:.0f}')}) | "
             f"{cell([r.wait_p95 for r in rs])} | {cell([r.wait_mean for r in rs])} | "
@@ -114,52 +155,129 @@ def table(results: dict[str, list[Result]], old: dict[str, list[str]]) -> None:
             f"{cell([r.interrupted for r in rs], '{:.0f}')} | "
             f"{cell([r.scale_events for r in rs], '{:.0f}')} "
             f"({cell([r.churn_ups for r in rs], '{:.0f}')}) | "
-            f"{cell([r.never_ran_seconds for r in rs], '{:,.0f}')} | "
+            f"{cell([r.never_ran_pods for r in rs], '{:.0f}')} "
+            f"({cell([r.never_ran_seconds for r in rs], '{:,.0f}')}) | "
             f"{o[3] if o else '-'} | {o[5] if o else '-'} |"
         )
+    return out
 
 
-def targets(results: dict[str, list[Result]]) -> list[float]:
-    """Print ours against each KEDA; return the same-grace cost ratios."""
+def ratios(ours: Sequence[Result], other: Sequence[Result]) -> dict[str, list[float]]:
+    pairs = list(zip(ours, other, strict=True))
+    return {
+        "p95": [ratio(a.wait_p95, b.wait_p95) for a, b in pairs],
+        "cost": [ratio(a.worker_seconds, b.worker_seconds) for a, b in pairs],
+        "events": [ratio(a.scale_events, b.scale_events) for a, b in pairs],
+    }
+
+
+def verdict(results: dict[str, list[Result]]) -> tuple[str, list[str]]:
+    """Issue 14's targets for one run: (summary row cells, what was missed)."""
     ours = results["ours"]
-    costs: list[float] = []
-    for other in ("keda-hpa-same-grace", "keda-hpa", "keda-hpa-inflight"):
-        os_ = results[other]
-        p95 = [ratio(a.wait_p95, b.wait_p95) for a, b in zip(ours, os_, strict=True)]
-        cost = [ratio(a.worker_seconds, b.worker_seconds) for a, b in zip(ours, os_, strict=True)]
-        ev = [ratio(a.scale_events, b.scale_events) for a, b in zip(ours, os_, strict=True)]
-        if other == "keda-hpa-same-grace":
-            costs = cost
-        print(f"ours / {other}: p95 wait x{cell(p95, '{:.2f}')}, worker-seconds "
-              f"x{cell(cost, '{:.2f}')}, scale events x{cell(ev, '{:.2f}')}  ")
-    return costs
+    r = {k: statistics.median(v) for k, v in ratios(ours, results[BASE]).items()}
+    missed = []
+    if r["p95"] > 0.5:
+        missed.append(f"p95 x{r['p95']:.2f}")
+    if r["cost"] > 1.0:
+        missed.append(f"cost x{r['cost']:.2f}")
+    if r["events"] > 1.5:
+        missed.append(f"events x{r['events']:.2f}")
+    interrupted = max(x.interrupted for x in ours)
+    if interrupted:
+        missed.append(f"{interrupted} interrupted")
+    before = results.get("ours before")
+    if before:
+        med = statistics.median
+        if (med(x.wait_p95 for x in ours) > med(x.wait_p95 for x in before)
+                and med(x.worker_seconds for x in ours) > med(x.worker_seconds for x in before)):
+            missed.append("worse than before on wait and cost")
+    return f"x{r['p95']:.2f}, x{r['cost']:.2f}, x{r['events']:.2f}", missed
+
+
+def _load_before(path: str | None) -> dict[str, list[Result]]:
+    if not path:
+        return {}
+    raw = json.loads(Path(path).read_text())
+    names = {f.name for f in dataclasses.fields(Result)}
+    return {title: [Result(**{k: v for k, v in r.items() if k in names}) for r in rows]
+            for title, rows in raw.items()}
+
+
+def _summary_row(run: Run, results: dict[str, list[Result]]) -> str:
+    def three(rs: Sequence[Result]) -> str:
+        m = statistics.mean
+        return (f"{statistics.median(x.wait_p95 for x in rs):,.1f} / "
+                f"{statistics.median(x.worker_seconds for x in rs):,.0f} / "
+                f"{statistics.median(x.scale_events for x in rs):.0f} "
+                f"(mean {m(x.wait_p95 for x in rs):,.1f} / {m(x.worker_seconds for x in rs):,.0f})")
+    rats, missed = verdict(results)
+    before = results.get("ours before")
+    return (f"| {run.title} | {three(before) if before else '-'} | {three(results['ours'])} | "
+            f"{three(results[BASE])} | {rats} | "
+            f"{'missed: ' + ', '.join(missed) if missed else 'met'} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--runs", default=None, help="trace names, comma-separated (default all)")
+    ap.add_argument("--json", default=None, help="write every result here (for --before)")
+    ap.add_argument("--before", default=None, help="JSON of another engine: row 'ours before'")
+    ap.add_argument("--plots", default=None, help="write a PNG per run (seed 1) into DIR")
     args = ap.parse_args()
     seeds = list(range(1, args.seeds + 1))
-    all_costs: list[float] = []
-    for trace_name, spec_file, start, gpus in RUNS:
-        spec = load_spec(str(TRACES / spec_file))
-        title = f"{trace_name} with {spec_file} (pod start {start:g} s"
-        title += f", {gpus} GPUs)" if gpus else ")"
-        print(f"### {title}\n")
-        results = one_run(spec, trace_name, start, gpus, seeds)
-        print(f"seeds {seeds[0]}-{seeds[-1]}; jobs per seed "
-              f"{cell([r.jobs for r in results['ours']], '{:.0f}')}\n", file=sys.stdout)
-        table(results, published(trace_name, spec_file, gpus))
-        print()
-        all_costs += [statistics.median(targets(results))]
-        print()
-        cmd = (f"queueworker simulate --spec benchmarks/traces/{spec_file} --trace "
-               f"benchmarks/traces/{trace_name}.csv --pod-start-seconds {start:g}")
-        print("```\n" + cmd + (f" --gpus {gpus}" if gpus else "") + " --policy POLICY\n```\n")
-        print(f"  done {title}", file=sys.stderr)
-    geo = statistics.geometric_mean(all_costs) if all_costs else float("nan")
-    print(f"Geometric mean over the runs of the median worker-seconds ratio, ours / "
-          f"keda-hpa-same-grace: x{geo:.2f}")
+    policies = args.policies.split(",")
+    wanted = set(args.runs.split(",")) if args.runs else None
+    before = _load_before(args.before)
+    dump: dict[str, list[dict[str, Any]]] = {}
+    summary: list[str] = []
+    sections: list[str] = []
+    costs: list[float] = []
+    for run in RUNS:
+        if wanted and run.trace not in wanted:
+            continue
+        results = one_run(run, seeds, policies)
+        dump[run.title] = [dataclasses.asdict(r) for r in results.get("ours", [])]
+        if run.title in before:
+            results["ours before"] = before[run.title]
+        print(f"  done {run.title}", file=sys.stderr)
+        if args.plots:
+            from plots import write_plot  # benchmarks/engine/plots.py
+
+            write_plot(run, TRACES, Path(args.plots))
+        sections += [f"### {run.title}\n", f"seeds {seeds[0]}-{seeds[-1]}; jobs per seed "
+                     f"{cell([r.jobs for r in next(iter(results.values()))], '{:.0f}')}\n"]
+        sections += [*table(results, published(run)), ""]
+        if "ours" in results and BASE in results:
+            summary.append(_summary_row(run, results))
+            costs.append(statistics.median(ratios(results["ours"], results[BASE])["cost"]))
+            for other in (BASE, "keda-hpa", "keda-hpa-inflight", "horizon", "ours before"):
+                if other in results and other != "ours":
+                    r = ratios(results["ours"], results[other])
+                    sections.append(f"ours / {other}: p95 wait x{cell(r['p95'], '{:.2f}')}, "
+                                    f"worker-seconds x{cell(r['cost'], '{:.2f}')}, scale events "
+                                    f"x{cell(r['events'], '{:.2f}')}  ")
+        sections += ["", "```\n" + run.command + "\n```\n"]
+        if args.plots:
+            rel = os.path.relpath(Path(args.plots) / f"{plot_name(run)}.png",
+                                  Path(__file__).parent)
+            sections.append(f"![{run.title}]({rel})\n")
+    if summary:
+        print("| run | ours before: p95 s / worker-s / events | ours now | "
+              f"{BASE} | now / {BASE}: p95, worker-s, events | targets |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(summary))
+        print(f"\nGeometric mean over the runs of the median worker-seconds ratio, ours / "
+              f"{BASE}: x{statistics.geometric_mean(costs):.2f}\n")
+    print("\n".join(sections))
+    if args.json:
+        Path(args.json).write_text(json.dumps(dump))
+
+
+def plot_name(run: Run) -> str:
+    spec = run.spec.removesuffix(".yaml")
+    return f"{run.trace}-{spec}" + (f"-{run.gpus}gpu" if run.gpus else "")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,17 @@
 
     queueworker simulate --spec qw.yaml --trace trace.csv
                          [--policy ours|keda-hpa|keda-hpa-same-grace|horizon|
-                                   keda-hpa-inflight]
+                                   keda-hpa-inflight | --compare]
+                         [--plot FILE.png|.svg|.html]
                          [--pod-start-seconds S] [--gpus N] [--concurrency N]
                          [--beat-seconds S] [--json]
 
 Prints the queue wait (p50/p95/max), the cost in worker-seconds, how often
 replicas changed, how many jobs a scale-down cut off and the worker-seconds of
-pods that never ran a job. See policies.py for what each policy models.
+pods that never ran a job. `--compare` replays the trace through ours,
+keda-hpa (both graces) and horizon and prints one table (compare.py);
+`--plot` draws backlog, replicas and wait over time (plot.py). See
+policies.py for what each policy models.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from queueworker.operator.validation import SpecError, parse_manifest, parse_spe
 from queueworker.simulate import trace as simulate_trace
 from queueworker.simulate.model import Model
 from queueworker.simulate.policies import Horizon, KedaHpa, Ours
+from queueworker.simulate.timeline import Timeline
 
 POLICIES = ("ours", "keda-hpa", "keda-hpa-same-grace", "horizon", "keda-hpa-inflight")
 BEAT_SECONDS = 5.0  # the native worker's heartbeat interval (worker/config.py)
@@ -84,10 +89,11 @@ def simulate(
     seed: int = 1,
     concurrency: int | None = None,
     beat_seconds: float = BEAT_SECONDS,
+    timeline: Timeline | None = None,
 ) -> Result:
     """Replay `jobs`; pods run `concurrency` jobs at once (default 1: the worker's
     concurrency is not part of the spec, and targetBacklogPerReplica is a target,
-    not a pod's capacity)."""
+    not a pod's capacity). `timeline`, if given, is filled as the run goes."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     queues = [q.name for q in spec.queues]
@@ -99,6 +105,8 @@ def simulate(
     model = Model(jobs, queues, pod_start_seconds, slots,
                   drain_seconds=spec.drain.worker_deadline_seconds,
                   concurrency=concurrency or 1, beat_seconds=beat_seconds)
+    if timeline is not None:
+        model.record(timeline)
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
         Ours(spec, model, per, resource)
@@ -173,11 +181,18 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="queueworker simulate", description=__doc__.split("\n")[0])
     ap.add_argument("--spec", required=True, help="QueueWorker manifest or spec (YAML)")
     ap.add_argument("--trace", required=True, help="CSV: arrival,run_seconds,queue")
-    ap.add_argument("--policy", choices=POLICIES, default="ours",
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--compare", action="store_true",
+                     help="replay through ours, keda-hpa, keda-hpa-same-grace and horizon; "
+                     "print one table")
+    how.add_argument("--policy", choices=POLICIES, default=None,
                     help="ours (engine.decide), keda-hpa (KEDA list scaler + HPA defaults, "
                     "30 s grace), keda-hpa-same-grace (the grace ours gets), horizon "
                     "(Laravel Horizon's auto balancer on a fixed budget) or "
-                    "keda-hpa-inflight (keda-hpa also counting in-flight jobs)")
+                    "keda-hpa-inflight (keda-hpa also counting in-flight jobs); default ours")
+    ap.add_argument("--plot", default=None, metavar="FILE",
+                    help="draw backlog, replicas (desired, ready, busy) and wait over time "
+                    "per policy into FILE (.png, .svg or .html; needs queueworker[plot])")
     ap.add_argument("--pod-start-seconds", type=float, default=20.0,
                     help="from pod created to worker ready (default 20)")
     ap.add_argument("--gpus", type=int, default=None,
@@ -218,11 +233,39 @@ def main(argv: list[str]) -> int:
     if others:
         print(f"queueworker simulate: note: trace queues {', '.join(others)} are not in the "
               f"spec; their jobs count as queue {spec.queues[0].name!r}", file=sys.stderr)
-    result = simulate(spec, jobs, args.policy, args.pod_start_seconds, args.gpus, args.seed,
-                      args.concurrency, args.beat_seconds)
+    return _run(args, spec, jobs)
+
+
+def _run(args: argparse.Namespace, spec: QueueWorkerSpec,
+         jobs: list[simulate_trace.TraceJob]) -> int:
+    from queueworker.simulate import compare, plot
+
+    if args.plot and Path(args.plot).suffix.lower() not in plot.FORMATS:
+        print(f"queueworker simulate: --plot {args.plot}: the file must end in "
+              f"{', '.join(plot.FORMATS)}", file=sys.stderr)
+        return 2
+    policies = compare.COMPARED if args.compare else (args.policy or "ours",)
+    end = max((j.arrival + j.run_seconds for j in jobs), default=0.0) + TAIL_SECONDS
+    results, timelines = [], []
+    for policy in policies:
+        tl = Timeline.for_duration(end, spec.scaling.poll_interval_seconds) if args.plot else None
+        results.append(simulate(spec, jobs, policy, args.pod_start_seconds, args.gpus,
+                                args.seed, args.concurrency, args.beat_seconds, tl))
+        if tl is not None:
+            timelines.append((policy, tl))
+    text = compare.table(results) if args.compare else format_result(results[0])
     if args.json:
-        out: dict[str, Any] = asdict(result)
+        out: Any = [asdict(r) for r in results] if args.compare else asdict(results[0])
         print(json.dumps(out))
     else:
-        print(format_result(result))
+        print(text)
+    if args.plot:
+        title = (f"{Path(args.trace).name} with {Path(args.spec).name} "
+                 f"(pod start {args.pod_start_seconds:g} s"
+                 + (f", {args.gpus} GPUs" if args.gpus else "") + ")")
+        try:
+            plot.write(args.plot, timelines, title, text)
+        except plot.PlotError as exc:
+            print(f"queueworker simulate: {exc}", file=sys.stderr)
+            return 2
     return 0

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
+from queueworker.simulate.timeline import Timeline
 from queueworker.simulate.trace import TraceJob
 
 PENDING, STARTING, READY, DRAINING, GONE = "pending", "starting", "ready", "draining", "gone"
@@ -117,6 +118,12 @@ class Model:
             self.unfinished[i] = job
             self.at(tj.arrival, partial(self._arrive, job))
         self.trace_end = max((j.arrival + j.run_seconds for j in jobs), default=0.0)
+        self.timeline: Timeline | None = None
+
+    def record(self, timeline: Timeline) -> None:
+        """Sample the fleet into `timeline` as the run goes (for plots)."""
+        self.timeline = timeline
+        self.every(timeline.interval, partial(timeline.sample, self))
 
     # ------------------------------------------------------------------ clock
 
@@ -203,7 +210,10 @@ class Model:
         self.stats.completed += 1
         del self.unfinished[job.id]
         # The wait of the run that succeeded: a job cut off earlier shows it all.
-        self.stats.waits.append((job.start or job.arrival) - job.arrival)
+        wait = (job.start or job.arrival) - job.arrival
+        self.stats.waits.append(wait)
+        if self.timeline is not None:
+            self.timeline.starts.append((job.start or job.arrival, wait))
         self.stats.busy_seconds += job.run
         per_queue = self.stats.runtime_by_queue.setdefault(job.queue, [0.0, 0.0])
         per_queue[0] += 1
