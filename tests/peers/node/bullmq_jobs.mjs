@@ -1,7 +1,8 @@
 // A real BullMQ worker, and a producer, for the busy and local-mode tests.
 //   node bullmq_jobs.mjs worker REDIS_URL QUEUE MARKER_DIR [NAME] [CONCURRENCY]
 //     processes jobs {name, seconds}: writes MARKER_DIR/<name>.start, sleeps, writes .done;
-//     named `NAME` (the pod name, as `name: process.env.HOSTNAME` does) unless NAME is "".
+//     named `NAME` (the pod name) unless NAME is ""; "-" takes it from $HOSTNAME, as
+//     `name: process.env.HOSTNAME` does in a pod.
 //     BullMQ installs no signal handler: on SIGTERM this calls worker.close(), which
 //     waits for the running jobs, then exits 0.
 //   node bullmq_jobs.mjs add REDIS_URL QUEUE NAME:SECONDS...
@@ -24,7 +25,8 @@ if (mode === "add") {
   const mark = (job, what) =>
     appendFileSync(`${markers}/${job.data.name}.${what}`, `${process.pid} ${Date.now() / 1000}\n`);
   const opts = { connection, concurrency: Number(concurrency) };
-  if (name) opts.name = name;
+  const workerName = name === "-" ? process.env.HOSTNAME : name;
+  if (workerName) opts.name = workerName;
   const worker = new Worker(queueName, async (job) => {
     mark(job, "start");
     await new Promise((r) => setTimeout(r, job.data.seconds * 1000));
