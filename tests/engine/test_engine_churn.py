@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from queueworker.engine import Decision, PodState, decide
+from queueworker.engine import Decision, GPUCapacity, PodState, decide
 from queueworker.engine.forecast import DEFAULT_START_SECONDS, starts
+from queueworker.operator.validation import parse_spec
 
 from support.engine_specs import obs, spec
 
@@ -110,12 +111,14 @@ def test_scale_downs_are_a_restart_horizon_apart() -> None:
     assert d.desired == 1, d.reason
 
 
-def _long_jobs(drain: dict[str, Any]) -> Decision:
-    """Six-minute jobs, one every two minutes, then none waiting and 6 busy."""
-    s = spec({"maxReplicas": 20, "scaleDown": {"stabilizationSeconds": 300}}, queues=None)
+def _long_jobs(drain: dict[str, Any], last: tuple[PodState, ...] | None = None,
+               gpu: GPUCapacity | None = None) -> Decision:
+    """Six-minute jobs, one every two minutes, then none waiting and 6 busy
+    (`last`: the pods then; `gpu`: what free GPUs allow then)."""
+    s = spec({"maxReplicas": 20, "scaleDown": {"stabilizationSeconds": 300}},
+             gpu={"capToFreeCapacity": True})
     raw = s.model_dump(by_alias=True, exclude_none=True, mode="json")
     raw["drain"] = drain
-    from queueworker.operator.validation import parse_spec
     s = parse_spec(raw)
     memory: dict[str, Any] | None = None
     t = 0.0
@@ -127,12 +130,15 @@ def _long_jobs(drain: dict[str, Any]) -> Decision:
         t += 5
     assert memory is not None
     memory.pop("downAt", None)  # the count was held: no scale-down happened
-    return decide(s, obs(t, in_flight=6, current=6, pods=_pods(6, busy=6),
+    return decide(s, obs(t, in_flight=6, current=6, pods=last or _pods(6, busy=6), gpu=gpu,
                          enqueued=round(t / 120), completed=max(0, round(t / 120) - 3)), memory)
 
 
+LONG_DRAIN = {"graceSeconds": 900, "deadlineMarginSeconds": 30}
+
+
 def test_busy_pods_beyond_the_forecast_drain_ahead_when_jobs_fit_the_deadline() -> None:
-    d = _long_jobs({"graceSeconds": 900, "deadlineMarginSeconds": 30})
+    d = _long_jobs(LONG_DRAIN)
     assert d.desired < 6, d.reason
     assert "drain ahead: nothing waits" in d.reason
     assert len(d.remove_first) == 6 - d.desired
@@ -140,6 +146,23 @@ def test_busy_pods_beyond_the_forecast_drain_ahead_when_jobs_fit_the_deadline() 
     d = _long_jobs({})
     assert d.desired == 6, d.reason
     assert "drain ahead" not in d.reason
+
+
+def test_no_drain_ahead_with_a_free_slot_on_a_busy_pod() -> None:
+    # Pods of two slots, one job each: a draining pod would lose its free slot.
+    half = tuple(PodState(f"p{i}", busy=i < 6, in_flight=1, slots=2) for i in range(6))
+    d = _long_jobs(LONG_DRAIN, last=half)
+    assert "drain ahead" not in d.reason
+    assert d.desired == 6, d.reason
+
+
+def test_no_drain_ahead_when_no_gpu_is_left_for_a_replacement() -> None:
+    full = GPUCapacity("nvidia.com/gpu", per_replica=1, max_replicas=6)
+    d = _long_jobs(LONG_DRAIN, gpu=full)
+    assert "drain ahead" not in d.reason
+    assert d.desired == 6, d.reason
+    room = GPUCapacity("nvidia.com/gpu", per_replica=1, max_replicas=8, free=2)
+    assert "drain ahead" in _long_jobs(LONG_DRAIN, gpu=room).reason
 
 
 def test_jobs_on_terminating_pods_are_not_demand() -> None:
