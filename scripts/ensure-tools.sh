@@ -6,6 +6,8 @@ set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# redis-cli (--cluster create: tests/support/redis_cluster.py); Sentinel is redis-server --sentinel
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if ((${#missing[@]})); then
