@@ -90,7 +90,7 @@ async def _trial(args: argparse.Namespace) -> dict[str, Any]:
     url = setup.url()
     tally = Tally(QUEUES)
     worker = Worker(fast_settings(url, queues=list(QUEUES), lease=3.0, concurrency=32),
-                    table(tally.handler()))
+                    table(tally.handler(args.job_ms / 1000)))
     clients = [connection.async_client(url) for _ in range(2)]
     producers = {"plain": AsyncProducer(clients[0]),
                  "durable": AsyncDurableProducer(clients[1], min_replicas_ack=1,
@@ -105,6 +105,15 @@ async def _trial(args: argparse.Namespace) -> dict[str, Any]:
         killed = time.monotonic()
         if args.fault == "kill":
             old = await asyncio.to_thread(setup.kill_master)
+            await asyncio.to_thread(setup.wait_new_master, old, 30.0)
+        elif args.fault == "lag":  # replicas behind (frozen) when the master dies
+            replicas = [n for n in setup.nodes if n.port != setup.master_port() and n.proc]
+            for n in replicas:
+                n.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+            await asyncio.sleep(args.lag)
+            old = await asyncio.to_thread(setup.kill_master)
+            for n in replicas:
+                n.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
             await asyncio.to_thread(setup.wait_new_master, old, 30.0)
         else:  # frozen through the failover, then back: it serves its clients until
             old, node = await asyncio.to_thread(setup.freeze_master)  # demoted
@@ -143,9 +152,13 @@ def main() -> int:
     f.add_argument("--producers", type=int, default=8, help="async producers per queue")
     f.add_argument("--before", type=float, default=3.0)
     f.add_argument("--after", type=float, default=2.0)
-    f.add_argument("--fault", choices=("kill", "stop"), default="kill",
+    f.add_argument("--fault", choices=("kill", "stop", "lag"), default="kill",
                    help="kill: SIGKILL the master; stop: SIGSTOP it through the failover, "
-                   "then SIGCONT (the old master serves its clients until demoted)")
+                   "then SIGCONT (the old master serves its clients until demoted); lag: "
+                   "the replicas are frozen --lag seconds, then the master is SIGKILLed")
+    f.add_argument("--lag", type=float, default=0.5)
+    f.add_argument("--job-ms", type=float, default=0.0,
+                   help="each job's work (0: none); with work a backlog builds up")
     args = p.parse_args()
     result = cost(args) if args.cmd == "cost" else failover(args)
     print(json.dumps(result, indent=1))

@@ -40,8 +40,11 @@ class Tally:
     def duplicated(self, q: str) -> int:
         return sum(1 for n in self.ran[q].values() if n > 1)
 
-    def handler(self) -> Callable[[dict[str, Any], Job], Awaitable[None]]:
+    def handler(self, seconds: float = 0.0) -> Callable[[dict[str, Any], Job], Awaitable[None]]:
+        """A handler that counts the run (after ``seconds`` of work, when given)."""
         async def handler(payload: dict[str, Any], job: Job) -> None:
+            if seconds:
+                await asyncio.sleep(seconds)
             self.ran[job.queue][int(payload["seq"])] += 1
         return handler
 
