@@ -173,3 +173,44 @@ def test_jobs_on_terminating_pods_are_not_demand() -> None:
     d = decide(s, obs(0, in_flight=3, current=1, pods=pods), None)
     assert d.desired == 1, d.reason
     assert "(2 in flight on terminating pods not counted)" in d.reason
+
+
+# ------------------------------------------------------------------------- prefetch
+
+
+def test_a_pod_holding_prefetched_jobs_is_busy_and_no_one_elses_lag() -> None:
+    # In flight 4 for the queue: pod a runs 1 and holds 2 prefetched, d runs 1,
+    # b and c are idle. Without knowing the buffer, the 2 would read as jobs
+    # that idle-looking pods took since their last beat, and hold b and c.
+    s = spec({"targetBacklogPerReplica": 10, "scaleDown": {"stabilizationSeconds": 0}})
+    pods = (PodState("a", busy=True, in_flight=1, buffered=2, slots=1),
+            PodState("b", busy=False, slots=1), PodState("c", busy=False, slots=1),
+            PodState("d", busy=True, in_flight=1, slots=1))
+    d = decide(s, obs(0, in_flight=4, current=4, pods=pods), None)
+    assert "idle-looking" not in d.reason
+    assert d.desired == 2, d.reason  # the two busy pods
+    assert set(d.remove_first) == {"b", "c"}
+
+
+def test_prefetched_jobs_alone_make_a_pod_busy() -> None:
+    s = spec({"targetBacklogPerReplica": 10, "scaleDown": {"stabilizationSeconds": 0}})
+    pods = (PodState("a", busy=False, buffered=1, slots=1), PodState("b", busy=False))
+    d = decide(s, obs(0, in_flight=1, current=2, pods=pods), None)
+    assert d.desired == 1, d.reason
+    assert d.remove_first == ("b",)
+
+
+def test_service_time_is_measured_on_running_jobs() -> None:
+    # 1 job/s of 2 s: 2 running, and every pod holds 2 more prefetched. Little's
+    # law on the leased jobs would read 6 s jobs.
+    s = spec({"policy": "waitTime", "maxReplicas": 50})
+    memory: dict[str, Any] | None = None
+    d = None
+    for t in range(0, 600, 5):
+        pods = tuple(PodState(f"p{i}", busy=True, in_flight=1, buffered=2, slots=1)
+                     for i in range(2))
+        d = decide(s, obs(t, in_flight=6, current=2, pods=pods, enqueued=t, completed=t),
+                   memory)
+        memory = d.memory
+    assert d is not None
+    assert "service 2.0s" in d.reason, d.reason

@@ -54,9 +54,10 @@ def observations(draw: st.DrawFn, now: float = 1000.0) -> Observation:
     current = draw(st.integers(0, 30))
     busy = draw(st.lists(st.booleans(), min_size=current, max_size=current))
     ready = draw(st.lists(st.booleans(), min_size=current, max_size=current))
+    buffered = draw(st.lists(st.integers(0, 2), min_size=current, max_size=current))
     pods = tuple(
-        PodState(f"p{i}", busy=b, in_flight=int(b), ready=r or b)
-        for i, (b, r) in enumerate(zip(busy, ready, strict=True))
+        PodState(f"p{i}", busy=b, in_flight=int(b), ready=r or b, buffered=f if b else 0)
+        for i, (b, r, f) in enumerate(zip(busy, ready, buffered, strict=True))
     )
     gpu = draw(
         st.one_of(
@@ -71,7 +72,8 @@ def observations(draw: st.DrawFn, now: float = 1000.0) -> Observation:
         )
     )
     waiting = draw(st.integers(0, 400))
-    depth = QueueDepth("q", "native", waiting=waiting, in_flight=sum(busy),
+    depth = QueueDepth("q", "native", waiting=waiting, in_flight=sum(busy) + sum(
+                           p.buffered for p in pods),
                        enqueued_total=draw(st.none() | st.integers(0, 10**6)),
                        completed_total=draw(st.integers(0, 10**6)))
     return Observation(now=now, queues=(depth,), current_replicas=current,

@@ -90,3 +90,17 @@ def test_steady_load_does_not_churn() -> None:
     assert r.churn_ups <= 5, r
     assert r.scale_events <= 50, r
     assert r.wait_p95 < 10, r
+
+
+def test_prefetched_jobs_told_in_beats_keep_the_fleet_small() -> None:
+    # Workers that prefetch one job each (a fixed --prefetch 1): the queue counts
+    # the buffered jobs in flight. Told of them, the engine neither reads them as
+    # heartbeat lag (holding idle pods) nor as longer jobs.
+    jobs = _trickle(1.5, 4.0, 1800, seed=6)
+    s = spec({"maxReplicas": 50})
+    told = simulate(s, jobs, "ours", 20, prefetch=1)
+    untold = simulate(s, jobs, "ours", 20, prefetch=1, beats_say_buffered=False)
+    assert told.completed == untold.completed == len(jobs)
+    assert told.interrupted == untold.interrupted == 0
+    assert told.worker_seconds < 0.9 * untold.worker_seconds, (told, untold)
+    assert told.never_ran_pods < untold.never_ran_pods, (told, untold)

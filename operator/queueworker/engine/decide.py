@@ -42,7 +42,8 @@ def decide(
         return _unreadable(spec, obs, mem_in)
     now, current = obs.now, obs.current_replicas
 
-    demand, rate_mem, measured, moved = _demand(obs.queues, now, mem_in)
+    buffered = sum(p.buffered for p in obs.pods if not p.terminating)
+    demand, rate_mem, measured, moved = _demand(obs.queues, now, mem_in, buffered)
     busy, busy_why, slots, seen_slots = _pods(obs.pods, demand, mem_in)
     demand, leaving_why = churn.leaving(obs.pods, demand)
     want, reason = recommend(s, demand, measured, slots)
@@ -182,10 +183,12 @@ def _finish(
 
 
 def _demand(
-    queues: tuple[QueueDepth, ...], now: float, mem_in: dict[str, Any]
+    queues: tuple[QueueDepth, ...], now: float, mem_in: dict[str, Any], buffered: int
 ) -> tuple[Demand, dict[str, Any], rates.Rates | None, bool]:
     """Jobs waiting and in flight over all queues; rates where every queue counts;
-    whether the counters moved since the last poll."""
+    whether the counters moved since the last poll. Prefetched (`buffered`)
+    jobs are in flight for the queue and demand here, but not running: the
+    service time is measured on the running ones."""
     waiting = in_flight = enq = done = 0
     counted = True
     for q in queues:  # one loop, not five sums: this runs at every poll
@@ -198,7 +201,8 @@ def _demand(
             done += q.completed_total
     enq_now, done_now = (enq, done) if counted else (None, None)
     moved = rates.moved(mem_in.get("rates"), enq_now, done_now)
-    rate_mem, measured = rates.update(mem_in.get("rates"), now, enq_now, done_now, in_flight)
+    running = max(0, in_flight - buffered)
+    rate_mem, measured = rates.update(mem_in.get("rates"), now, enq_now, done_now, running)
     return Demand(waiting, in_flight), rate_mem, measured, moved
 
 
@@ -208,18 +212,20 @@ def _pods(
     """What the pods say, in one pass: (busy pods, reason part, job slots per
     replica, most jobs one pod was seen running).
 
-    Busy: the busy heartbeats, plus idle-looking pods for jobs in flight that
-    no heartbeat shows yet (a pod that took a job less than a beat ago still
-    looks idle; the queue already counts its job). Slots: what the workers say,
-    else the most jobs one pod was seen running (remembered), else 1.
+    Busy: the busy heartbeats and pods holding prefetched jobs (not free
+    capacity), plus idle-looking pods for jobs in flight that no heartbeat
+    shows yet (a pod that took a job less than a beat ago still looks idle;
+    the queue already counts its job). Slots: what the workers say, else the
+    most jobs one pod was seen running (remembered), else 1.
     """
     busy = shown = idle = said = seen = 0
     for p in pods:
-        if p.busy:
-            shown += max(p.in_flight, 1)
+        taken = p.busy or p.buffered > 0
+        if taken:
+            shown += max(p.in_flight, int(p.busy)) + p.buffered
         if not p.terminating:
-            busy += p.busy
-            idle += not p.busy
+            busy += taken
+            idle += not taken
             seen = max(seen, p.in_flight)
         if p.slots is not None and p.slots > said:
             said = p.slots

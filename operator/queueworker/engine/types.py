@@ -39,6 +39,9 @@ class PodState:
     ready: bool = True
     terminating: bool = False
     slots: int | None = None  # jobs its worker runs at once, where the worker says
+    # Jobs its worker took beyond its slots (prefetch) and holds for them, where it
+    # says: work for this pod (busy), never for another, and not a running job.
+    buffered: int = 0
     beat_age_seconds: float | None = None  # age of the heartbeat busy/in_flight come from
 
 

@@ -16,9 +16,11 @@ from queueworker.engine.types import PodState
 
 def _rank(pod: PodState) -> tuple[int, int, int, float, str]:
     # Among idle pods the freshest beat goes first: a pod may have taken a job
-    # since its last beat, and the older the beat the likelier that is.
+    # since its last beat, and the older the beat the likelier that is. A pod
+    # holding prefetched jobs is busy with them.
     age = pod.beat_age_seconds if pod.beat_age_seconds is not None else 0.0
-    return (int(pod.busy), pod.in_flight, int(pod.ready), age, pod.name)
+    busy = pod.busy or pod.buffered > 0
+    return (int(busy), pod.in_flight + pod.buffered, int(pod.ready), age, pod.name)
 
 
 def pick(pods: Sequence[PodState], count: int) -> tuple[str, ...]:
@@ -30,4 +32,4 @@ def pick(pods: Sequence[PodState], count: int) -> tuple[str, ...]:
 
 
 def busy_count(pods: Sequence[PodState]) -> int:
-    return sum(1 for p in pods if p.busy and not p.terminating)
+    return sum(1 for p in pods if (p.busy or p.buffered > 0) and not p.terminating)

@@ -90,10 +90,15 @@ def simulate(
     concurrency: int | None = None,
     beat_seconds: float = BEAT_SECONDS,
     timeline: Timeline | None = None,
+    prefetch: int = 0,
+    beats_say_buffered: bool = True,
 ) -> Result:
     """Replay `jobs`; pods run `concurrency` jobs at once (default 1: the worker's
     concurrency is not part of the spec, and targetBacklogPerReplica is a target,
-    not a pod's capacity). `timeline`, if given, is filled as the run goes."""
+    not a pod's capacity). `timeline`, if given, is filled as the run goes.
+    `prefetch`: jobs a worker takes beyond its free slots (0: the native
+    worker's adaptive default for jobs of more than a few milliseconds);
+    `beats_say_buffered`: ours is told how many each pod holds (PodState.buffered)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     queues = [q.name for q in spec.queues]
@@ -104,12 +109,12 @@ def simulate(
     slots = None if gpus is None else gpus // per
     model = Model(jobs, queues, pod_start_seconds, slots,
                   drain_seconds=spec.drain.worker_deadline_seconds,
-                  concurrency=concurrency or 1, beat_seconds=beat_seconds)
+                  concurrency=concurrency or 1, beat_seconds=beat_seconds, prefetch=prefetch)
     if timeline is not None:
         model.record(timeline)
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
-        Ours(spec, model, per, resource)
+        Ours(spec, model, per, resource, told_buffered=beats_say_buffered)
     elif policy.startswith("keda-hpa"):
         grace = (float(spec.drain.worker_deadline_seconds) if policy == "keda-hpa-same-grace"
                  else KedaHpa.DEFAULT_GRACE)
@@ -199,16 +204,21 @@ def main(argv: list[str]) -> int:
                     help="GPUs in the cluster; pods beyond them wait Pending")
     ap.add_argument("--concurrency", type=int, default=None,
                     help="jobs a pod runs at once (default 1)")
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="jobs a worker takes beyond its free slots and holds in a buffer "
+                    "(default 0: the native worker's adaptive prefetch takes none for jobs "
+                    "of more than a few ms; a worker started with --prefetch N: N)")
     ap.add_argument("--beat-seconds", type=float, default=BEAT_SECONDS,
                     help="worker heartbeat interval: ours sees a pod busy only once a beat "
                     "says so (default 5; 0: exact)")
     ap.add_argument("--seed", type=int, default=1, help="victim choice of the ReplicaSet")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if args.pod_start_seconds < 0 or args.beat_seconds < 0 or any(
+    if args.pod_start_seconds < 0 or args.beat_seconds < 0 or args.prefetch < 0 or any(
         v is not None and v < 1 for v in (args.gpus, args.concurrency)
     ):
-        print("queueworker simulate: --pod-start-seconds and --beat-seconds must be >= 0, "
+        print("queueworker simulate: --pod-start-seconds, --beat-seconds and --prefetch "
+              "must be >= 0, "
               "--gpus and "
               "--concurrency >= 1", file=sys.stderr)
         return 2
@@ -250,7 +260,8 @@ def _run(args: argparse.Namespace, spec: QueueWorkerSpec,
     for policy in policies:
         tl = Timeline.for_duration(end, spec.scaling.poll_interval_seconds) if args.plot else None
         results.append(simulate(spec, jobs, policy, args.pod_start_seconds, args.gpus,
-                                args.seed, args.concurrency, args.beat_seconds, tl))
+                                args.seed, args.concurrency, args.beat_seconds, tl,
+                                args.prefetch))
         if tl is not None:
             timelines.append((policy, tl))
     text = compare.table(results) if args.compare else format_result(results[0])

@@ -52,8 +52,9 @@ class Pod:
     queues: tuple[str, ...]
     state: str = PENDING
     scheduled_at: float | None = None
-    jobs: list[Job] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)  # running
     concurrency: int = 1
+    buffer: deque[Job] = field(default_factory=deque)  # prefetched, waiting for a slot here
     created_at: float = 0.0
     ready_at: float | None = None
     ran_job: bool = False
@@ -93,8 +94,10 @@ class Model:
         drain_seconds: float,
         concurrency: int = 1,
         beat_seconds: float = 0.0,
+        prefetch: int = 0,
     ) -> None:
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.beat_seconds = beat_seconds
         self.queues = tuple(queues)
         self.waiting: dict[str, deque[Job]] = {q: deque() for q in self.queues}
@@ -180,25 +183,35 @@ class Model:
         return sum(len(self.waiting.get(q, ())) for q in (queues or self.waiting))
 
     def in_flight(self) -> int:
-        return sum(len(p.jobs) for p in self.pods.values())
+        """Jobs taken by a worker: running, and prefetched into a buffer (the
+        queue counts both: both hold a lease)."""
+        return sum(len(p.jobs) + len(p.buffer) for p in self.pods.values())
 
     def dispatch(self, now: float) -> None:
         for pod in list(self.pods.values()):
-            if pod.state == READY and len(pod.jobs) < pod.concurrency:
+            if pod.state == READY and (len(pod.jobs) < pod.concurrency
+                                       or len(pod.buffer) < self.prefetch):
                 self._take(pod, now)
 
     def _take(self, pod: Pod, now: float) -> None:
-        """Fill the pod's free job slots, queues in priority order."""
+        """Fill the pod's free job slots (its buffer first), queues in priority
+        order; then prefetch up to `prefetch` more into its buffer."""
+        while pod.buffer and len(pod.jobs) < pod.concurrency:
+            self._start(pod, pod.buffer.popleft(), now)
         for q in pod.queues:
             waiting = self.waiting.get(q)
             while waiting and len(pod.jobs) < pod.concurrency:
-                job = waiting.popleft()
-                job.start = now
-                if not pod.jobs:
-                    pod.busy_since = now
-                pod.ran_job = True
-                pod.jobs.append(job)
-                self.at(now + job.run, partial(self._done, pod, job, job.token))
+                self._start(pod, waiting.popleft(), now)
+            while waiting and pod.state == READY and len(pod.buffer) < self.prefetch:
+                pod.buffer.append(waiting.popleft())
+
+    def _start(self, pod: Pod, job: Job, now: float) -> None:
+        job.start = now
+        if not pod.jobs:
+            pod.busy_since = now
+        pod.ran_job = True
+        pod.jobs.append(job)
+        self.at(now + job.run, partial(self._done, pod, job, job.token))
 
     def _done(self, pod: Pod, job: Job, token: int, now: float) -> None:
         if job.token != token or job not in pod.jobs:
@@ -302,6 +315,11 @@ class Model:
         """
         if pod.state in (GONE, DRAINING):
             return
+        # The worker hands its prefetched jobs back at once (their order kept).
+        handed = bool(pod.buffer)
+        while pod.buffer:
+            job = pod.buffer.pop()
+            self.waiting[job.queue].appendleft(job)
         if not pod.jobs or pod.state != READY:
             self._gone(pod, now)
         elif grace_seconds > 0:
@@ -311,6 +329,8 @@ class Model:
         else:
             self._interrupt(pod, now)
             self._gone(pod, now)
+            handed = True
+        if handed:
             self.dispatch(now)
 
     def _deadline(self, pod: Pod, now: float) -> None:

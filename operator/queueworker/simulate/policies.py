@@ -39,11 +39,14 @@ class Ours:
     name = "ours"
 
     def __init__(self, spec: QueueWorkerSpec, model: Model, gpu_per_replica: int,
-                 resource: str) -> None:
+                 resource: str, told_buffered: bool = True) -> None:
         self.spec, self.m = spec, model
         self.memory: dict[str, Any] | None = None
         self.per, self.resource = gpu_per_replica, resource
         self.last_desired: int | None = None
+        # Whether the workers' beats say how many jobs each holds prefetched
+        # (PodState.buffered); False models beats that do not.
+        self.told_buffered = told_buffered
         model.every(spec.scaling.poll_interval_seconds, self.tick)
 
     def tick(self, now: float) -> None:
@@ -51,7 +54,8 @@ class Ours:
         live = m.live()
         queues = tuple(
             QueueDepth(q, "native", len(m.waiting.get(q, ())),
-                       sum(1 for p in m.pods.values() for j in p.jobs if j.queue == q),
+                       sum(1 for p in m.pods.values() for j in (*p.jobs, *p.buffer)
+                           if j.queue == q),
                        # Each queue's counters would be separate; summed here they
                        # give the same rates to the engine.
                        enqueued_total=m.enqueued if i == 0 else 0,
@@ -64,6 +68,7 @@ class Ours:
         pods = tuple(
             PodState(p.name, busy=seen[p.name] > 0, in_flight=seen[p.name],
                      ready=p.state == READY, terminating=p.state == DRAINING,
+                     slots=p.concurrency, buffered=len(p.buffer) if self.told_buffered else 0,
                      beat_age_seconds=m.beat_age(p, now))
             for p in m.pods.values()
         )
@@ -187,6 +192,7 @@ class Horizon:
         self.min_p = 1
         model.pod_start = self.START_SECONDS
         model.concurrency = 1  # a Horizon worker process runs one job at a time
+        model.prefetch = 0  # and takes the next only when it is free
         pools = len(model.queues)
         # Startup goes straight to maxProcesses (Horizon #1536), split over the pools.
         share = max(self.min_p, self.max_p // pools)
