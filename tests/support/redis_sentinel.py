@@ -149,6 +149,13 @@ class SentinelSetup:
         node.proc = None
         return port
 
+    def signal_replicas(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to every live node but the master (SIGSTOP: replicas fall behind)."""
+        master = self.master_port()
+        for node in self.nodes:
+            if node.port != master and node.proc is not None:
+                node.proc.send_signal(sig)
+
     def freeze_master(self) -> tuple[int, RedisServer]:
         """SIGSTOP the current master: alive to its clients' sockets, silent to everyone
         (a partition that leaves the clients on the old master's side)."""
