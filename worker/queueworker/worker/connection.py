@@ -26,7 +26,7 @@ URL forms:
   ``async_client`` refuse it with ``ClusterNotSupportedError``: the native queue
   layout's scripts touch keys in several hash slots (job hashes, the failed store,
   the worker registry, unique and concurrency keys are not under the queue's
-  ``{queue}`` hash tag; tests/redis_topologies/test_topology_cluster.py lists them).
+  ``{queue}`` hash tag; tests/redis_topologies/test_topology_cluster_slots.py lists them).
 """
 
 from __future__ import annotations
