@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from queueworker.api import routes_admin, routes_jobs, routes_queues, routes_results
+from queueworker.api import routes_admin, routes_flows, routes_jobs, routes_queues, routes_results
 from queueworker.api.bodylimit import BodyLimit
 from queueworker.api.context import Context
 from queueworker.api.metrics import MetricsMiddleware
@@ -84,7 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                               "queueworker's native worker (docs/api.md).",
                   responses=ERRORS)  # type: ignore[arg-type]
     app.state.qw = ctx
-    for module in (routes_jobs, routes_results, routes_queues, routes_admin):
+    for module in (routes_jobs, routes_results, routes_queues, routes_admin, routes_flows):
         app.include_router(module.router, responses=ERRORS)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
