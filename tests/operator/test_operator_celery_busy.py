@@ -92,6 +92,10 @@ async def test_busy_celery_pods_outlive_idle_ones_none_cut(tmp_path: Path,
         await wait_for(lambda: len(_pods_of(marks, "start")) == 4, 30, "every task started")
         started = _pods_of(marks, "start")
         busy = {started["long0"][0], started["long1"][0]}
+        # The heartbeats (every 2 s) have seen the tasks (status.busyPods), then lower the
+        # floor: a task taken since the last beat is not seen yet (docs/workers/celery.md).
+        await wait_for(lambda: ((c.qw("cel").get("status") or {}).get("busyPods") or {})
+                       .get("busy", 0) >= len(busy), 15, "the busy pods in status.busyPods")
         await c.patch_qw("cel", {"spec": {"scaling": {"minReplicas": 0}}})
         # Early ack: nothing in Redis counts the long tasks; the heartbeats hold them.
         await wait_for(lambda: c.replicas("cel") == len(busy), 20, "down to the busy pods")
