@@ -14,3 +14,9 @@ def noop_sync(payload: Any) -> None:
 async def echo(payload: Any) -> Any:
     """The no-op job of bench_wait.py: its result is its payload."""
     return payload
+
+
+async def sleep(payload: Any) -> None:
+    """A job that takes ``payload["s"]`` seconds (bench_prefetch.py)."""
+    import asyncio
+    await asyncio.sleep(float(payload["s"]))
