@@ -223,10 +223,16 @@ def _note_busy_source(spec: api.QueueWorkerSpec, view: View) -> None:
     blind = sorted({q.layout.value for q in spec.queues
                     if q.layout != api.QueueLayout.native
                     and q.layout not in busy.ADAPTERS and q.layout not in busy.LISTENED})
+    partial = sorted(v for v in blind if api.QueueLayout(v) in busy.clients.LAYOUTS)
+    if partial:  # Laravel: idle only while blocked waiting, named after its replica
+        view.note(f"busy replicas: {', '.join(partial)} workers count idle while blocked "
+                  "waiting for work (CLIENT LIST, connection named after POD_NAME); "
+                  "otherwise unknown")
+        blind = [v for v in blind if v not in partial]
     if blind:
         view.note(f"busy replicas: unknown for layout {', '.join(blind)} (no busy adapter): "
                   "replicas are stopped newest first; the in-flight count keeps enough of them")
-    else:
+    elif not partial:
         view.note(f"busy replicas: read from the {', '.join(layouts)} workers' own reports "
                   "(idle replicas are stopped first)")
 
