@@ -66,3 +66,23 @@ def test_status_and_local_view_show_unknown() -> None:
                     decisions=deque())
     assert " busy=1 unknown=2 " in status_line(snap)
     assert " unknown=" not in status_line(Snapshot(name="x", redis="r", started_at=0.0))
+
+
+class _Notes:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_local_mode_says_where_busy_comes_from_per_layout() -> None:
+    from queueworker.local.session import _note_busy_source
+
+    for layout, expected in (("laravel", "laravel workers count idle while blocked"),
+                             ("dramatiq", "unknown for layout dramatiq"),
+                             ("bullmq", "read from the bullmq workers' own reports")):
+        notes = _Notes()
+        _note_busy_source(_spec(layout), notes)  # type: ignore[arg-type]
+        assert len(notes.lines) == 1
+        assert expected in notes.lines[0]
