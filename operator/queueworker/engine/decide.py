@@ -65,7 +65,8 @@ def decide(
     up_win, down_win, desired, why = _stabilize(s, mem_in, now, current, bounded, to_zero)
     reason += why
     if not to_zero:
-        desired, why = churn.worth_starting(demand, measured, horizon, current, desired, slots)
+        desired, why = churn.worth_starting(demand, measured if upper is not None else None,
+                                            horizon, current, desired, slots)
         reason += why
         desired, why = churn.keep(current, desired, ahead, ahead_why)
         reason += why

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from queueworker.engine.rates import Rates
+from queueworker.engine.rates import TAU_SECONDS, Rates
 from queueworker.engine.types import PodState
 from queueworker.operator.api import ScalingPolicy, ScalingSpec
 
@@ -38,7 +38,10 @@ DEFAULT_START_SECONDS = 30.0
 START_WEIGHT = 0.3  # each measured start moves the estimate this far toward itself
 MAX_TRACKED = 16  # pods whose start is being timed at once (memory stays small)
 MAX_START_SECONDS = 3600.0
-MIN_RECENT_SECONDS = 30.0  # arrivals counted over at least this long
+# Arrivals counted over at least this long: the rates' own time constant. Until
+# the counters cover it there is no forecast (the first minute's rates are a
+# handful of jobs, and a floor from them would hold pods for nothing).
+MIN_RECENT_SECONDS = TAU_SECONDS
 RING_SPACING = 16  # counter samples kept per recent span (memory stays small)
 
 
@@ -132,12 +135,12 @@ def recent(raw: Any, now: float, enqueued: int | None, span: float
 
 def need(scaling: ScalingSpec, rates: Rates | None, slots: int, horizon: Horizon,
          recent_upper: float | None = None) -> tuple[int, str]:
-    """Replicas the next horizon is expected to need (0 and "" with no rates)."""
-    if rates is None or rates.service_seconds <= 0 or rates.arrival_per_second <= 0:
+    """Replicas the next horizon is expected to need (0 and "" with no rates,
+    or before the counters cover a recent span: `recent_upper` None)."""
+    if (rates is None or recent_upper is None or rates.service_seconds <= 0
+            or rates.arrival_per_second <= 0):
         return 0, ""
-    lam, svc = rates.arrival_per_second, rates.service_seconds
-    if recent_upper is not None and recent_upper < lam:
-        lam = recent_upper
+    lam, svc = min(rates.arrival_per_second, recent_upper), rates.service_seconds
     a = lam * svc
     work = (a + math.sqrt(a)) / slots
     start = f"pod start {horizon.start_seconds:.0f}s" + ("" if horizon.measured else " (default)")
