@@ -42,6 +42,8 @@ class PodBeat:
     state: str  # idle | busy | draining
     in_flight: int
     beat_at: float = 0.0
+    slots: int | None = None  # the worker's concurrency, where its beat says
+    buffered: int = 0  # jobs it holds prefetched beyond its slots, where its beat says
 
     @property
     def busy(self) -> bool:
@@ -55,8 +57,15 @@ def by_pod(beats: Iterable[worker_heartbeat.Heartbeat]) -> dict[str, PodBeat]:
     for beat in beats:
         pod = beat.pod or beat.id
         if pod not in out or out[pod].beat_at < beat.beat_at:
-            out[pod] = PodBeat(pod, beat.state, len(beat.in_flight), beat.beat_at)
+            out[pod] = PodBeat(pod, beat.state, len(beat.in_flight), beat.beat_at,
+                               _count(beat.extra.get("concurrency")) or None,
+                               _count(beat.extra.get("buffered")))
     return out
+
+
+def _count(value: object) -> int:
+    """A non-negative count from a beat's JSON (0 for anything else)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def merge(native: Mapping[str, PodBeat], foreign: Mapping[str, PodBeat]) -> dict[str, PodBeat]:
@@ -99,4 +108,6 @@ def pod_state(name: str, beat: PodBeat | None, *, ready: bool,
         age = UNKNOWN_AGE
     return PodState(name=name, busy=beat is not None and beat.busy,
                     in_flight=beat.in_flight if beat is not None else 0,
-                    ready=ready, terminating=terminating, beat_age_seconds=age)
+                    ready=ready, terminating=terminating, beat_age_seconds=age,
+                    slots=beat.slots if beat is not None else None,
+                    buffered=beat.buffered if beat is not None else 0)
