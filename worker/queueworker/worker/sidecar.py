@@ -65,10 +65,14 @@ async def run_worker(worker: Worker, schedules: Sequence[Schedule] = (), *,
     def stopping() -> bool:
         return worker.stopping
 
-    # Paused queues and the restart mark are known before the first fetch; a Redis that
-    # cannot be reached is the worker's to report (it raises at its start).
-    with contextlib.suppress(*REDIS_ERRORS):
+    # Paused queues and the restart mark are known before the first fetch. A Redis that
+    # cannot be reached is the worker's to report (it raises at its start: one line).
+    try:
         await watch.check()
+    except REDIS_ERRORS:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+        return await worker.run()
     tasks = [asyncio.create_task(scheduler.run(stopping), name="scheduler"),
              asyncio.create_task(watch.run(stopping), name="admin-watch")]
     try:
