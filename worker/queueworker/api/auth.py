@@ -22,6 +22,7 @@ import jwt
 from jwt.algorithms import RSAAlgorithm
 
 from queueworker.api.settings import ApiSettings, ApiSettingsError
+from queueworker.common.errors import QueueworkerError
 
 SCOPE_READ = "jobs:read"
 SCOPE_WRITE = "jobs:write"
@@ -30,7 +31,7 @@ SCOPES = (SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN)
 LEEWAY_SECONDS = 30  # clock skew between the token's issuer and us
 
 
-class AuthError(Exception):
+class AuthError(QueueworkerError):
     """The token is missing or invalid (401); ``reason`` is a metric label."""
 
     def __init__(self, message: str, reason: str) -> None:

@@ -43,13 +43,15 @@ import redis.cluster
 import redis.sentinel
 from redis.connection import parse_url
 
+from queueworker.common.errors import QueueworkerError
+
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 DEFAULT_SENTINEL_PORT = 26379
 _TRUE = ("1", "true", "yes", "on")
 
 
-class RedisURLError(ValueError):
+class RedisURLError(QueueworkerError, ValueError):
     """A Redis URL that cannot be used (says which part is wrong)."""
 
 
