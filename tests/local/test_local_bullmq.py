@@ -3,7 +3,7 @@
 The workers are named after their replica (`name: process.env.HOSTNAME`, which
 local mode sets as a pod would), so each job they take says `pb: <replica>`
 (observe/busy/bullmq.py) and their connections `...:w:<replica>` say they are
-alive (CLIENT LIST): busy replicas are known. The grace (5 s) is shorter than
+alive (CLIENT LIST): busy replicas are known. The grace (3 s) is shorter than
 the long jobs: a busy worker stopped by a scale-down would be SIGKILLed in
 `worker.close()` with its job. None may be.
 """
@@ -27,7 +27,7 @@ def test_real_bullmq_workers_burst_idle_first_none_cut(tmp_path: Path, redis_url
     marks.mkdir()
     path = manifest(tmp_path, redis_url, "bq", {"name": "render", "layout": "bullmq"},
                     ["node", str(NODE_DIR / "bullmq_jobs.mjs"), "worker", redis_url, "render",
-                     str(marks), "-"], {}, grace=5)
+                     str(marks), "-"], {}, grace=3)
     jobs: list[str] = []
 
     def send(name: str, seconds: float) -> None:

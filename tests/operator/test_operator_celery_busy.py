@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 CELERY = str(Path(sys.executable).with_name("celery"))
-LONG = 12.0
+LONG = 9.0
 
 
 class CeleryRuntime(ProcessRuntime):

@@ -21,8 +21,8 @@ from support.local_proc import LocalProc, local_cmd
 from support.worker_proc import wait_until
 
 HERE = Path(__file__).resolve().parents[1] / "local"  # the job modules
-LONG, SHORT = 8.0, 0.5
-NAMES = [f"long{i}" for i in range(2)] + [f"short{i}" for i in range(8)]
+LONG, SHORT = 6.0, 0.5
+NAMES = [f"long{i}" for i in range(2)] + [f"short{i}" for i in range(6)]
 
 
 def manifest(tmp_path: Path, redis_url: str, name: str, queue: dict[str, Any],
