@@ -53,14 +53,16 @@ async def test_the_async_producer_waits_too(pair: tuple[RedisServer, RedisServer
     master, replica = pair
     client = aioredis.Redis.from_url(master.url)
     try:
-        job_id = await AsyncDurableProducer(client, min_replicas_ack=1,
-                                            ack_timeout=10.0).enqueue("q", {"n": 2})
+        producer = AsyncDurableProducer(client, min_replicas_ack=1, ack_timeout=10.0)
+        job_id = await producer.enqueue("q", {"n": 2})
+        many = await producer.enqueue_many("q", [{"n": i} for i in range(5)], chunk=2)
         with pytest.raises(NotReplicatedError):
             await AsyncDurableProducer(client, min_replicas_ack=3,
                                        ack_timeout=0.05).enqueue("q", {"n": 3})
     finally:
         await client.aclose()
-    assert redis.Redis.from_url(replica.url).exists(keys.job(job_id))
+    seen = redis.Redis.from_url(replica.url)
+    assert all(seen.exists(keys.job(j)) for j in [job_id, *many])
 
 
 def test_the_cli_enqueues_durably_or_says_why_not(

@@ -20,7 +20,7 @@ again (at-least-once), it does not lose it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -84,7 +84,7 @@ class DurableProducer(Producer):
 
 
 class AsyncDurableProducer(AsyncProducer):
-    """The same over redis.asyncio (one job per ``enqueue``)."""
+    """The same over redis.asyncio."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = keys.DEFAULT_PREFIX, *,
                  min_replicas_ack: int = 1, ack_timeout: float = 1.0, **kwargs: Any) -> None:
@@ -104,5 +104,20 @@ class AsyncDurableProducer(AsyncProducer):
         _check(self.min_replicas_ack, acked, [result.id])
         return result
 
-    async def enqueue_many(self, queue: str, payloads: Any, **options: Any) -> list[str]:
-        return [await self.enqueue(queue, p, **options) for p in payloads]
+    async def enqueue_many(self, queue: str, payloads: Iterable[Any], **options: Any
+                           ) -> list[str]:
+        """``chunk`` jobs (default 1000) and one WAIT per round trip."""
+        chunk = options.pop("chunk", 1000)
+        opts = make_options(**options)
+        all_args = [self._args(queue, p, opts) for p in payloads]  # validate all first
+        ids: list[str] = []
+        for start in range(0, len(all_args), chunk):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for args in all_args[start:start + chunk]:
+                    await self._enqueue(args=args, client=pipe)
+                pipe.wait(self.min_replicas_ack, self.ack_timeout_ms)
+                *results, acked = await pipe.execute()
+            batch = [_text(res[0]) for res in results]
+            _check(self.min_replicas_ack, acked, batch)
+            ids += batch
+        return ids
