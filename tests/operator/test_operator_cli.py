@@ -29,6 +29,16 @@ def test_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_operator.main(["--peering", "x", "--standalone"]) == 2
 
 
+def test_privileged_refused_by_default_and_peering_lifetime_checked(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Like the chart: the CLI refuses privileged templates unless told not to.
+    assert cli_operator.parser().parse_args([]).refuse_privileged is True
+    opted_out = cli_operator.parser().parse_args(["--no-refuse-privileged"])
+    assert opted_out.refuse_privileged is False
+    assert cli_operator.main(["--peering-lifetime", "2"]) == 2
+    assert "--peering-lifetime" in capsys.readouterr().err
+
+
 def scrape(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
