@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from queueworker.engine.types import Decision, GPUCapacity, Observation, QueueDepth
+from queueworker.operator.cluster import index as kube_index
 from queueworker.operator.cluster import status as st
 from queueworker.operator.controller import act, observe, report
 
@@ -69,3 +70,25 @@ def test_an_unreadable_queue_is_not_an_unreachable_redis() -> None:
     assert conds["RedisReachable"]["status"] == "True"
     assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "QueueReadFailed")
     assert report.scale_reason(_decision(2), obs, paused=False) == "Fallback"
+
+
+def test_pods_the_cluster_refuses_make_ready_false() -> None:
+    # The Deployment controller copies the ReplicaSet's ReplicaFailure (Pod Security
+    # Admission, a quota) into the Deployment; the index keeps it, the report says it.
+    obs = Observation(now=1.0, queues=(), current_replicas=1, ready_replicas=0, pods=(),
+                      gpu=None, error=None, manual_replicas=None)
+    message = 'pods "w-1" is forbidden: violates PodSecurity "restricted:latest"'
+    live = kube_index.deployment_entry({"name": "w"}, {"replicas": 1}, {"conditions": [
+        {"type": "Progressing", "status": "True"},
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": message}]})
+    seen = report.Seen.of(obs, _decision(1), live, current=1, gpu=None, paused=False,
+                          generation=1)
+    conds = {c["type"]: c for c in report.conditions(st.with_all_types([]), seen, "now")}
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "PodsRefused")
+    assert conds["Ready"]["message"] == message
+    cleared = kube_index.deployment_entry({"name": "w"}, {"replicas": 1}, {"conditions": [
+        {"type": "ReplicaFailure", "status": "False", "reason": "FailedCreate"}]})
+    seen = report.Seen.of(obs, _decision(1), cleared, current=1, gpu=None, paused=False,
+                          generation=1)
+    assert seen.pods_refused is None
