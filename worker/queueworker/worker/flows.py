@@ -18,8 +18,10 @@
 A chain runs its steps in order, each after the previous one succeeded; with
 ``with_result`` a step's payload gets the previous step's result as
 ``"previous"`` (merged into an object payload, else ``{"payload": P,
-"previous": R}``). A step that fails for good (its tries used up) stops the
-chain and enqueues ``catch``.
+"previous": R}``; results encrypted at rest cannot be merged: use
+``with_result`` without encryption). A step that fails for good (its tries
+used up) stops the chain and enqueues ``catch``. A cleared step (``queueworker
+queue clear``) stops it too (state ``cancelled``).
 
 A batch runs its jobs at once. ``catch`` runs at the first failure (with
 ``failed_job`` in its hash); without ``allow_failures`` that failure cancels
