@@ -15,6 +15,14 @@ A worker is busy when its last heartbeat says `active > 0`. A worker that
 has gone silent for `SILENT_AFTER` seconds (without a `worker-offline`) is
 counted busy: a `-P solo` worker runs its task in the thread that would
 send the heartbeat, so it is silent exactly while it works.
+
+A heartbeat is up to 2 s old, and a task taken since is not in it. Right
+before a scale-down the operator asks every worker (`inspect_active`: kombu's
+pidbox, celery/app/control.py `inspect().active()`): one PUBLISH on
+`/<db>.celery.pidbox`, the replies LPUSHed to a reply queue this call binds
+(`_kombu.binding.reply.celery.pidbox`), a few ms for a prefork or threads
+pool. A solo worker does not answer while busy: `confirm` counts a worker
+that was heard beating but does not answer as busy.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import base64
 import json
 import threading
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +147,77 @@ async def listen_async(client: redis.asyncio.Redis, beats: CeleryHeartbeats) -> 
             await asyncio.sleep(1.0)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+# kombu's Redis transport: exchange bindings live in `_kombu.binding.<exchange>`
+# as `routing_key SEP pattern SEP queue` (kombu/transport/redis.py `_queue_bind`).
+PIDBOX_REPLY_BINDING = "_kombu.binding.reply.celery.pidbox"
+BINDING_SEP = "\x06\x16"
+
+
+def _inspect_message(oid: str) -> str:
+    """`inspect active` as kombu's pidbox Mailbox sends it to every worker."""
+    body = {"method": "active", "arguments": {}, "destination": None, "pattern": None,
+            "matcher": None, "ticket": str(uuid.uuid4()),
+            "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": oid}}
+    return json.dumps({
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"clock": 1, "expires": time.time() + 10},
+        "properties": {"delivery_mode": 2, "priority": 0, "body_encoding": "base64",
+                       "delivery_tag": str(uuid.uuid4()),
+                       "delivery_info": {"exchange": "celery.pidbox", "routing_key": ""}}})
+
+
+def active_counts(reply: bytes | str) -> dict[str, int]:
+    """Node name -> tasks it runs, from one pidbox reply (`{node: [task, ...]}`)."""
+    event = decode(reply)
+    if event is None:
+        return {}
+    return {str(node): len(tasks) for node, tasks in event.items() if isinstance(tasks, list)}
+
+
+async def inspect_active(client: redis.asyncio.Redis, wait_seconds: float
+                         ) -> tuple[dict[str, int], int]:
+    """(node name -> tasks running now, workers the request reached); waits for every
+    reached worker or `wait_seconds`. Connection errors raise as they are."""
+    db = int(client.connection_pool.connection_kwargs.get("db", 0))
+    oid = str(uuid.uuid4())
+    queue = f"{oid}.reply.celery.pidbox"
+    member = BINDING_SEP.join([oid, "", queue])
+    # execute_command: redis-py's typed commands are typed for sync and async at once.
+    await client.execute_command("SADD", PIDBOX_REPLY_BINDING, member)  # type: ignore[no-untyped-call]
+    try:
+        reached = int(await client.publish(f"/{db}.celery.pidbox", _inspect_message(oid)))
+        counts: dict[str, int] = {}
+        deadline = time.monotonic() + wait_seconds
+        while len(counts) < reached:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            got = await client.execute_command(  # type: ignore[no-untyped-call]
+                "BRPOP", queue, f"{max(left, 0.01):.3f}")
+            if got is None:
+                break
+            counts.update(active_counts(got[1]))
+        return counts, reached
+    finally:
+        await client.execute_command(  # type: ignore[no-untyped-call]
+            "SREM", PIDBOX_REPLY_BINDING, member)
+        await client.execute_command("DEL", queue)  # type: ignore[no-untyped-call]
+
+
+def confirm(heard: Sequence[WorkerReport], answered: dict[str, int]) -> list[WorkerReport]:
+    """Reports that `inspect active` makes busy: workers running tasks now, and workers
+    heard beating that did not answer (a busy solo worker answers nothing)."""
+    out: list[WorkerReport] = []
+    for node, running in answered.items():
+        if running > 0:
+            host = node.rpartition("@")[2] or node
+            out.append(WorkerReport(worker=node, hostname=host, pid=None, busy=True,
+                                    running=running))
+    for r in heard:
+        if r.worker not in answered:
+            out.append(WorkerReport(worker=r.worker, hostname=r.hostname, pid=r.pid,
+                                    busy=True, running=max(r.running, 1)))
+    return out

@@ -24,10 +24,15 @@ from queueworker.engine.types import GPUCapacity, Observation, QueueDepth
 from queueworker.observe import busy as busy_reg
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import heartbeats, reading
+from queueworker.observe.batch import Batcher
+from queueworker.observe.busy import celery
+from queueworker.observe.busy.base import assign
 from queueworker.operator import api
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.controller.context import GPURegistry, Indexes, Shared
 
+# How long a scale-down waits for Celery workers to answer `inspect active`.
+CONFIRM_SECONDS = 0.3
 # How long the Deployment's replicas in the index may lag our own scale patch.
 PENDING_REPLICAS_SECONDS = 30.0
 Pending = tuple[int, float] | None  # (replicas we patched, time.monotonic() then)
@@ -81,12 +86,15 @@ async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> 
 
 
 async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
-                      limit_seconds: float, pods: list[dict[str, Any]] | None = None
-                      ) -> QueueReading:
-    """Every queue's depth and the worker registries, in one pipelined round trip."""
+                      limit_seconds: float, pods: list[dict[str, Any]] | None = None,
+                      batcher: Batcher | None = None) -> QueueReading:
+    """Every queue's depth and the worker registries, in one pipelined round trip
+    (with ``batcher``: the one its Redis sends for every loop polling now)."""
+    refs = busy_reg.pod_refs(pods or [])
     try:
         queues, foreign = await asyncio.wait_for(
-            busy_reg.aread(conn.client, spec.queues, now, busy_reg.pod_refs(pods or [])),
+            reading.aread_batched(batcher, spec.queues, now, refs) if batcher is not None
+            else busy_reg.aread(conn.client, spec.queues, now, refs),
             timeout=limit_seconds)
     except reading.QueueReadError as exc:
         return QueueReading(None, redact(f"QueueReadFailed: {exc}", conn.secrets), True)
@@ -94,6 +102,12 @@ async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
         return QueueReading(None, redact(f"{type(exc).__name__}: {exc}", conn.secrets),
                             False)
     return QueueReading(queues, None, True, foreign)
+
+
+def next_poll(shared: Shared, conn: Connection, interval: float, now: float) -> float:
+    """Seconds from ``now`` (the tick's start) to this loop's next poll: on its Redis's
+    grid (``Shared.poll_slot``), so the loops of one Redis read in one pipeline."""
+    return shared.poll_slot(conn.client, now, interval) - now
 
 
 def current_replicas(live: dict[str, Any], pending: Pending, now: float) -> tuple[int, Pending]:
@@ -147,7 +161,8 @@ async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespa
                   pending: Pending) -> Observed:
     """Queues, pods, heartbeats, replicas and GPUs: the engine's ``Observation``."""
     pods = indexes.values(indexes.pods, (namespace, name))
-    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds, pods)
+    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds, pods,
+                            shared.batcher(conn.client))
     user = f"{namespace}/{name}"
     if busy_reg.listened(spec.queues):
         # Celery: heartbeat events heard by the Redis's one subscription (context.Shared).
@@ -184,3 +199,30 @@ def busy_pods(spec: api.QueueWorkerSpec, pods: list[dict[str, Any]],
     if any(q.layout != api.QueueLayout.native for q in spec.queues):
         out["source"] = busy_reg.describe(foreign, names, spec.queues)
     return out
+
+
+async def confirm_busy(shared: Shared, conn: Connection, spec: api.QueueWorkerSpec,
+                       seen: Observed, *, namespace: str, name: str) -> Observed | None:
+    """Right before a scale-down: ask the Celery workers what they run now.
+
+    A heartbeat is up to 2 s old; a task taken since is in no Redis key (early
+    ack). `inspect active` (observe/busy/celery.py) answers in a few ms; pods it
+    finds busy, and pods of workers heard beating that do not answer (a busy
+    solo pool), become busy. The Observed with them, or None when nothing
+    changed, nothing was asked (no celery queue, a key prefix) or Redis failed."""
+    if not busy_reg.listened(spec.queues) or any(
+            q.key_prefix for q in spec.queues if q.layout == api.QueueLayout.celery):
+        return None
+    heard = shared.celery_beats(conn.client, f"{namespace}/{name}").reports()
+    try:
+        answered, _ = await asyncio.wait_for(
+            celery.inspect_active(conn.client, CONFIRM_SECONDS),
+            timeout=shared.config.redis_timeout_seconds + CONFIRM_SECONDS)
+    except (redis.RedisError, OSError, TimeoutError):
+        return None
+    found = assign(celery.confirm(heard, answered), busy_reg.pod_refs(seen.pods))
+    pods = tuple(replace(p, busy=True, in_flight=max(p.in_flight, found[p.name].in_flight))
+                 if p.name in found and not p.busy else p for p in seen.obs.pods)
+    if pods == seen.obs.pods:
+        return None
+    return replace(seen, obs=replace(seen.obs, pods=pods))
