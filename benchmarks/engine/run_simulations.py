@@ -58,8 +58,13 @@ class Run(NamedTuple):
 
     @property
     def command(self) -> str:
-        cmd = (f"queueworker simulate --spec benchmarks/traces/{self.spec} --trace "
-               f"benchmarks/traces/{self.trace}.csv --pod-start-seconds {self.start:g}")
+        csv = f"benchmarks/traces/{self.trace}.csv"
+        first = ""
+        if not (TRACES / f"{self.trace}.csv").exists():  # not shipped: write it first
+            csv = f"/tmp/{self.trace}.csv"
+            first = f"python benchmarks/traces/generate.py --only {self.trace} --out /tmp\n"
+        cmd = (f"{first}queueworker simulate --spec benchmarks/traces/{self.spec} --trace "
+               f"{csv} --pod-start-seconds {self.start:g}")
         cmd += f" --gpus {self.gpus}" if self.gpus else ""
         cmd += f" --concurrency {self.concurrency}" if self.concurrency else ""
         return cmd + " --compare"

@@ -42,7 +42,7 @@ MAX_START_SECONDS = 3600.0
 # the counters cover it there is no forecast (the first minute's rates are a
 # handful of jobs, and a floor from them would hold pods for nothing).
 MIN_RECENT_SECONDS = TAU_SECONDS
-RING_SPACING = 16  # counter samples kept per recent span (memory stays small)
+RING_SPACING = 8  # counter samples kept per recent span (memory stays small)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ def starts(raw: Any, now: float, pods: Sequence[PodState], poll: float
         now - MAX_START_SECONDS <= born <= now) else now
     tracked: dict[str, float] = {}
     untimed = 0
-    for p in pods:
+    # Most polls time nothing: no pod starting and none being timed.
+    timing = pods if seen else [p for p in pods if not p.ready]
+    for p in timing:
         if p.terminating:
             continue
         t0 = seen.get(p.name)
@@ -116,11 +118,13 @@ def recent(raw: Any, now: float, enqueued: int | None, span: float
     span = max(span, MIN_RECENT_SECONDS)
     ring: list[list[float]] = []
     if isinstance(raw, list):
-        for item in raw:
-            if (isinstance(item, list) and len(item) == 2
-                    and all(isinstance(v, int | float) and not isinstance(v, bool) for v in item)
-                    and item[0] <= now and item[1] <= enqueued):
-                ring.append([float(item[0]), float(item[1])])
+        for item in raw:  # our own memory: cheap checks, anything odd is dropped
+            try:
+                t, e = float(item[0]), float(item[1])
+            except (TypeError, ValueError, IndexError, KeyError):
+                continue
+            if -1e18 < t <= now and -1e18 < e <= enqueued:
+                ring.append([t, e])
     if not ring or now - ring[-1][0] >= span / RING_SPACING:
         ring.append([now, float(enqueued)])
     while len(ring) > 1 and ring[1][0] <= now - span:
