@@ -143,10 +143,10 @@ def env(control_plane: ControlPlane, kubelet: Kubelet, kubectl: Kubectl,
 def test_api_server_and_etcd_restarts_and_410_no_flapping_no_duplicate_events(
         env: Env) -> None:
     e, name = env, "steady"
-    e.apply_qw(FAULTS, name)
     producer = Producer(e.redis)
-    for n in range(15):
+    for n in range(15):  # before the QueueWorker: one scale-up, not one per poll mid-push
         producer.enqueue(name, {"n": n})
+    e.apply_qw(FAULTS, name)
     wait_until("3 replicas", lambda: ((e.get("deployment", name, FAULTS) or {}).get(
         "status") or {}).get("readyReplicas") == 3, 60, e.operator.log)
     wait_until("Ready and Stable", lambda: e.condition(FAULTS, name, "Scaling").get(
