@@ -22,10 +22,10 @@ from queueworker.common.redact import redact
 from queueworker.engine import capacity as gpu_alloc
 from queueworker.engine.types import GPUCapacity, Observation, QueueDepth
 from queueworker.observe import busy as busy_reg
-from queueworker.observe.busy import celery
-from queueworker.observe.busy.base import assign
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import heartbeats, reading
+from queueworker.observe.busy import celery
+from queueworker.observe.busy.base import assign
 from queueworker.operator import api
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.controller.context import GPURegistry, Indexes, Shared
