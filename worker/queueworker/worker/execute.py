@@ -26,7 +26,7 @@ import traceback
 
 import redis.asyncio as aioredis
 
-from queueworker.worker import crypto, keys
+from queueworker.worker import crypto, keys, throttle
 from queueworker.worker.broker import REDIS_ERRORS, Settlement
 from queueworker.worker.control import (
     Fail,
@@ -69,6 +69,7 @@ class Execution:
         self.keyring = crypto.process_keyring()
         self.progress = ProgressReporter(client, prefix, self.keyring)
         self.max_result_bytes = max_result_bytes_from_env()
+        self.throttles = throttle.Throttles(client, prefix, metrics)
 
     async def run(self, job: Job, limit: float | None) -> Settlement:
         """Run one attempt of ``job`` under ``limit`` seconds; the settlement to send."""
@@ -79,8 +80,11 @@ class Execution:
                                        f"UnknownHandlerError: {exc}", retry=False)
         opts = options_of(handler.fn)
         self.progress.bind(job)
+        rule, key = throttle.rule_of(handler.fn), ""  # None unless @throttle_exceptions
         try:
             payload = job.payload()
+            if rule is not None:
+                key = await self.throttles.check(rule, handler.name, job, payload)
             if opts.before is not None:
                 await call_hook("before", opts.before, job.id, job)
             value = await self.watchdog.call(handler, job, payload, limit)
@@ -99,6 +103,9 @@ class Execution:
         except JobTimeoutError as exc:
             return await self._attempt(job, opts, "timeout", f"Timeout: {exc}")
         except Exception as exc:
+            if rule is not None and key and (
+                    r := await self.throttles.hit(rule, key, job, exc)) is not None:
+                return self._release(job, r)
             return await self._attempt(job, opts, "exception", f"{type(exc).__name__}: {exc}",
                                        traceback.format_exc(), exception=True)
         if opts.after is not None:
