@@ -28,6 +28,8 @@ from queueworker.operator.api_queues import RedisSentinel as RedisSentinel
 from queueworker.operator.api_queues import RedisSpec as RedisSpec
 from queueworker.operator.api_queues import RedisTLS as RedisTLS
 from queueworker.operator.api_queues import SecretKeyRef as SecretKeyRef
+from queueworker.operator.api_schedules import MAX_SCHEDULES
+from queueworker.operator.api_schedules import MinReplicasSchedule as MinReplicasSchedule
 
 GROUP = "queueworker.dev"
 VERSION = "v1alpha1"
@@ -89,6 +91,11 @@ class ScaleDown(Model):
     ] = None
 
 
+def _window_min(w: Any) -> Any:
+    # CEL rules are also checked on the wire form (validation_schema): a dict there.
+    return w.get("minReplicas", 0) if isinstance(w, dict) else w.min_replicas
+
+
 class ScalingSpec(Model):
     min_replicas: Annotated[int, Field(ge=0, le=10000, description="Lower bound (0 allowed).")] = 0
     max_replicas: Annotated[int, Field(ge=1, le=10000, description="Upper bound.")] = 10
@@ -137,6 +144,12 @@ class ScalingSpec(Model):
             description="Stop autoscaling; spec.replicas (kubectl scale) decides replicas."
         ),
     ] = False
+    min_replicas_schedules: Annotated[
+        list[MinReplicasSchedule],
+        Field(max_length=MAX_SCHEDULES,
+              description="Windows of a higher minReplicas by cron and time zone (KEDA's "
+              "cron scaler): warm pods before a known peak."),
+    ] = []
 
     # has() guards: the API server checks these rules against the parent's
     # `default: {}` too, before nested defaults apply (a real object always has
@@ -154,6 +167,13 @@ class ScalingSpec(Model):
             "fallbackReplicas must be <= maxReplicas",
             "fallbackReplicas",
             lambda s: s.fallback_replicas is None or s.fallback_replicas <= s.max_replicas,
+        ),
+        CelRule(
+            "!has(self.minReplicasSchedules) || !has(self.maxReplicas)"
+            " || self.minReplicasSchedules.all(w, w.minReplicas <= self.maxReplicas)",
+            "every minReplicasSchedules[].minReplicas must be <= maxReplicas",
+            "minReplicasSchedules",
+            lambda s: all(_window_min(w) <= s.max_replicas for w in s.min_replicas_schedules),
         ),
     )
 
