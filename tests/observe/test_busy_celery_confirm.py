@@ -44,11 +44,11 @@ def _worker(redis_url: str, pod: str, *pool: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _ask(redis_url: str) -> tuple[dict[str, int], int]:
+def _ask(redis_url: str, wait: float = 3.0) -> tuple[dict[str, int], int]:
     async def go() -> tuple[dict[str, int], int]:
         client = redis.asyncio.Redis.from_url(redis_url)
         try:
-            return await inspect_active(client, 1.0)
+            return await inspect_active(client, wait)
         finally:
             await client.aclose()
     return asyncio.run(go())
@@ -65,15 +65,15 @@ def test_inspect_active_sees_fresh_tasks_and_silent_solo_workers(
     try:
         wait_until(lambda: set(assign(beats.reports(), PODS)) == {"pod-p", "pod-s"}, 40, 0.1,
                    "both heard")
-        answered, reached = _ask(redis_url)
-        assert reached == 2
-        assert answered == {"celery@pod-p": 0, "celery@pod-s": 0}
-        assert confirm(beats.reports(), answered) == []
+        idle = {"celery@pod-p": 0, "celery@pod-s": 0}
+        wait_until(lambda: _ask(redis_url) == (idle, 2), 30, 0.1, "both answer, idle")
+        assert confirm(beats.reports(), idle) == []
         for pod in ("pod-p", "pod-s"):
-            app.send_task("celery_app.sleep_job", args=[str(tmp_path), pod, 5.0], queue=pod)
+            app.send_task("celery_app.sleep_job", args=[str(tmp_path), pod, 8.0], queue=pod)
         wait_until(lambda: all((tmp_path / f"{p}.start").exists() for p in ("pod-p", "pod-s")),
                    15, 0.05, "both tasks started")
-        answered, _ = _ask(redis_url)
+        answered, reached = _ask(redis_url)  # waits for both: the solo one never answers
+        assert reached == 2
         assert answered == {"celery@pod-p": 1}, "the solo worker cannot answer while busy"
         busy = assign(confirm(beats.reports(), answered), PODS)
         assert {p: b.busy for p, b in busy.items()} == {"pod-p": True, "pod-s": True}
