@@ -55,6 +55,13 @@ spec_valid = Gauge("queueworker_spec_valid", "1 when the spec is usable.", QW,
                    registry=REGISTRY)
 last_poll = Gauge("queueworker_last_poll_timestamp_seconds", "Time of the last poll.", QW,
                   registry=REGISTRY)
+# observe/batch.py: pipelines sent and the QueueWorker reads in them (reads / pipelines
+# is how many loops shared one round trip).
+redis_pipelines = Counter("queueworker_redis_pipelines_total",
+                          "Read pipelines sent to Redis (one per Redis per poll tick).",
+                          registry=REGISTRY)
+redis_batched_reads = Counter("queueworker_redis_batched_reads_total",
+                              "QueueWorker reads carried by those pipelines.", registry=REGISTRY)
 
 _PER_QW = (desired_replicas, current_replicas, ready_replicas, max_replicas, gpu_limited,
            redis_up, spec_valid, last_poll)

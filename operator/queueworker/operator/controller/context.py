@@ -4,7 +4,8 @@
 - ``Runtime``: what the kopf handlers share through kopf's ``memo``: the
   config, the API credentials, the ``Shared`` caches once started, and which
   QueueWorkers have a loop running here (for the liveness probe).
-- ``Shared``: the API client, one Redis client per distinct target, the
+- ``Shared``: the API client, one Redis client per distinct target and its
+  read batcher (observe/batch.py: one pipeline per Redis per poll tick), the
   Secret and heartbeat caches, the Celery heartbeat listeners (one
   subscription per Redis client, for the QueueWorkers that use it), and the
   GPU registry.
@@ -31,9 +32,10 @@ import redis.asyncio
 from queueworker.common.errors import QueueworkerError
 from queueworker.engine import capacity as gpu_alloc
 from queueworker.engine.types import GPUCapacity
+from queueworker.observe import batch, reading
 from queueworker.observe import connections as redis_conn
-from queueworker.observe import reading
 from queueworker.observe.busy.celery import CeleryHeartbeats, listen_async
+from queueworker.operator import metrics
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import index as kube_index
 
@@ -54,6 +56,9 @@ class OperatorConfig:
     secret_cache_seconds: float = 30.0
     redis_timeout_seconds: float = 3.0
     retry_seconds: float = 5.0  # next try after a bad spec, a missing Secret, an API error
+    # The loops of one Redis poll at the same moments (batch.slot); their reads
+    # handed over within this window leave as one pipeline (batch.Batcher).
+    redis_batch_window_seconds: float = 0.05
     refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
 
 
@@ -155,6 +160,10 @@ class Shared:
         self._secrets: dict[tuple[str, str],
                             tuple[float, dict[str, str] | Literal[False] | None]] = {}
         self._beats: dict[tuple[int, str], tuple[float, dict[str, reading.Heartbeat]]] = {}
+        # A heartbeat read in flight, awaited by every loop that asks meanwhile.
+        self._beats_reading: dict[tuple[int, str],
+                                  asyncio.Future[dict[str, reading.Heartbeat]]] = {}
+        self._batchers: dict[int, batch.Batcher] = {}  # id(Redis client) -> its batcher
         # id(Redis client) -> its Celery heartbeat subscription. Clients live as long
         # as this object (``redis_client``), so their ids stay theirs.
         self._celery: dict[int, CeleryListener] = {}
@@ -176,6 +185,9 @@ class Shared:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for batcher in self._batchers.values():
+            await batcher.close()
+        self._batchers.clear()
         for client in self._redis.values():
             try:
                 await client.aclose()
@@ -195,6 +207,25 @@ class Shared:
             self._redis[target] = client
         return client
 
+    def batcher(self, client: redis.asyncio.Redis) -> batch.Batcher:
+        """The read batcher of ``client`` (one of ``redis_client``'s, so its id stays its)."""
+        batcher = self._batchers.get(id(client))
+        if batcher is None:
+            batcher = batch.Batcher(client, self.config.redis_batch_window_seconds,
+                                    on_send=_count_pipeline)
+            self._batchers[id(client)] = batcher
+        return batcher
+
+    def poll_slot(self, client: redis.asyncio.Redis, now: float, interval: float) -> float:
+        """When a loop on ``client``'s Redis polls next (epoch seconds, batch.slot):
+        every loop of that Redis and interval on one grid, so their reads meet."""
+        pool = client.connection_pool
+        kw = pool.connection_kwargs
+        # A Sentinel pool names its master; a unix socket its path; else host:port.
+        address = str(getattr(pool, "service_name", None) or kw.get("path")
+                      or f"{kw.get('host', '')}:{kw.get('port', '')}")
+        return batch.slot(now, interval, batch.phase_of(address))
+
     async def heartbeats(self, client: redis.asyncio.Redis, prefix: str
                          ) -> dict[str, reading.Heartbeat]:
         """Worker heartbeats of one Redis and prefix, read at most twice a second.
@@ -205,6 +236,16 @@ class Shared:
         cached = self._beats.get(key)
         if cached is not None and time.monotonic() - cached[0] < SHARED_READ_SECONDS:
             return cached[1]
+        # Loops polling together (poll_slot) all miss at once: one read for all of them.
+        inflight = self._beats_reading.get(key)
+        if inflight is None:
+            inflight = asyncio.ensure_future(self._read_beats(key, client, prefix))
+            self._beats_reading[key] = inflight
+            inflight.add_done_callback(lambda _: self._beats_reading.pop(key, None))
+        return await asyncio.shield(inflight)
+
+    async def _read_beats(self, key: tuple[int, str], client: redis.asyncio.Redis,
+                          prefix: str) -> dict[str, reading.Heartbeat]:
         try:
             beats = await asyncio.wait_for(reading.read_heartbeats(client, prefix),
                                            timeout=self.config.redis_timeout_seconds)
@@ -226,7 +267,7 @@ class Shared:
                 self._drop(other, user)
         listener = self._celery.get(key)
         if listener is None or listener.task.done():
-            beats = CeleryHeartbeats()
+            beats = CeleryHeartbeats(one_per_node=True)  # a node name is one pod's
             task = asyncio.create_task(listen_async(client, beats), name="celery-heartbeats")
             listener = CeleryListener(beats, task, listener.users if listener else set())
             self._celery[key] = listener
@@ -277,6 +318,11 @@ class Shared:
         if key not in data:
             raise SecretMissingError(f"Secret {namespace}/{name} has no key {key!r}")
         return data[key]
+
+
+def _count_pipeline(requests: int, commands: int) -> None:
+    metrics.redis_pipelines.inc()
+    metrics.redis_batched_reads.inc(requests)
 
 
 def _secret_data(doc: Mapping[str, Any]) -> dict[str, str]:

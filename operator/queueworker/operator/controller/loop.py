@@ -24,11 +24,11 @@ per Redis: every QueueWorker has its own poll interval, its own engine memory
 and its own failure state, and a daemon gives each of them a lifetime that
 kopf ties to the object (started on create/resume, stopped on delete, paused
 with peering). What a shared poller would save is connections and round
-trips; connections are already shared (one client per distinct Redis target,
-``Shared.redis_client``) and each poll is a single pipelined round trip for all
-of the QueueWorker's queues. The benchmark (benchmarks/operator/RESULTS.md)
-measured 1,000 QueueWorkers at a 2 s poll in one process within the CPU and
-memory targets, so the simpler design stays.
+trips, and both are shared without one: one client per distinct Redis target
+(``Shared.redis_client``), and the loops of one Redis poll at the same moments
+(``observe.next_poll``) so their reads leave as one pipeline per Redis per tick
+(observe/batch.py), each loop keeping its own replies and errors
+(benchmarks/operator_scale/: 5,000 QueueWorkers on 20 Redis servers).
 
 A poll never LISTs anything: the Deployment, the pods and the nodes come from
 kopf indexes (cluster/index.py). Writes are few: the Deployment's replicas
@@ -171,7 +171,7 @@ class QueueWorkerLoop:
         await self.report.report(report.Seen.of(seen.obs, decision, live, current, seen.gpu,
                                                 paused, generation, seen.busy_pods),
                                  self.memory)
-        return spec.scaling.poll_interval_seconds
+        return observe.next_poll(self.shared, conn, spec.scaling.poll_interval_seconds, now)
 
     # ------------------------------------------------------------------------ steps
 

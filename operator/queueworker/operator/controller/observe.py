@@ -24,6 +24,7 @@ from queueworker.engine.types import GPUCapacity, Observation, QueueDepth
 from queueworker.observe import busy as busy_reg
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import heartbeats, reading
+from queueworker.observe.batch import Batcher
 from queueworker.observe.busy import celery
 from queueworker.observe.busy.base import assign
 from queueworker.operator import api
@@ -85,12 +86,15 @@ async def connect(shared: Shared, namespace: str, spec: api.QueueWorkerSpec) -> 
 
 
 async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
-                      limit_seconds: float, pods: list[dict[str, Any]] | None = None
-                      ) -> QueueReading:
-    """Every queue's depth and the worker registries, in one pipelined round trip."""
+                      limit_seconds: float, pods: list[dict[str, Any]] | None = None,
+                      batcher: Batcher | None = None) -> QueueReading:
+    """Every queue's depth and the worker registries, in one pipelined round trip
+    (with ``batcher``: the one its Redis sends for every loop polling now)."""
+    refs = busy_reg.pod_refs(pods or [])
     try:
         queues, foreign = await asyncio.wait_for(
-            busy_reg.aread(conn.client, spec.queues, now, busy_reg.pod_refs(pods or [])),
+            reading.aread_batched(batcher, spec.queues, now, refs) if batcher is not None
+            else busy_reg.aread(conn.client, spec.queues, now, refs),
             timeout=limit_seconds)
     except reading.QueueReadError as exc:
         return QueueReading(None, redact(f"QueueReadFailed: {exc}", conn.secrets), True)
@@ -98,6 +102,12 @@ async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
         return QueueReading(None, redact(f"{type(exc).__name__}: {exc}", conn.secrets),
                             False)
     return QueueReading(queues, None, True, foreign)
+
+
+def next_poll(shared: Shared, conn: Connection, interval: float, now: float) -> float:
+    """Seconds from ``now`` (the tick's start) to this loop's next poll: on its Redis's
+    grid (``Shared.poll_slot``), so the loops of one Redis read in one pipeline."""
+    return shared.poll_slot(conn.client, now, interval) - now
 
 
 def current_replicas(live: dict[str, Any], pending: Pending, now: float) -> tuple[int, Pending]:
@@ -151,7 +161,8 @@ async def observe(shared: Shared, indexes: Indexes, conn: Connection, *, namespa
                   pending: Pending) -> Observed:
     """Queues, pods, heartbeats, replicas and GPUs: the engine's ``Observation``."""
     pods = indexes.values(indexes.pods, (namespace, name))
-    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds, pods)
+    got = await read_queues(conn, spec, now, shared.config.redis_timeout_seconds, pods,
+                            shared.batcher(conn.client))
     user = f"{namespace}/{name}"
     if busy_reg.listened(spec.queues):
         # Celery: heartbeat events heard by the Redis's one subscription (context.Shared).

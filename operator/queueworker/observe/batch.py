@@ -1,0 +1,157 @@
+"""One pipeline per Redis per poll tick: the reads of every QueueWorker on a Redis, coalesced.
+
+Each QueueWorker's loop reads its queues in one pipelined round trip
+(observe/reading.py). With thousands of QueueWorkers on one Redis that is
+still one round trip per QueueWorker per poll. A ``Batcher`` (one per Redis
+client, ``controller/context.Shared.batcher``) gathers the command lists that
+loops hand it within ``window`` seconds of the first one and sends them as
+one pipeline; each caller gets back exactly its own replies.
+
+What stays each caller's own:
+- a command's error (a wrong key type, an unknown command) is an exception
+  object in that caller's replies only, as with ``raise_on_error=False``: one
+  bad key never spoils another QueueWorker's reading;
+- a caller that stops waiting (its ``asyncio.wait_for`` limit, a cancelled
+  loop) drops out: its commands are not sent if the pipeline has not left yet,
+  and its replies are dropped if it has;
+- a connection error is raised to every caller of that pipeline: none of
+  them could have read anything (the same as one pipeline each).
+
+Loops meet in a window only if they poll at the same moments: ``slot`` gives
+the next poll time on a grid of the poll interval, offset by a phase taken
+from the Redis's address (``phase_of``), so every QueueWorker on one Redis
+polls together while different Redis servers are spread over the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio
+
+Args = Sequence[Any]  # one command: name and arguments, as execute_command takes them
+
+# Commands in one pipeline at most: a larger batch leaves at once, so a reply
+# buffer stays bounded (about 250 QueueWorkers of 7 layouts, see RESULTS.md).
+MAX_COMMANDS = 20_000
+
+
+@dataclass
+class _Request:
+    commands: Sequence[Args]
+    future: asyncio.Future[list[Any]]
+
+
+@dataclass
+class BatchStats:
+    """What a batcher has sent (tests, the benchmark)."""
+
+    pipelines: int = 0
+    requests: int = 0
+    commands: int = 0
+
+
+class Batcher:
+    """Coalesces the command lists handed to ``execute`` into one pipeline per window."""
+
+    def __init__(self, client: redis.asyncio.Redis, window: float,
+                 max_commands: int = MAX_COMMANDS,
+                 on_send: Callable[[int, int], None] | None = None) -> None:
+        """``on_send(requests, commands)`` is told of each pipeline as it leaves (metrics)."""
+        if window < 0:
+            raise ValueError(f"batch window must be >= 0 seconds, got {window}")
+        self.client = client
+        self.window = window
+        self.max_commands = max_commands
+        self.on_send = on_send
+        self.stats = BatchStats()
+        self._pending: list[_Request] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()  # strong references until done
+
+    async def execute(self, commands: Sequence[Args]) -> list[Any]:
+        """The replies to ``commands``, in order; a failed command is its exception object.
+
+        Connection and timeout errors of the shared pipeline raise here."""
+        if not commands:
+            return []
+        loop = asyncio.get_running_loop()
+        request = _Request(commands, loop.create_future())
+        self._pending.append(request)
+        self._size += len(commands)
+        if self._size >= self.max_commands:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.window, self._flush)
+        return await request.future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending, self._size = self._pending, [], 0
+        task = asyncio.get_running_loop().create_task(self._send(batch), name="redis-batch")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[_Request]) -> None:
+        live = [r for r in batch if not r.future.done()]  # callers that gave up: not sent
+        if not live:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for r in live:
+            for args in r.commands:
+                pipe.execute_command(*args)
+        commands = sum(len(r.commands) for r in live)
+        self.stats.pipelines += 1
+        self.stats.requests += len(live)
+        self.stats.commands += commands
+        if self.on_send is not None:
+            self.on_send(len(live), commands)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection: nobody's commands were answered
+            for r in live:
+                if not r.future.done():
+                    r.future.set_exception(exc)
+            return
+        i = 0
+        for r in live:
+            n = len(r.commands)
+            if not r.future.done():
+                r.future.set_result(list(replies[i:i + n]))
+            i += n
+
+    async def close(self) -> None:
+        """Wait for pipelines in flight (their callers get their replies) and stop."""
+        if self._pending:
+            self._flush()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def phase_of(address: str) -> float:
+    """A fraction of the poll interval in [0, 1), fixed for one Redis address.
+
+    The same address gives the same phase in every operator process (CRC-32,
+    not ``hash``), so shards polling one Redis poll it at the same moments."""
+    return (zlib.crc32(address.encode()) % 10_000) / 10_000
+
+
+def slot(now: float, interval: float, phase: float, *, min_gap: float = 0.5) -> float:
+    """The next poll time (epoch seconds) on the grid ``k * interval + phase * interval``.
+
+    At least ``min_gap`` of an interval after ``now``, so a loop that joins the
+    grid never polls twice in quick succession; a loop already on the grid gets
+    exactly ``now + interval``."""
+    if interval <= 0:
+        return now
+    offset = phase * interval
+    k = math.ceil((now + min_gap * interval - offset) / interval - 1e-9)
+    return k * interval + offset
