@@ -109,3 +109,17 @@ def test_a_real_solo_worker_is_silent_while_busy(tmp_path: Path, redis_url: str)
         app.close()
         stop.set()
         listener.join(5)
+
+
+def test_a_restarted_worker_replaces_its_silent_old_self_in_a_cluster() -> None:
+    # In a cluster a node name is one pod's: a new pid is the worker restarted after a
+    # crash, and the old pid (silent forever) must not keep the pod busy.
+    beats = CeleryHeartbeats(one_per_node=True)
+    beats.feed(_event("worker-heartbeat", 0, pid=1), now=100.0)
+    beats.feed(_event("worker-heartbeat", 0, pid=2), now=130.0)
+    assert [(r.pid, r.busy) for r in beats.reports(now=131.0)] == [(2, False)]
+    # Local mode shares one node name among replicas: both stay.
+    local = CeleryHeartbeats()
+    local.feed(_event("worker-heartbeat", 0, pid=1), now=100.0)
+    local.feed(_event("worker-heartbeat", 0, pid=2), now=100.0)
+    assert len(local.reports(now=101.0)) == 2

@@ -75,11 +75,15 @@ def decode(data: bytes | str) -> dict[str, Any] | None:
 class CeleryHeartbeats:
     """The newest heartbeat of every Celery worker heard (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, one_per_node: bool = False) -> None:
         self._lock = threading.Lock()
         # By node name and pid: under local mode every worker has the same
         # host name (`celery@<this machine>`), told apart only by pid.
         self._workers: dict[tuple[str, int | None], _Seen] = {}
+        # In a cluster a node name is one pod's: a new pid under it is the worker
+        # restarted (OOM-killed, crashed), and the old one, silent, must not count
+        # busy until FORGET_AFTER. Not in local mode, where replicas share a name.
+        self.one_per_node = one_per_node
 
     def feed(self, data: bytes | str, now: float | None = None) -> None:
         event = decode(data)
@@ -94,6 +98,9 @@ class CeleryHeartbeats:
             if event["type"] == "worker-offline":
                 self._workers.pop((hostname, pid), None)
                 return
+            if self.one_per_node:
+                for key in [k for k in self._workers if k[0] == hostname and k[1] != pid]:
+                    del self._workers[key]
             self._workers[(hostname, pid)] = _Seen(
                 hostname, pid, int(event.get("active") or 0),
                 time.monotonic() if now is None else now)
