@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from queueworker.engine import placement, resources
-from queueworker.engine.types import GPUCapacity
+from queueworker.engine.types import GPUCapacity, Observation
 from queueworker.operator.api import QueueWorkerSpec
 
 TERMINAL = ("Succeeded", "Failed")
@@ -164,3 +164,26 @@ def capacities(
             shortfall=max(0, want - max_replicas),
         )
     return out
+
+
+def cap(
+    spec: QueueWorkerSpec, obs: Observation, wanted: int, desired: int
+) -> tuple[int, int, str]:
+    """decide's last step, the free-GPU cap: (desired, shortfall, reason part)."""
+    gpu = obs.gpu
+    if gpu is None or not spec.gpu.cap_to_free_capacity:
+        return desired, 0, ""
+    # minReplicas is the user's promise and wins over the cap (the extra pods
+    # wait Pending and the shortfall is reported).
+    allowed = max(gpu.max_replicas, spec.scaling.min_replicas)
+    shortfall = max(0, wanted - allowed)
+    if desired <= allowed:
+        return desired, shortfall, (
+            f"; GPUs short by {shortfall} ({gpu.resource_name} free {gpu.free})"
+            if shortfall
+            else ""
+        )
+    return allowed, shortfall, (
+        f"; capped at {allowed} by free GPUs ({gpu.resource_name} free {gpu.free}, "
+        f"{gpu.per_replica} per replica, {gpu.pending} pending), short by {shortfall}"
+    )

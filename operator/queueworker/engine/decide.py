@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from queueworker.engine import churn, forecast, ratelimit, rates, victims, window
+from queueworker.engine import (
+    capacity,
+    churn,
+    forecast,
+    ratelimit,
+    rates,
+    schedule,
+    victims,
+    window,
+)
 from queueworker.engine.policy import Demand, recommend
 from queueworker.engine.types import Decision, Observation, PodState, QueueDepth
 from queueworker.operator.api import QueueWorkerSpec, ScalingSpec
@@ -34,12 +43,16 @@ def decide(
     (negative counts): a bug in the caller, not something to scale on.
     """
     _check(obs)
-    s = spec.scaling
     mem_in = _memory_in(memory)
-    if s.paused:
+    if spec.scaling.paused:
         return _paused(obs, mem_in)
+    least, sched_why, sched_mem = schedule.floor(spec.scaling, obs.now, mem_in.get("sched"))
+    if least > spec.scaling.min_replicas:  # a window is open: its floor is minReplicas now
+        spec = spec.model_copy(update={"scaling": spec.scaling.model_copy(
+            update={"min_replicas": least})})
+    s = spec.scaling
     if obs.queues is None:
-        return _unreadable(spec, obs, mem_in)
+        return _unreadable(spec, obs, mem_in, sched_why)
     now, current = obs.now, obs.current_replicas
 
     buffered = sum(p.buffered for p in obs.pods if not p.terminating)
@@ -47,7 +60,7 @@ def decide(
     busy, busy_why, slots, seen_slots = _pods(obs.pods, demand, mem_in)
     demand, leaving_why = churn.leaving(obs.pods, demand)
     want, reason = recommend(s, demand, measured, slots)
-    reason += leaving_why
+    reason += leaving_why + sched_why
     start_mem, horizon = forecast.starts(mem_in.get("start"), now, obs.pods,
                                          s.poll_interval_seconds)
     enq = rate_mem.get("enq")
@@ -91,6 +104,8 @@ def decide(
         memory_out["slots"] = seen_slots
     if start_mem:
         memory_out["start"] = start_mem
+    if sched_mem:
+        memory_out["sched"] = sched_mem
     if ring:
         memory_out["arr"] = ring
     down_at = now if desired < current else mem_in.get("downAt")
@@ -141,7 +156,8 @@ def _paused(obs: Observation, mem_in: dict[str, Any]) -> Decision:
     )
 
 
-def _unreadable(spec: QueueWorkerSpec, obs: Observation, mem_in: dict[str, Any]) -> Decision:
+def _unreadable(spec: QueueWorkerSpec, obs: Observation, mem_in: dict[str, Any],
+                sched_why: str) -> Decision:
     """Queues unreadable: fallbackReplicas (or keep current), within bounds."""
     s = spec.scaling
     why = obs.error or "queues not readable"
@@ -151,7 +167,7 @@ def _unreadable(spec: QueueWorkerSpec, obs: Observation, mem_in: dict[str, Any])
         desired, src = obs.current_replicas, "keep current"
     desired = min(max(desired, s.min_replicas), s.max_replicas)
     return _finish(
-        spec, obs, desired, f"queues unreadable ({why}): {src} -> {desired}",
+        spec, obs, desired, f"queues unreadable ({why}): {src} -> {desired}{sched_why}",
         dict(mem_in) or {"v": MEMORY_VERSION},
     )
 
@@ -165,7 +181,7 @@ def _finish(
     wanted: int | None = None,
 ) -> Decision:
     """Last step, free GPUs, then the Decision with the pods to remove first."""
-    desired, shortfall, gpu_why = _gpu_cap(
+    desired, shortfall, gpu_why = capacity.cap(
         spec, obs, desired if wanted is None else wanted, desired
     )
     current = obs.current_replicas
@@ -352,29 +368,6 @@ def _rate_limit(
     if desired != current and longest > 0:
         events.append([now, float(desired - current)])
     return desired, events, why
-
-
-def _gpu_cap(
-    spec: QueueWorkerSpec, obs: Observation, wanted: int, desired: int
-) -> tuple[int, int, str]:
-    """Apply the free-GPU cap: (desired, shortfall, reason part)."""
-    gpu = obs.gpu
-    if gpu is None or not spec.gpu.cap_to_free_capacity:
-        return desired, 0, ""
-    # minReplicas is the user's promise and wins over the cap (the extra pods
-    # wait Pending and the shortfall is reported).
-    allowed = max(gpu.max_replicas, spec.scaling.min_replicas)
-    shortfall = max(0, wanted - allowed)
-    if desired <= allowed:
-        return desired, shortfall, (
-            f"; GPUs short by {shortfall} ({gpu.resource_name} free {gpu.free})"
-            if shortfall
-            else ""
-        )
-    return allowed, shortfall, (
-        f"; capped at {allowed} by free GPUs ({gpu.resource_name} free {gpu.free}, "
-        f"{gpu.per_replica} per replica, {gpu.pending} pending), short by {shortfall}"
-    )
 
 
 def _memory_out(
