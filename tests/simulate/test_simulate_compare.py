@@ -135,3 +135,10 @@ def test_the_issue_14_traces_are_seeded() -> None:
     assert len(nightly) == 4000
     assert max(t for t, _, _ in nightly) <= 30
     assert len(make("quietday", 1)) < 120
+
+
+def test_start_time_must_be_a_time_with_a_zone(files: tuple[Path, Path],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(_args(files, "--start-time", "2026-03-02T06:00")) == 2
+    assert "is not an ISO 8601 time with a zone" in capsys.readouterr().err
+    assert cli(_args(files, "--start-time", "2026-03-02T06:00+01:00")) == 0

@@ -23,6 +23,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +93,15 @@ def simulate(
     timeline: Timeline | None = None,
     prefetch: int = 0,
     beats_say_buffered: bool = True,
+    start_time: float = 0.0,
 ) -> Result:
     """Replay `jobs`; pods run `concurrency` jobs at once (default 1: the worker's
     concurrency is not part of the spec, and targetBacklogPerReplica is a target,
     not a pod's capacity). `timeline`, if given, is filled as the run goes.
     `prefetch`: jobs a worker takes beyond its free slots (0: the native
     worker's adaptive default for jobs of more than a few milliseconds);
-    `beats_say_buffered`: ours is told how many each pod holds (PodState.buffered)."""
+    `beats_say_buffered`: ours is told how many each pod holds (PodState.buffered).
+    `start_time`: epoch seconds of the trace's t=0 (for minReplicasSchedules)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     queues = [q.name for q in spec.queues]
@@ -114,7 +117,7 @@ def simulate(
         model.record(timeline)
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
-        Ours(spec, model, per, resource, told_buffered=beats_say_buffered)
+        Ours(spec, model, per, resource, told_buffered=beats_say_buffered, epoch=start_time)
     elif policy.startswith("keda-hpa"):
         grace = (float(spec.drain.worker_deadline_seconds) if policy == "keda-hpa-same-grace"
                  else KedaHpa.DEFAULT_GRACE)
@@ -208,6 +211,9 @@ def main(argv: list[str]) -> int:
                     help="jobs a worker takes beyond its free slots and holds in a buffer "
                     "(default 0: the native worker's adaptive prefetch takes none for jobs "
                     "of more than a few ms; a worker started with --prefetch N: N)")
+    ap.add_argument("--start-time", default=None, metavar="ISO",
+                    help="wall-clock time of the trace's t=0, e.g. 2026-03-02T06:00+01:00 "
+                    "(minReplicasSchedules read it; default 1970-01-01T00:00Z)")
     ap.add_argument("--beat-seconds", type=float, default=BEAT_SECONDS,
                     help="worker heartbeat interval: ours sees a pod busy only once a beat "
                     "says so (default 5; 0: exact)")
@@ -221,6 +227,12 @@ def main(argv: list[str]) -> int:
               "must be >= 0, "
               "--gpus and "
               "--concurrency >= 1", file=sys.stderr)
+        return 2
+    try:
+        start_time = _start_time(args.start_time)
+    except ValueError:
+        print(f"queueworker simulate: --start-time {args.start_time!r} is not an ISO 8601 time "
+              "with a zone (e.g. 2026-03-02T06:00+01:00)", file=sys.stderr)
         return 2
     try:
         spec = load_spec(args.spec)
@@ -243,11 +255,20 @@ def main(argv: list[str]) -> int:
     if others:
         print(f"queueworker simulate: note: trace queues {', '.join(others)} are not in the "
               f"spec; their jobs count as queue {spec.queues[0].name!r}", file=sys.stderr)
-    return _run(args, spec, jobs)
+    return _run(args, spec, jobs, start_time)
+
+
+def _start_time(text: str | None) -> float:
+    if text is None:
+        return 0.0
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("no time zone")
+    return when.timestamp()
 
 
 def _run(args: argparse.Namespace, spec: QueueWorkerSpec,
-         jobs: list[simulate_trace.TraceJob]) -> int:
+         jobs: list[simulate_trace.TraceJob], start_time: float) -> int:
     from queueworker.simulate import compare, plot
 
     if args.plot and Path(args.plot).suffix.lower() not in plot.FORMATS:
@@ -261,7 +282,7 @@ def _run(args: argparse.Namespace, spec: QueueWorkerSpec,
         tl = Timeline.for_duration(end, spec.scaling.poll_interval_seconds) if args.plot else None
         results.append(simulate(spec, jobs, policy, args.pod_start_seconds, args.gpus,
                                 args.seed, args.concurrency, args.beat_seconds, tl,
-                                args.prefetch))
+                                args.prefetch, start_time=start_time))
         if tl is not None:
             timelines.append((policy, tl))
     text = compare.table(results) if args.compare else format_result(results[0])

@@ -39,7 +39,7 @@ class Ours:
     name = "ours"
 
     def __init__(self, spec: QueueWorkerSpec, model: Model, gpu_per_replica: int,
-                 resource: str, told_buffered: bool = True) -> None:
+                 resource: str, told_buffered: bool = True, epoch: float = 0.0) -> None:
         self.spec, self.m = spec, model
         self.memory: dict[str, Any] | None = None
         self.per, self.resource = gpu_per_replica, resource
@@ -47,6 +47,8 @@ class Ours:
         # Whether the workers' beats say how many jobs each holds prefetched
         # (PodState.buffered); False models beats that do not.
         self.told_buffered = told_buffered
+        # Wall-clock time of the trace's t=0: only minReplicasSchedules read it.
+        self.epoch = epoch
         model.every(spec.scaling.poll_interval_seconds, self.tick)
 
     def tick(self, now: float) -> None:
@@ -78,8 +80,8 @@ class Ours:
             pending = len(live) - sum(1 for p in live if p.scheduled_at is not None)
             gpu = GPUCapacity(self.resource, self.per, max_replicas=m.slots,
                               free=max(0, m.slots - holding) * self.per, pending=pending)
-        obs = Observation(now, queues, len(live), sum(1 for p in live if p.state == READY),
-                          pods, gpu)
+        obs = Observation(now + self.epoch, queues, len(live),
+                          sum(1 for p in live if p.state == READY), pods, gpu)
         d = decide(self.spec, obs, self.memory)
         self.memory = d.memory
         if d.desired > len(live):
