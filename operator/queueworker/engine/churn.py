@@ -1,8 +1,10 @@
-"""Scale-down steps that weigh what a pod costs to start again. Pure.
+"""The steps that weigh what a pod costs to start again. Pure.
 
 Each returns (replicas, reason part); decide.py runs them after the
 stabilization windows, in this order:
 
+- `worth_starting`: a scale-up starts only as many pods as will find a job
+  waiting when they are ready;
 - `keep`: never below what the restart horizon's forecast needs
   (forecast.need): a pod removed now would be started again, paying its
   start and a scale event, and its jobs would wait for it;
@@ -12,10 +14,12 @@ stabilization windows, in this order:
   horizons (a job in progress has about half a mean job left, so a
   replacement would be ready before the drained pod was free anyway and no
   job waits longer for it) and twice the mean job fits the drain deadline
-  (the job finishes; it is not cut);
-- `spacing`: scale-downs at least one restart horizon apart, so a fleet
-  draining a burst takes a few larger steps instead of one per poll; a pod
-  kept that long costs at most what starting it again would.
+  (the job finishes; it is not cut); elsewhere `busy_floor` holds;
+- `spacing`: small scale-downs at least one restart horizon apart, so a
+  fleet draining a burst takes a few larger steps instead of one per poll; a
+  pod kept that long costs at most what starting it again would.
+
+`leaving` takes the jobs of terminating pods out of the demand first.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ def worth_starting(demand: Demand, rates: Rates | None, horizon: Horizon, curren
     Within a pod start of T seconds the replicas there start about
     current x slots x T / S jobs (a busy slot frees once per mean job S), while
     waiting + arrivals x T jobs need one. What is left (less its noise), at
-    least one job per new pod, is what new pods would run; a job the replicas there start before
-    a new pod is ready does not need one. Replicas that cannot carry the
-    measured load (arrivals x S busy slots or more) are scaled as asked: the
-    queue would only grow.
+    least one job per new pod, is what new pods would run; a job the replicas
+    there start before a new pod is ready does not need one. Replicas that
+    cannot carry the measured load (arrivals x S busy slots or more) are scaled
+    as asked: the queue would only grow.
     """
     if desired <= current or current == 0 or rates is None or rates.service_seconds <= 0:
         return desired, ""

@@ -4,8 +4,8 @@ A pod removed now and wanted again costs a pod start: the start's
 worker-seconds, a scale event and the wait of the jobs that arrive meanwhile.
 So the engine looks ahead one *restart horizon*: the time a new pod takes to
 become ready (measured here from the pods themselves) plus a poll. A pod the
-forecast for that horizon needs is kept; a pod started now is sized for what
-the horizon will need, not only for this instant.
+forecast for that horizon needs is kept, and a scale-up starts only pods that
+will find a job when they are ready (churn.py).
 
 The forecast comes from the rates the counters give (rates.py): a = arrival
 rate x mean service time job slots are busy on average. Two readings of it:
@@ -18,7 +18,10 @@ rate x mean service time job slots are busy on average. Two readings of it:
   a + sqrt(2 a ln(1 + H/S)). Divided by targetBacklogPerReplica.
 
 The backlog policy asks for the lower of its two readings at every poll
-(policy.backlog), so its forecast is the lower of the two as well.
+(policy.backlog), so its forecast is the lower of the two as well. The
+arrival rate is the lower of the smoothed one and an upper bound on the
+arrivals counted over the last minute (`recent`): a burst that is over stops
+counting at once. Until the counters cover that minute there is no forecast.
 """
 
 from __future__ import annotations
