@@ -98,6 +98,9 @@ def test_admin_retries_a_failed_job_with_a_click(browser: Browser, redis_url: st
         expect(page.locator('tr[data-worker="gpu-0-1234"]')).to_contain_text("1700000000000-run")
         expect(page.locator('tr[data-queue="audio"] td.waiting')).to_have_text("0")
 
+        row.locator("a[data-show]").click()  # its error and traceback (admin)
+        expect(page.locator("#job-detail")).to_contain_text('"error": "Fail: not an audio file"')
+
         row.locator('button[data-action="retry"]').click()
         expect(page.locator("#flash")).to_have_text(f"retry {job_id}: done")
         # Really back: out of the failed store, in the audio queue's waiting list.
@@ -106,6 +109,9 @@ def test_admin_retries_a_failed_job_with_a_click(browser: Browser, redis_url: st
         # ...and the live view follows (the next snapshot).
         expect(row).to_have_count(0)
         expect(page.locator('tr[data-queue="audio"] td.waiting')).to_have_text("1")
+        page.fill("#job-id", job_id)
+        page.click("#lookup button")
+        expect(page.locator("#job-detail")).to_contain_text('"state": "waiting"')
         # The token stays in this tab: a reload needs no paste.
         page.reload()
         expect(page.locator("#who")).to_have_text("ops (admin)")

@@ -5,6 +5,7 @@
 
 const KEY = "queueworker.token";
 const $ = (sel) => document.querySelector(sel);
+const enc = encodeURIComponent;
 let token = sessionStorage.getItem(KEY) || "";
 let admin = false;
 let controller = null;
@@ -69,6 +70,21 @@ function button(label, method, path, what) {
   return b;
 }
 
+// A job's hash (GET /v1/jobs/ID), or for a failed job its error and traceback (admin).
+async function showJob(id, failed) {
+  const pre = $("#job-detail");
+  $("#job-id").value = id;
+  const body = await call("GET", failed ? `/v1/failed/${enc(id)}` : `/v1/jobs/${enc(id)}`, `job ${id}`);
+  pre.textContent = body ? JSON.stringify(body, null, 2) : "";
+  pre.hidden = !body;
+}
+
+function jobLink(id, failed) {
+  const a = el("a", { class: "job id", href: "#job-detail", "data-show": id }, id);
+  a.addEventListener("click", (ev) => { ev.preventDefault(); showJob(id, failed); });
+  return a;
+}
+
 function fill(id, rows) {
   const body = $(`#${id} tbody`);
   body.replaceChildren(...rows);
@@ -78,7 +94,6 @@ function fill(id, rows) {
   }
 }
 
-const enc = encodeURIComponent;
 
 function queueRow(q) {
   const chips = Object.entries(q.by_priority || {})
@@ -98,8 +113,8 @@ function queueRow(q) {
 }
 
 function workerRow(w) {
-  const jobs = w.in_flight.map((j) => el("div", { class: "id", "data-job": j.id },
-    `${j.id} (${j.queue}, ${ago(j.started_at)})`));
+  const jobs = w.in_flight.map((j) => el("div", { "data-job": j.id },
+    jobLink(j.id, false), ` (${j.queue}, ${ago(j.started_at)})`));
   return el("tr", { "data-worker": w.id },
     el("td", { class: "id" }, w.id), el("td", {}, w.pod), el("td", {}, w.state),
     el("td", {}, w.queues.join(", ")), el("td", {}, ...(jobs.length ? jobs : ["—"])),
@@ -109,7 +124,7 @@ function workerRow(w) {
 
 function failedRow(f) {
   return el("tr", { "data-failed": f.id },
-    el("td", { class: "id" }, f.id), el("td", {}, f.queue ?? "—"), el("td", {}, ago(f.failed_at)),
+    el("td", {}, jobLink(f.id, true)), el("td", {}, f.queue ?? "—"), el("td", {}, ago(f.failed_at)),
     el("td", { class: "num" }, f.tries), el("td", {}, f.error),
     el("td", { class: "admin" },
       button("retry", "POST", `/v1/failed/${enc(f.id)}/retry`, `retry ${f.id}`),
@@ -242,6 +257,10 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.setItem(KEY, token);
     $("#token").value = "";
     run();
+  });
+  $("#lookup").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    showJob($("#job-id").value.trim(), false);
   });
   $("#logout").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
