@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -18,9 +19,13 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "queueworker.cli", "api", "--host", "127.0.0.1",
                "--port", str(self.port), *args]
+        # Its log goes to a file, not a pipe: nobody reads a pipe while the test runs, and
+        # once its 64 KiB fill up, the server's next access-log line blocks its event loop.
+        self.log = tempfile.TemporaryFile(mode="w+", prefix="qw-api-")  # noqa: SIM115 - kept
+        # open for output(); the OS removes it when the test process ends
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=worker_env(redis_url, QUEUEWORKER_API_JWT_SECRET=SECRET.decode()),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=self.log, stderr=subprocess.STDOUT, text=True)
         try:
             wait_until(self._up, timeout=30, interval=0.1, what="queueworker api to answer")
         except AssertionError:
@@ -29,19 +34,24 @@ class ApiServer:
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"queueworker api exited:\n{self.proc.communicate()[0]}")
+            raise AssertionError(f"queueworker api exited:\n{self.output()}")
         try:
             with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> str:
+        """Stop it (SIGTERM, then SIGKILL after 15 s); its whole log."""
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            out, _ = self.proc.communicate(timeout=15)
+            self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out
+            self.proc.wait()
+        return self.output()

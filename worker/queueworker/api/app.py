@@ -37,6 +37,7 @@ ERRORS = {
     400: {"model": Problem, "description": "a body or header that cannot be parsed"},
     401: {"model": Problem, "description": "missing or invalid bearer token"},
     403: {"model": Problem, "description": "the token lacks the scope (or the queue)"},
+    404: {"model": Problem, "description": "no such job (or failed job, batch, schedule)"},
     413: {"model": Problem, "description": "request body over the size limit"},
     422: {"model": Problem, "description": "invalid request (the detail names what)"},
     429: {"model": Problem, "description": "per-user rate limit reached (see Retry-After)"},

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-# A queue name as the worker accepts it: no braces (they are the Redis Cluster hash tag).
-QUEUE_PATTERN = r"^[^{}\s]{1,200}$"
-ID_PATTERN = r"^[^{}\s]{1,200}$"
+# What a queue name and a job id may not contain, as a search pattern (JSON Schema
+# ``not: {pattern}``, the same check in Python): no anchors, so every regex engine (ECMA in
+# clients, Rust in pydantic, Python's re) reads it alike. Queue names: no braces (the Redis
+# Cluster hash tag), spaces or control characters. Job ids: printable ASCII only, as the
+# worker takes an id (scripts.py usable_id; the failed store may hold junk under such ids).
+# Neither may hold "%": a client that builds the URL without escaping it (schemathesis did)
+# would reach another name ("%41" is "A"); the CLI still reaches such a name.
+QUEUE_FORBIDDEN = r"[{}%\x00-\x20\x7f]"
+ID_FORBIDDEN = r"[^!-~]|%"
+
+
+def none_of(forbidden: str, what: str) -> AfterValidator:
+    rx = re.compile(forbidden)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and rx.search(value):
+            raise ValueError(f"{what} {value!r} has a character it may not have "
+                             f"(one of {forbidden})")
+        return value
+
+    return AfterValidator(check)
+
+
+# What job.Backoff.parse reads: seconds, a list of seconds, or exp[:BASE[:CAP]].
+_NUM = r"[0-9]+(\.[0-9]+)?"
+BACKOFF_PATTERN = rf"^({_NUM}(,{_NUM})*|exp(onential)?(:{_NUM}(:{_NUM})?)?)$"
 
 
 class Problem(BaseModel):
@@ -28,10 +52,11 @@ class EnqueueRequest(BaseModel):
                                   description="seconds per attempt (e.g. 2 x audio duration + 60)")
     max_tries: int | None = Field(None, ge=1, le=1000,
                                   description="attempts before it fails for good (1: fail fast)")
-    backoff: str | None = Field(None, max_length=200,
+    backoff: str | None = Field(None, max_length=200, pattern=BACKOFF_PATTERN,
                                 description="between tries: 10 | 10,30,60 | exp:BASE:CAP")
     unique_key: str | None = Field(None, min_length=1, max_length=200)
-    unique_for: float | None = Field(None, gt=0, le=30 * 86400)
+    # At least a second: the enqueue script sets the unique key with EX (whole seconds).
+    unique_for: float | None = Field(None, ge=1, le=30 * 86400)
     handler: str | None = Field(None, min_length=1, max_length=200)
     max_exceptions: int | None = Field(None, ge=1, le=1000,
                                        description="fail once this many attempts raised")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from queueworker.api.auth import SCOPE_ADMIN, Principal
 from queueworker.api.context import context, require
-from queueworker.api.models import QUEUE_PATTERN, Count, FailedJobs, JobStatus, Paused
+from queueworker.api.models import QUEUE_FORBIDDEN, Count, FailedJobs, JobStatus, Paused, none_of
 from queueworker.api.routes_jobs import JobId, QueueName
 from queueworker.api.store import AsyncFailedStore, set_paused
 
@@ -24,7 +24,8 @@ def _store(request: Request) -> AsyncFailedStore:
 @router.get("/v1/failed", response_model=FailedJobs, summary="failed jobs, newest first")
 async def failed_list(
         request: Request,
-        queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
+        queue: Annotated[str | None, Query(min_length=1, max_length=200, json_schema_extra={
+            "not": {"pattern": QUEUE_FORBIDDEN}}), none_of(QUEUE_FORBIDDEN, "queue name")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         _: Principal = Admin) -> FailedJobs:

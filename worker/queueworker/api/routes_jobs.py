@@ -9,14 +9,25 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from queueworker.api.auth import SCOPE_READ, SCOPE_WRITE, Principal
 from queueworker.api.context import context, require
-from queueworker.api.models import ID_PATTERN, QUEUE_PATTERN, Enqueued, EnqueueRequest, JobStatus
+from queueworker.api.models import (
+    ID_FORBIDDEN,
+    QUEUE_FORBIDDEN,
+    Enqueued,
+    EnqueueRequest,
+    JobStatus,
+    none_of,
+)
 from queueworker.worker.job import PayloadError
 from queueworker.worker.producer import make_options
 
 router = APIRouter(tags=["jobs"])
 
-QueueName = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")]
-JobId = Annotated[str, Path(pattern=ID_PATTERN, description="job id (as enqueue returned it)")]
+QueueName = Annotated[str, Path(min_length=1, max_length=200, description="queue name",
+                                 json_schema_extra={"not": {"pattern": QUEUE_FORBIDDEN}}),
+                      none_of(QUEUE_FORBIDDEN, "queue name")]
+JobId = Annotated[str, Path(min_length=1, max_length=200, description="job id (as enqueue "
+                            "returned it)", json_schema_extra={"not": {"pattern": ID_FORBIDDEN}}),
+                  none_of(ID_FORBIDDEN, "job id")]
 # Fields of a job hash not shown by the status endpoint: large, or only for the failed store.
 HIDDEN = ("payload", "traceback", "result")
 PRIORITIES = "priority" in inspect.signature(make_options).parameters
