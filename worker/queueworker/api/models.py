@@ -55,7 +55,8 @@ class EnqueueRequest(BaseModel):
     backoff: str | None = Field(None, max_length=200, pattern=BACKOFF_PATTERN,
                                 description="between tries: 10 | 10,30,60 | exp:BASE:CAP")
     unique_key: str | None = Field(None, min_length=1, max_length=200)
-    # At least a second: the enqueue script sets the unique key with EX (whole seconds).
+    # At least a second: the enqueue script sets the unique key with PX floor(s * 1000), and
+    # Redis refuses PX 0 (the Producer lets unique_for under 1 ms through to that error).
     unique_for: float | None = Field(None, ge=1, le=30 * 86400)
     handler: str | None = Field(None, min_length=1, max_length=200)
     max_exceptions: int | None = Field(None, ge=1, le=1000,
