@@ -27,6 +27,7 @@ from queueworker.api.context import Context
 from queueworker.api.metrics import MetricsMiddleware
 from queueworker.api.models import Health, Problem
 from queueworker.api.settings import ApiSettings
+from queueworker.api.web import mount as mount_web
 from queueworker.common.log import log_event
 from queueworker.common.redact import redact
 from queueworker.worker.crypto import CryptoError
@@ -87,6 +88,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.qw = ctx
     for module in (routes_jobs, routes_results, routes_queues, routes_admin, routes_flows):
         app.include_router(module.router, responses=ERRORS)  # type: ignore[arg-type]
+    mount_web(app)  # the web view at /ui/ (api/web/), outside the OpenAPI schema
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
 
