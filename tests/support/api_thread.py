@@ -11,7 +11,6 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from queueworker.api import web
 from queueworker.api.app import create_app
 
 from support.api_client import settings_for
@@ -19,11 +18,8 @@ from support.redis_server import free_port
 
 
 def web_app(redis_url: str) -> FastAPI:
-    """The API app with its web view (api/web/), on the test settings."""
-    app = create_app(settings_for(redis_url))
-    if not any(getattr(r, "path", "") == "/ui/stream" for r in app.routes):
-        web.mount(app)  # until api/app.py mounts it itself
-    return app
+    """The API app (with its web view, api/web/) on the test settings."""
+    return create_app(settings_for(redis_url))
 
 
 @contextmanager
