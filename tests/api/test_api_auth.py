@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 
 import httpx
@@ -71,10 +72,15 @@ async def test_bad_tokens_are_401_naming_why(client: httpx.AsyncClient, tok: str
     assert why in r.json()["detail"]
 
 
-async def test_auth_failures_are_counted_by_reason(client: httpx.AsyncClient) -> None:
-    await client.get("/v1/queues", headers=bearer(make_token(ttl=-3600)))
+async def test_auth_failures_are_counted_and_logged_without_the_token(
+        client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    expired = make_token(ttl=-3600)
+    with caplog.at_level(logging.INFO, logger="queueworker.api"):
+        await client.get("/v1/queues", headers=bearer(expired))
     text = (await client.get("/metrics")).text
     assert 'queueworker_api_auth_failures_total{reason="expired"} 1.0' in text
+    assert "auth_failed reason=expired path=/v1/queues" in caplog.text
+    assert expired not in caplog.text
 
 
 async def test_a_missing_scope_is_403(client: httpx.AsyncClient, token: Token) -> None:

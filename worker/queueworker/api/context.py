@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -13,9 +14,11 @@ from queueworker.api.auth import AuthError, Principal, Verifier
 from queueworker.api.metrics import ApiMetrics
 from queueworker.api.ratelimit import RateLimiter
 from queueworker.api.settings import ApiSettings
+from queueworker.common.log import log_event
 from queueworker.worker.connection import async_client
 from queueworker.worker.producer import AsyncProducer
 
+log = logging.getLogger("queueworker.api")
 bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
                     description="a JWT (HS256 or RS256) with sub, exp and scope claims")
 
@@ -58,6 +61,8 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
             who = ctx.verifier.verify(creds.credentials if creds else None)
         except AuthError as exc:
             ctx.metrics.auth_failures.labels(exc.reason).inc()
+            log_event(log, "auth_failed", reason=exc.reason, path=request.url.path,
+                      client=request.client.host if request.client else "")
             raise HTTPException(401, str(exc),
                                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
                                 ) from None
@@ -66,6 +71,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         allowed, wait, _ = await ctx.limiter.take(who.user)
         if not allowed:
             ctx.metrics.rate_limited.inc()
+            log_event(log, "rate_limited", user=who.user, path=request.url.path, retry_in=wait)
             limit = ctx.settings.rate_limit
             assert limit is not None  # take() allows everything without a limit
             raise HTTPException(
