@@ -95,3 +95,19 @@ async def test_unknown_jobs_are_404_everywhere(client: httpx.AsyncClient, token:
         assert r.status_code == 404, path
     r = await client.get("/v1/jobs/1700000000000-00/wait?timeout=0", headers=h)
     assert r.status_code == 422
+
+
+async def test_a_sealed_result_without_the_key_says_so(client: httpx.AsyncClient, token: Token,
+                                                       redis_url: str) -> None:
+    import redis
+
+    from queueworker.worker import keys
+
+    job_id = "1700000000000-5ea1ed"
+    redis.Redis.from_url(redis_url).hset(keys.job(job_id, "qw"), mapping={
+        "queue": "audio", "state": "done", "result": "enc:1:k1:AAAA", "payload": "{}"})
+    h = bearer(token())
+    for path in ("result", "wait?timeout=5"):
+        body = (await client.get(f"/v1/jobs/{job_id}/{path}", headers=h)).json()
+        assert (body["state"], body["finished"], body["result"]) == ("done", True, None), path
+        assert "has no keys" in body["unreadable"], path

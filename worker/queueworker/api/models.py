@@ -97,6 +97,8 @@ class JobOutcome(BaseModel):
     progress_detail: Any = None
     tries: int = 0
     finished_at: float | None = None
+    unreadable: str = Field("", description="why an encrypted result or error could not be "
+                                            "opened here (this server lacks the key)")
 
 
 class QueueStatus(BaseModel):

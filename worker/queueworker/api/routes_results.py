@@ -18,6 +18,7 @@ from queueworker.api.auth import SCOPE_READ, Principal
 from queueworker.api.context import Context, context, require
 from queueworker.api.models import JobOutcome
 from queueworker.api.routes_jobs import JobId
+from queueworker.worker.crypto import CryptoError
 from queueworker.worker.results import (
     JobFailedError,
     JobNotFoundError,
@@ -64,8 +65,8 @@ async def wait(job_id: JobId, request: Request,
         if not waiting.done():  # the client went away: stop blocking a Redis connection
             raise HTTPException(499, "client closed the request")
         waiting.result()
-    except (JobFailedError, WaitTimeoutError):
-        pass  # the outcome below says which
+    except (JobFailedError, WaitTimeoutError, CryptoError):
+        pass  # the outcome below says which (CryptoError: finished, result sealed)
     except JobNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
     finally:
