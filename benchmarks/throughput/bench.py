@@ -2,9 +2,11 @@
 and two plain redis-py loops (a ceiling), all in the same run on one local redis-server.
 
     .venv/bin/python benchmarks/throughput/bench.py [--jobs 20000] [--runs 3] [--only NAME,...]
+        [--processes N]
 
 For each system and run: flush Redis, enqueue N no-op jobs with the system's own client,
-start its worker (its normal CLI, default-ish settings), poll Redis every 5 ms for the jobs
+start its worker (its normal CLI, default-ish settings; ``--processes N``: N copies of
+it, the multi-process figure), poll Redis every 5 ms for the jobs
 not yet finished, and time from the first finished job to the last. Round trips are
 ``total_reads_processed`` deltas of ``INFO stats`` over the run (one read event per
 request or pipeline), commands are ``total_commands_processed`` deltas (they include the
@@ -240,7 +242,7 @@ class Result:
     error: str = ""
 
 
-def run_once(system: System, url: str, n: int) -> Run:
+def run_once(system: System, url: str, n: int, processes: int = 1) -> Run:
     n = min(n, system.max_jobs or n)
     r = redis.Redis.from_url(url)
     r.flushall()
@@ -264,12 +266,13 @@ def run_once(system: System, url: str, n: int) -> Run:
     logs = ROOT / "benchmarks" / "out" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / f"{system.name}.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(system.cmd, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT)
+    procs = [subprocess.Popen(system.cmd, cwd=HERE, env=env, stdout=log,
+                              stderr=subprocess.STDOUT) for _ in range(processes)]
     try:
         deadline = time.monotonic() + 600
         left = n
         while left == n:
-            if proc.poll() is not None:
+            if any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"{system.name} exited early, see {log.name}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{system.name}: no job finished")
@@ -277,20 +280,23 @@ def run_once(system: System, url: str, n: int) -> Run:
             left = remaining()
         t0 = time.monotonic()
         while left > 0:
-            if time.monotonic() > deadline or (proc.poll() is not None and remaining()):
+            if time.monotonic() > deadline or (
+                    all(p.poll() is not None for p in procs) and remaining()):
                 raise RuntimeError(f"{system.name}: {left} jobs never finished, see {log.name}")
             time.sleep(POLL)
             left = remaining()
         t1 = time.monotonic()
         reads1, cmds1 = stats(r)
     finally:
-        if proc.poll() is None and not system.exits_by_itself:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            if proc.poll() is None and not system.exits_by_itself:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         log.close()
     # the first finished job counts as time 0: a fetch batch's worth of jobs is not timed,
     # for every system alike (<= 0.1 % of N)
@@ -305,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=20_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--only", default="", help="comma-separated system names")
+    p.add_argument("--processes", type=int, default=1,
+                   help="worker processes per system, all on the one Redis (default 1)")
     args = p.parse_args(argv)
     proc, url, d = start_redis()
     os.environ["BENCH_REDIS_URL"] = url  # the peers' task modules read it on import
@@ -320,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 if res.error:
                     continue
                 try:
-                    run = run_once(s, url, args.jobs)
+                    run = run_once(s, url, args.jobs, args.processes)
                 except Exception as exc:
                     res.error = str(exc)[:300]
                     print(f"{s.name}: ERROR {res.error}", file=sys.stderr)
@@ -336,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, args.jobs))
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps({
-        "jobs": args.jobs, "python": platform.python_version(), "cpus": os.cpu_count(),
+    name = "throughput.json" if args.processes == 1 else f"throughput-{args.processes}p.json"
+    (out / name).write_text(json.dumps({
+        "jobs": args.jobs, "processes": args.processes, "python": platform.python_version(),
+        "cpus": os.cpu_count(),
         "redis_py": redis.__version__,
         "results": [{"system": r.system.name, "error": r.error,
                      "runs": [vars(x) for x in r.runs]} for r in results]}, indent=2))

@@ -20,3 +20,9 @@ async def sleep(payload: Any) -> None:
     """A job that takes ``payload["s"]`` seconds (bench_prefetch.py)."""
     import asyncio
     await asyncio.sleep(float(payload["s"]))
+
+
+async def started(payload: Any) -> float:
+    """The job of bench_latency.py: its result is when it started (epoch seconds)."""
+    import time
+    return time.time()

@@ -49,7 +49,7 @@ class RateLimit:
         return rl
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: its __init__ is per job (frozen costs 2x), never mutated
 class Settlement:
     op: str  # done | retry | fail | back | release (retryx / failx: after an exception)
     job: Job
@@ -130,21 +130,63 @@ def _job(raw_id: Any, deliveries: int, fields: Sequence[Any]) -> Job:
                        keys.priority_level(level))
 
 
+# (tries, max_tries, backoff, timeout, retry_until) as stored -> as a Job holds them: most
+# jobs of a queue share these, so a FETCH reply is read with one dict lookup per job
+# rather than five parses (the slow path fills it; bounded: cleared when full).
+_Options = tuple[int, int, Any, float | None, float | None]
+_OPTIONS: dict[tuple[Any, ...], _Options] = {}
+_OPTIONS_MAX = 1024
+
+
+def _fast_job(raw_id: bytes, d: int, f: Sequence[Any]) -> Job | None:
+    """The common case of a fetched job, read straight from the reply's bytes; None when
+    anything is unusual (then ``_job`` reads it, with every check)."""
+    q, payload, tries, max_tries, backoff, timeout, retry_until, enq, handler, ck, _, lvl = f
+    opts = _OPTIONS.get((tries, max_tries, backoff, timeout, retry_until))
+    if opts is None or not enq or type(lvl) is not int or not 1 <= lvl <= 10:
+        return None
+    try:
+        enqueued_at = float(enq)
+        return Job(id=raw_id.decode(), queue=q.decode(),
+                   payload_text=payload.decode() if payload else "", state="running",
+                   deliveries=d, tries=opts[0], max_tries=opts[1], backoff=opts[2],
+                   timeout=opts[3], retry_until=opts[4],
+                   enqueued_at=enqueued_at or keys.enqueued_at_from_id(raw_id),
+                   handler=handler.decode() if handler else "",
+                   concurrency_key=ck.decode() if ck else "", priority=lvl)
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+
+
+def _remember(f: Sequence[Any], job: Job) -> None:
+    if len(_OPTIONS) >= _OPTIONS_MAX:
+        _OPTIONS.clear()
+    _OPTIONS[tuple(f[2:7])] = (job.tries, job.max_tries, job.backoff, job.timeout,
+                               job.retry_until)
+
+
 def parse_fetched(raw: Sequence[Any]) -> Fetched:
     """FETCH's reply, read without decoding (bytes): a stored field that is not UTF-8
     must fail its job, not the whole batch (whose jobs would be in flight already)."""
     out = Fetched([], [], [])
+    jobs = out.jobs
     for i in range(0, len(raw), 3):
         d = int(raw[i + 1])
         if d < 0:
             out.junk.append(Junk(_text(raw[i]), *(_text(x) for x in raw[i + 2][:3])))
+            continue
+        job = _fast_job(raw[i], d, raw[i + 2])
+        if job is not None:
+            jobs.append(job)
             continue
         try:
             fields = [x.decode() if type(x) is bytes else x for x in raw[i + 2]]
         except UnicodeDecodeError as exc:
             out.undecodable.append(_undecodable(raw[i], d, raw[i + 2], exc))
             continue
-        out.jobs.append(_job(raw[i], d, fields))
+        job = _job(raw[i], d, fields)
+        _remember(raw[i + 2], job)
+        jobs.append(job)
     return out
 
 
@@ -186,14 +228,21 @@ class Broker:
 
     async def settle(self, items: Sequence[Settlement], result_ttl: int) -> list[bool]:
         """Apply outcomes in one round trip; True for each one applied (in ``items`` order)."""
-        done = [s for s in items if s.op == "done"]
-        other = [s for s in items if s.op != "done"]
-        args: list[Any] = [self.prefix, result_ttl, len(done)]
-        for s in done:
-            args += s.args()
+        args: list[Any] = [self.prefix, result_ttl, 0]
+        other: list[Settlement] = []
+        for s in items:  # the done ones first (SETTLE reads them as 4 values each)
+            if s.op == "done":
+                j = s.job
+                args += (j.queue, j.id, j.deliveries, s.a)
+            else:
+                other.append(s)
+        args[2] = len(items) - len(other)
+        if not other:
+            return [bool(x) for x in await self._settle(args=args)]
         for s in other:
             args += s.args()
         res = await self._settle(args=args)
+        done = [s for s in items if s.op == "done"]
         applied = dict(zip((id(s) for s in done + other), res, strict=True))
         return [bool(applied[id(s)]) for s in items]
 

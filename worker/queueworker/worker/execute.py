@@ -23,6 +23,8 @@ import dataclasses
 import logging
 import os
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -69,6 +71,7 @@ class Execution:
         self.keyring = crypto.process_keyring()
         self.progress = ProgressReporter(client, prefix, self.keyring)
         self.max_result_bytes = max_result_bytes_from_env()
+        self._report: Callable[[Job, float, Any], None] | None = None
         self.throttles = throttle.Throttles(client, prefix, metrics)
 
     async def run(self, job: Job, limit: float | None) -> Settlement:
@@ -79,7 +82,11 @@ class Execution:
             return await self._attempt(job, HandlerOptions(), "unknown_handler",
                                        f"UnknownHandlerError: {exc}", retry=False)
         opts = options_of(handler.fn)
-        self.progress.bind(job)
+        if self._report is None:  # bind once: it looks up the running loop (a getpid() call)
+            self.progress.bind(job)
+            self._report = job.reporter
+        else:
+            job.reporter = self._report
         rule, key = throttle.rule_of(handler.fn), ""  # None unless @throttle_exceptions
         try:
             payload = job.payload()

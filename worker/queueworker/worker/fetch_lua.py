@@ -18,6 +18,14 @@ FETCH = PRELUDE + """
 local now = now_s()
 local want, lease, worker, park = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local out = {}
+local nows, until_ = tostring(now), now + lease
+local inflight = {}  -- score, id pairs for the in-flight ZSET of the queue being taken
+local function flush(q)
+  if #inflight > 0 then
+    redis.call('ZADD', qkey(q, 'inflight'), unpack(inflight))
+    inflight = {}
+  end
+end
 local function filed(q, entry, reason, why)
   out[#out + 1] = junk(q, entry, now, reason, why)
   out[#out + 1] = -1
@@ -33,7 +41,8 @@ local function take_one(q, wk, lvl, id)
   end
   local jk = jkey(id)
   local h = jget(id, 'queue', 'payload', 'tries', 'max_tries', 'backoff', 'timeout',
-    'retry_until', 'enqueued_at', 'handler', 'concurrency_key', 'concurrency_limit')
+    'retry_until', 'enqueued_at', 'handler', 'concurrency_key', 'concurrency_limit',
+    'deliveries')
   if not h then
     filed(q, id, 'bad_entry', 'BadEntry: the job key of ' .. id .. ' in ' .. wk ..
       ' is not a hash (type ' .. redis.call('TYPE', jk).ok .. '); the id is kept as the payload')
@@ -58,14 +67,27 @@ local function take_one(q, wk, lvl, id)
     end
     redis.call('ZADD', ckey, now + lease, id)
   end
-  redis.call('ZADD', qkey(q, 'inflight'), now + lease, id)
-  local d = redis.call('HINCRBY', jk, 'deliveries', 1)
-  redis.call('HSET', jk, 'state', 'running', 'worker', worker, 'started_at', tostring(now))
+  -- One HSET for the delivery count and the state (not HINCRBY + HSET: a command less
+  -- per job, and a hand-written count that is no number restarts at 1 instead of
+  -- aborting the script after its RPOP); the in-flight ZADD is one per queue (flush).
+  local d = math.floor(tonumber(h[12]) or 0) + 1
+  redis.call('HSET', jk, 'deliveries', d, 'state', 'running', 'worker', worker,
+    'started_at', nows)
+  inflight[#inflight + 1] = until_
+  inflight[#inflight + 1] = id
+  if #inflight >= 1000 then flush(q) end
   h[12] = lvl
   out[#out + 1] = id
   out[#out + 1] = d
   out[#out + 1] = h
   return 1
+end
+-- Levels other than the default (5) are looked at only when one EXISTS says a list of
+-- them is there: a queue that uses no priorities costs one RPOP, not ten.
+local function levels_used(q, from, to)
+  local names = {}
+  for lvl = from, to, -1 do names[#names + 1] = wkey(q, lvl) end
+  return redis.call('EXISTS', unpack(names)) > 0
 end
 for i = 6, #ARGV, 3 do
   if want <= 0 then break end
@@ -79,16 +101,25 @@ for i = 6, #ARGV, 3 do
     if left < take then take = left end
   end
   local popped = 0
+  local high, low = nil, nil
   for lvl = 10, 1, -1 do
     if take <= 0 or want <= 0 then break end
-    local wk = wkey(q, lvl)
-    local ids = redis.call('RPOP', wk, take)
-    if ids then
-      popped = popped + #ids
-      take = take - #ids
-      for _, id in ipairs(ids) do want = want - take_one(q, wk, lvl, id) end
+    local look = true
+    if lvl == 10 then high = levels_used(q, 10, 6); look = high
+    elseif lvl > 5 then look = high
+    elseif lvl == 4 then low = levels_used(q, 4, 1); look = low
+    elseif lvl < 4 then look = low end
+    if look then
+      local wk = wkey(q, lvl)
+      local ids = redis.call('RPOP', wk, take)
+      if ids then
+        popped = popped + #ids
+        take = take - #ids
+        for _, id in ipairs(ids) do want = want - take_one(q, wk, lvl, id) end
+      end
     end
   end
+  flush(q)
   if rkey and popped > 0 then
     redis.call('INCRBY', rkey, popped)
     redis.call('PEXPIRE', rkey, math.ceil(rp * 1000) + 1000)

@@ -98,6 +98,8 @@ class Worker:
         self.exit_code = EXIT_OK
         self._last_ok = 0.0
         self._fetcher_blocked = False
+        self.low_water = 0  # buffer size at which the slots let the fetcher run (fetcher.py)
+        self.fetch_asked = False
         self._hand_back_buffer_on_stop = True
         self._slot_wake = asyncio.Event()
         self._fetch_wake = asyncio.Event()
@@ -274,18 +276,25 @@ class Worker:
     # ------------------------------------------------------------------ run jobs
 
     async def _slot(self) -> None:
+        buffer, prefetch, monotonic = self.buffer, self.fetcher.prefetch, time.monotonic
         while True:
-            if not self.buffer:
+            if not buffer:
                 if self.stopping:
                     return
                 self._slot_wake.clear()
                 await self._slot_wake.wait()
                 continue
-            job = self.buffer.popleft()
-            t0 = time.monotonic()
+            job = buffer.popleft()
+            t0 = monotonic()
             await self._run(job)
-            self.fetcher.prefetch.observe(time.monotonic() - t0)
+            prefetch.observe(monotonic() - t0)
             self._fetch_wake.set()
+            if not self.fetch_asked and len(buffer) <= self.low_water:
+                # Jobs that never wait (no-op, CPU) would run the buffer dry before the
+                # fetcher and the settler get the loop: let them send now, and go on
+                # with the other half while Redis works (fetcher.py).
+                self.fetch_asked = True
+                await asyncio.sleep(0)
 
     async def _run(self, job: Job) -> None:
         start = time.time()

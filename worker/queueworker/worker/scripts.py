@@ -152,8 +152,9 @@ redis.call('HINCRBY', qkey(q, 'stats'), 'enqueued', 1)
 return {id, 1}
 """
 
-# on_done / on_fail: called by SETTLE when a job is done (before its hash may be deleted)
-# or failed for good, and by REAP for a job failed by lost leases: chains and batches
+# on_done / on_fail: called by SETTLE when a job is done (before its hash may be deleted;
+# only for a job whose hash has a ``chain`` or ``batch`` field: a command less per plain
+# job) or failed for good, and by REAP for a job failed by lost leases: chains and batches
 # (flows_lua.py), inside the same atomic script.
 ON_DONE = HOOKS
 
@@ -197,60 +198,63 @@ while i <= #ARGV do
   end
   local inflight, jk = qkey(q, 'inflight'), jkey(id)
   local ok = 0
-  if redis.call('ZSCORE', inflight, id) then
-    local m = redis.call('HMGET', jk, 'deliveries', 'concurrency_key', 'unique_key',
-                         'result_ttl', 'waited')
-    if m[1] == dl then
-      ok = 1
-      redis.call('ZREM', inflight, id)
-      if m[2] and m[2] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[2], id) end
-      if op == 'retryx' or op == 'failx' then
-        redis.call('HINCRBY', jk, 'exceptions', 1)
-        op = string.sub(op, 1, -2)
-      end
-      if op == 'done' then
-        on_done(q, id, jk, a, now)
-        local keep = tonumber(m[4]) or ttl
-        if keep <= 0 and m[5] then keep = 60 end
-        if keep > 0 then
+  -- Still in flight under this delivery: the count matches and the ZREM finds it (an
+  -- expired lease was reaped: not in flight; taken again: another count).
+  local m = jget(id, 'deliveries', 'concurrency_key', 'unique_key', 'result_ttl', 'waited',
+                 'chain', 'batch')
+  if m and m[1] == dl and redis.call('ZREM', inflight, id) == 1 then
+    ok = 1
+    if m[2] and m[2] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[2], id) end
+    if op == 'retryx' or op == 'failx' then
+      redis.call('HINCRBY', jk, 'exceptions', 1)
+      op = string.sub(op, 1, -2)
+    end
+    if op == 'done' then
+      -- only jobs of a chain or batch (flows_lua) have anything to do there
+      if (m[6] and m[6] ~= '') or (m[7] and m[7] ~= '') then on_done(q, id, jk, a, now) end
+      local keep = tonumber(m[4]) or ttl
+      if keep <= 0 and m[5] then keep = 60 end
+      if keep > 0 then
+        if a ~= '' then
+          redis.call('HSET', jk, 'state', 'done', 'finished_at', tostring(now), 'result', a)
+        else
           redis.call('HSET', jk, 'state', 'done', 'finished_at', tostring(now))
-          if a ~= '' then redis.call('HSET', jk, 'result', a) end
-          redis.call('EXPIRE', jk, keep)
-        else
-          redis.call('DEL', jk)
         end
-        release_unique(m[3], id)
-        count(q, 'completed')
-        if m[5] then finished(id, 'done', keep) end
-      elseif op == 'retry' then
-        redis.call('HSET', jk, 'state', 'delayed', 'tries', tries, 'last_error', b)
-        redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
-        count(q, 'retried')
-      elseif op == 'release' then
-        redis.call('HSET', jk, 'state', 'delayed')
-        redis.call('HINCRBY', jk, 'releases', 1)
-        redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
-        count(q, 'retried')
-        count(q, 'released')
-      elseif op == 'fail' then
-        redis.call('HSET', jk, 'state', 'failed', 'tries', tries, 'error', a,
-                   'traceback', b, 'failed_at', tostring(now))
-        redis.call('ZADD', P .. ':failed', now, id)
-        release_unique(m[3], id)
-        count(q, 'failed')
-        on_fail(q, id, jk, now)
-        if m[5] then finished(id, 'failed', math.max(ttl, 3600)) end
+        redis.call('EXPIRE', jk, keep)
       else
-        redis.call('HSET', jk, 'state', 'waiting')
-        if a == '1' then
-          redis.call('HINCRBY', jk, 'deliveries', -1)
-        else
-          redis.call('HINCRBY', jk, 'handed_back', 1)
-        end
-        redis.call('RPUSH', wkey_of(q, id), id)
-        redis.call('LPUSH', qkey(q, 'notify'), '1')  -- idle workers: take it now
-        redis.call('LTRIM', qkey(q, 'notify'), 0, 15)
+        redis.call('DEL', jk)
       end
+      release_unique(m[3], id)
+      count(q, 'completed')
+      if m[5] then finished(id, 'done', keep) end
+    elseif op == 'retry' then
+      redis.call('HSET', jk, 'state', 'delayed', 'tries', tries, 'last_error', b)
+      redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
+      count(q, 'retried')
+    elseif op == 'release' then
+      redis.call('HSET', jk, 'state', 'delayed')
+      redis.call('HINCRBY', jk, 'releases', 1)
+      redis.call('ZADD', qkey(q, 'delayed'), now + tonumber(a), id)
+      count(q, 'retried')
+      count(q, 'released')
+    elseif op == 'fail' then
+      redis.call('HSET', jk, 'state', 'failed', 'tries', tries, 'error', a,
+                 'traceback', b, 'failed_at', tostring(now))
+      redis.call('ZADD', P .. ':failed', now, id)
+      release_unique(m[3], id)
+      count(q, 'failed')
+      on_fail(q, id, jk, now)
+      if m[5] then finished(id, 'failed', math.max(ttl, 3600)) end
+    else
+      redis.call('HSET', jk, 'state', 'waiting')
+      if a == '1' then
+        redis.call('HINCRBY', jk, 'deliveries', -1)
+      else
+        redis.call('HINCRBY', jk, 'handed_back', 1)
+      end
+      redis.call('RPUSH', wkey_of(q, id), id)
+      redis.call('LPUSH', qkey(q, 'notify'), '1')  -- idle workers: take it now
+      redis.call('LTRIM', qkey(q, 'notify'), 0, 15)
     end
   end
   res[#res + 1] = ok

@@ -49,8 +49,10 @@ class Watchdog:
         self._expired: dict[str, bool] = {}
         self.abandoned = 0  # handler threads past their timeout, still running
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> asyncio.Task[None]:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self.run(), name="watchdog")
         return self._task
 
@@ -70,9 +72,12 @@ class Watchdog:
 
         A cancellation from anyone else (a drain hand-back) is raised as is."""
         fn = handler.fn
-        task = asyncio.current_task()
+        # The loop cached at start: asyncio.get_running_loop() costs a getpid() system call
+        # on Python 3.11, and this runs per job.
+        loop = self._loop or asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if limit is not None and task is not None:
-            self._deadlines[job.id] = (asyncio.get_running_loop().time() + limit, task)
+            self._deadlines[job.id] = (loop.time() + limit, task)
         cf: Future[Any] | None = None
         try:
             if handler.is_async:
