@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from queueworker.common.redact import redact_url
@@ -25,6 +26,7 @@ from queueworker.worker.job import (
     new_id,
 )
 from queueworker.worker.metrics import GPU_METRIC_NAMES, METRIC_NAMES, WorkerMetrics
+from queueworker.worker.producer import Producer
 
 
 def test_job_id_starts_with_13_digit_enqueue_ms() -> None:
@@ -237,3 +239,10 @@ def test_command_line_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert s.rate_limits == {"high": RateLimit(5, 2.0)}
     with pytest.raises(ValueError, match="QUEUE=N/SECONDS"):
         settings_from(parser().parse_args(["--rate-limit", "5/2"]))
+
+
+def test_unique_for_under_a_millisecond_is_a_clear_error(redis_url: str) -> None:
+    # PX 0 would be a Redis error from inside the enqueue script.
+    producer = Producer(redis.Redis.from_url(redis_url))
+    with pytest.raises(ValueError, match=r"unique_for must be at least 0\.001 s"):
+        producer.enqueue("q", {}, unique_key="k", unique_for=0.0004)

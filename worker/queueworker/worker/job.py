@@ -195,8 +195,10 @@ class JobOptions:
             raise ValueError("timeout must be positive")
         if self.concurrency_key and self.concurrency_limit < 1:
             raise ValueError("concurrency_limit must be at least 1")
-        if self.unique_key and self.unique_for <= 0:
-            raise ValueError("unique_for must be positive")
+        # The enqueue script holds the key for PX = unique_for in whole milliseconds:
+        # under 1 ms it would send PX 0, which Redis refuses.
+        if self.unique_key and self.unique_for < 0.001:
+            raise ValueError(f"unique_for must be at least 0.001 s (got {self.unique_for!r})")
         if self.max_exceptions is not None and self.max_exceptions < 1:
             raise ValueError("max_exceptions must be at least 1")
         if self.result_ttl is not None and self.result_ttl < 0:
