@@ -85,7 +85,7 @@ async def test_batched_read_equals_the_unbatched_one(
 async def test_a_caller_that_gives_up_leaves_the_others_their_replies(
         client: redis.asyncio.Redis) -> None:
     await client.set("k", "v")
-    batcher = Batcher(client, window=0.3)
+    batcher = Batcher(client, window=0.3, max_wait=1.0)
     quitter = asyncio.create_task(batcher.execute([("GET", "k")]))
     stayer = asyncio.create_task(batcher.execute([("GET", "k"), ("STRLEN", "k")]))
     await asyncio.sleep(0.05)
@@ -104,8 +104,39 @@ async def test_an_unreachable_redis_raises_to_every_caller() -> None:
     await dead.aclose()
 
 
+async def test_callers_a_little_apart_still_share_while_requests_keep_coming(
+        client: redis.asyncio.Redis) -> None:
+    batcher = Batcher(client, window=2.0, max_wait=30.0)
+
+    async def late(k: int) -> list[object]:
+        await asyncio.sleep(0.05 * k)  # a loaded loop reaching its read later
+        return await batcher.execute([("ECHO", str(k))])
+
+    replies = await asyncio.gather(*[late(k) for k in range(5)])
+    assert replies == [[str(k).encode()] for k in range(5)]
+    assert batcher.stats.pipelines == 1
+
+
+async def test_max_wait_sends_while_requests_keep_coming(client: redis.asyncio.Redis) -> None:
+    batcher = Batcher(client, window=0.2, max_wait=0.3)
+
+    async def late(k: int) -> list[object]:
+        await asyncio.sleep(0.05 * k)  # never a 0.2 s gap: only max_wait sends
+        return await batcher.execute([("ECHO", str(k))])
+
+    replies = await asyncio.gather(*[late(k) for k in range(20)])
+    assert replies == [[str(k).encode()] for k in range(20)]
+    assert batcher.stats.pipelines >= 2
+    assert batcher.stats.requests == 20
+
+
+def test_a_window_longer_than_max_wait_is_refused(client: redis.asyncio.Redis) -> None:
+    with pytest.raises(ValueError, match="max_wait"):
+        Batcher(client, window=1.0, max_wait=0.5)
+
+
 async def test_a_full_batch_leaves_before_its_window(client: redis.asyncio.Redis) -> None:
-    batcher = Batcher(client, window=30.0, max_commands=4)
+    batcher = Batcher(client, window=30.0, max_wait=60.0, max_commands=4)
     replies = await asyncio.wait_for(
         asyncio.gather(*[batcher.execute([("PING",), ("PING",)]) for _ in range(2)]),
         timeout=10)

@@ -4,8 +4,11 @@ Each QueueWorker's loop reads its queues in one pipelined round trip
 (observe/reading.py). With thousands of QueueWorkers on one Redis that is
 still one round trip per QueueWorker per poll. A ``Batcher`` (one per Redis
 client, ``controller/context.Shared.batcher``) gathers the command lists that
-loops hand it within ``window`` seconds of the first one and sends them as
-one pipeline; each caller gets back exactly its own replies.
+loops hand it and sends them as one pipeline once none has come for ``window``
+seconds (or ``max_wait`` after the first: a busy process still sends); each
+caller gets back exactly its own replies. A quiet gap, not a fixed window,
+because a loaded process takes a while to run a tick's worth of loops up to
+their reads (benchmarks/operator_scale/RESULTS.md).
 
 What stays each caller's own:
 - a command's error (a wrong key type, an unknown command) is an exception
@@ -59,20 +62,23 @@ class BatchStats:
 class Batcher:
     """Coalesces the command lists handed to ``execute`` into one pipeline per window."""
 
-    def __init__(self, client: redis.asyncio.Redis, window: float,
+    def __init__(self, client: redis.asyncio.Redis, window: float, max_wait: float = 0.25,
                  max_commands: int = MAX_COMMANDS,
                  on_send: Callable[[int, int], None] | None = None) -> None:
         """``on_send(requests, commands)`` is told of each pipeline as it leaves (metrics)."""
-        if window < 0:
-            raise ValueError(f"batch window must be >= 0 seconds, got {window}")
+        if window < 0 or max_wait < window:
+            raise ValueError(f"batch window must be >= 0 and <= max_wait seconds, got "
+                             f"window {window}, max_wait {max_wait}")
         self.client = client
         self.window = window
+        self.max_wait = max_wait
         self.max_commands = max_commands
         self.on_send = on_send
         self.stats = BatchStats()
         self._pending: list[_Request] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._first = self._last = 0.0  # loop.time() of the batch's first and last request
         self._sending: set[asyncio.Task[None]] = set()  # strong references until done
 
     async def execute(self, commands: Sequence[Args]) -> list[Any]:
@@ -85,11 +91,22 @@ class Batcher:
         request = _Request(commands, loop.create_future())
         self._pending.append(request)
         self._size += len(commands)
+        self._last = loop.time()
         if self._size >= self.max_commands:
             self._flush()
         elif self._timer is None:
-            self._timer = loop.call_later(self.window, self._flush)
+            self._first = self._last
+            self._timer = loop.call_later(self.window, self._due)
         return await request.future
+
+    def _due(self) -> None:
+        """Send, unless a request came within the quiet gap and ``max_wait`` is not up."""
+        loop = asyncio.get_running_loop()
+        until = min(self._last + self.window, self._first + self.max_wait)
+        if loop.time() >= until:
+            self._flush()
+        else:
+            self._timer = loop.call_at(until, self._due)
 
     def _flush(self) -> None:
         if self._timer is not None:

@@ -57,8 +57,10 @@ class OperatorConfig:
     redis_timeout_seconds: float = 3.0
     retry_seconds: float = 5.0  # next try after a bad spec, a missing Secret, an API error
     # The loops of one Redis poll at the same moments (batch.slot); their reads
-    # handed over within this window leave as one pipeline (batch.Batcher).
-    redis_batch_window_seconds: float = 0.05
+    # leave as one pipeline once none came for the window, or max_wait after the
+    # first (batch.Batcher).
+    redis_batch_window_seconds: float = 0.02
+    redis_batch_max_wait_seconds: float = 0.25
     refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
 
 
@@ -212,6 +214,7 @@ class Shared:
         batcher = self._batchers.get(id(client))
         if batcher is None:
             batcher = batch.Batcher(client, self.config.redis_batch_window_seconds,
+                                    self.config.redis_batch_max_wait_seconds,
                                     on_send=_count_pipeline)
             self._batchers[id(client)] = batcher
         return batcher
