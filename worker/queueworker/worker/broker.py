@@ -64,6 +64,17 @@ class Settlement:
         return (self.op, j.queue, j.id, j.deliveries, self.tries, self.a, self.b)
 
 
+def _unpack(packed: bytes) -> list[bytes]:
+    """``pack``'s arguments back (the rare path of a single-connection client)."""
+    out, i = [], packed.index(b"\r\n") + 2
+    while i < len(packed):
+        j = packed.index(b"\r\n", i)
+        n = int(packed[i + 1:j])
+        out.append(packed[j + 2:j + 2 + n])
+        i = j + 4 + n
+    return out
+
+
 def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
@@ -190,6 +201,16 @@ def parse_fetched(raw: Sequence[Any]) -> Fetched:
     return out
 
 
+def pack(args: Sequence[Any]) -> bytes:
+    """One command in RESP, built in one join (redis-py's ``pack_command`` re-joins its
+    buffer per argument: ~2 µs per settled job, against ~0.6 µs here)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if type(a) is bytes else (a.encode() if type(a) is str else str(a).encode())
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
 class Broker:
     """The consumer's side (redis.asyncio): fetch, settle, beat, reap."""
 
@@ -216,15 +237,41 @@ class Broker:
         for q in queues:
             rl = (rate_limits or {}).get(q)
             args += [q, rl.limit if rl else 0, rl.period if rl else 0]
-        never_decode: dict[str, Any] = {NEVER_DECODE: True}
+        return parse_fetched(await self._evalsha(self._fetch, FETCH, args, raw=True))
+
+    async def _evalsha(self, script: Any, source: str, args: Sequence[Any], *,
+                       raw: bool = False) -> Any:
+        """EVALSHA of a hot script (FETCH, SETTLE), packed here (``pack``); loaded first
+        when the server does not know it (a restart, SCRIPT FLUSH)."""
         try:
-            raw = await self.redis.execute_command("EVALSHA", self._fetch.sha, 0, *args,
-                                                   **never_decode)
+            return await self._call(pack(("EVALSHA", script.sha, 0, *args)), raw)
         except NoScriptError:
-            self._fetch.sha = await self.redis.script_load(FETCH)
-            raw = await self.redis.execute_command("EVALSHA", self._fetch.sha, 0, *args,
-                                                   **never_decode)
-        return parse_fetched(raw)
+            script.sha = await self.redis.script_load(source)
+            return await self._call(pack(("EVALSHA", script.sha, 0, *args)), raw)
+
+    async def _call(self, packed: bytes, raw: bool) -> Any:
+        """What ``Redis.execute_command`` does with a connection of the pool (the same
+        retry and disconnect-on-error rules), for a command packed already."""
+        r = self.redis
+        if r.single_connection_client:  # its own lock and connection: the generic path
+            options: dict[str, Any] = {NEVER_DECODE: True} if raw else {}
+            return await r.execute_command(*_unpack(packed), **options)
+        pool = r.connection_pool
+        conn = await pool.get_connection()
+
+        async def once() -> Any:
+            await conn.send_packed_command(packed)
+            return await conn.read_response(disable_decoding=raw)
+
+        async def fail(error: BaseException) -> None:
+            await conn.disconnect()
+            if conn.retry_on_error is None or not isinstance(error, tuple(conn.retry_on_error)):
+                raise error
+
+        try:
+            return await conn.retry.call_with_retry(once, fail)
+        finally:
+            await pool.release(conn)
 
     async def settle(self, items: Sequence[Settlement], result_ttl: int) -> list[bool]:
         """Apply outcomes in one round trip; True for each one applied (in ``items`` order)."""
@@ -238,10 +285,10 @@ class Broker:
                 other.append(s)
         args[2] = len(items) - len(other)
         if not other:
-            return [bool(x) for x in await self._settle(args=args)]
+            return [bool(x) for x in await self._evalsha(self._settle, SETTLE, args)]
         for s in other:
             args += s.args()
-        res = await self._settle(args=args)
+        res = await self._evalsha(self._settle, SETTLE, args)
         done = [s for s in items if s.op == "done"]
         applied = dict(zip((id(s) for s in done + other), res, strict=True))
         return [bool(applied[id(s)]) for s in items]

@@ -45,13 +45,23 @@ draining); and ``/livez``: 200 while the process serves HTTP at all.
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 STATES = ("starting", "idle", "busy", "draining", "stopped")
 FAIL_REASONS = ("exception", "timeout", "bad_payload", "unknown_handler", "no_job_hash",
@@ -88,18 +98,104 @@ _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)
 
 
 class _PerQueue:
-    """Label children resolved once per queue (labels() costs a lock and a dict lookup)."""
+    """One queue's metrics. The five a job touches on its way (started, completed, wait,
+    duration, last job) are plain numbers here, written by the worker's loop only and read
+    at scrape by ``_HotCollector``: a prometheus_client child takes a lock per update (and a
+    histogram one per bucket), ~2 µs a job in all, against ~0.3 µs here. The rare ones
+    (failed, retried, ...) are prometheus_client children, resolved once per queue."""
 
     def __init__(self, m: WorkerMetrics, queue: str) -> None:
-        self.started = m.started.labels(queue)
-        self.completed = m.completed.labels(queue)
+        self.started = _Count()
+        self.completed = _Count()
+        self.wait = _Buckets(_WAIT_BUCKETS)
+        self.duration = _Buckets(_DURATION_BUCKETS)
+        self.last_job = 0.0
+        self.created = time.time()
         self.retried = m.retried.labels(queue)
         self.handed_back = m.handed_back.labels(queue)
         self.released = m.released.labels(queue)
-        self.duration = m.duration.labels(queue)
-        self.wait = m.wait.labels(queue)
         self.failed = {r: m.failed.labels(queue, r) for r in FAIL_REASONS}
-        self.last_job = m.last_job.labels(queue)
+
+    def job_started(self, wait: float | None) -> None:
+        self.started.value += 1
+        if wait is not None:
+            self.wait.observe(wait)
+
+    def job_ended(self, duration: float, at: float) -> None:
+        self.duration.observe(duration)
+        self.last_job = at
+
+
+class _Count:
+    """A counter's value; one writer thread (the worker's loop)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _Buckets:
+    """A histogram's counts per bucket (not cumulative) and sum; one writer thread."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> tuple[list[tuple[str, float]], float]:
+        counts = list(self.counts)  # one copy: a consistent view for the scrape
+        out, total = [], 0
+        for bound, n in zip((*map(floatToGoString, self.bounds), "+Inf"), counts, strict=True):
+            total += n
+            out.append((bound, float(total)))
+        return out, self.sum
+
+
+class _HotCollector(Collector):
+    """Exposes ``_PerQueue``'s plain numbers under the metric names of METRIC_NAMES."""
+
+    def __init__(self, m: WorkerMetrics) -> None:
+        self.m = m
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        started, completed, duration, wait, last = self._families()
+        for name, q in list(self.m._queues.items()):
+            started.add_metric([name], q.started.value, created=q.created)
+            completed.add_metric([name], q.completed.value, created=q.created)
+            buckets, total = q.duration.cumulative()
+            duration.add_metric([name], buckets, total)
+            buckets, total = q.wait.cumulative()
+            wait.add_metric([name], buckets, total)
+            last.add_metric([name], q.last_job)
+        yield from (started, completed, duration, wait, last)
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily,
+                             HistogramMetricFamily, GaugeMetricFamily]:
+        p = "queueworker_worker_"
+        started = CounterMetricFamily(p + "jobs_started", "Jobs a handler started.",
+                                      labels=["queue"])
+        completed = CounterMetricFamily(p + "jobs_completed", "Jobs finished and acked.",
+                                        labels=["queue"])
+        duration = HistogramMetricFamily(p + "job_duration_seconds", "Handler run time.",
+                                         labels=["queue"])
+        wait = HistogramMetricFamily(p + "job_wait_seconds", "Enqueue to start.",
+                                     labels=["queue"])
+        last = GaugeMetricFamily(p + "last_job_timestamp_seconds",
+                                 "When a job of this queue last ended (done, retried or failed).",
+                                 labels=["queue"])
+        return started, completed, duration, wait, last
 
 
 class WorkerMetrics:
@@ -107,10 +203,10 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         p = "queueworker_worker_"
-        self.started = Counter(p + "jobs_started", "Jobs a handler started.", ["queue"],
-                               registry=r)
-        self.completed = Counter(p + "jobs_completed", "Jobs finished and acked.", ["queue"],
-                                 registry=r)
+        # jobs_started, jobs_completed, job_duration_seconds, job_wait_seconds and
+        # last_job_timestamp_seconds: _HotCollector (plain numbers per queue, _PerQueue).
+        self._queues: dict[str, _PerQueue] = {}
+        r.register(_HotCollector(self))
         self.failed = Counter(p + "jobs_failed", "Jobs moved to the failed store.",
                               ["queue", "reason"], registry=r)
         self.retried = Counter(p + "jobs_retried", "Failed attempts scheduled for a retry.",
@@ -121,10 +217,6 @@ class WorkerMetrics:
         self.released = Counter(p + "jobs_released", "Jobs their handler put back on their "
                                 "queue (Release), not counted as a failed try.", ["queue"],
                                 registry=r)
-        self.duration = Histogram(p + "job_duration_seconds", "Handler run time.", ["queue"],
-                                  buckets=_DURATION_BUCKETS, registry=r)
-        self.wait = Histogram(p + "job_wait_seconds", "Enqueue to start.", ["queue"],
-                              buckets=_WAIT_BUCKETS, registry=r)
         self.in_flight = Gauge(p + "jobs_in_flight", "Jobs running now.", registry=r)
         self.concurrency = Gauge(p + "concurrency", "Jobs this worker runs at once.",
                                  registry=r)
@@ -136,9 +228,6 @@ class WorkerMetrics:
         # The runtime binds it to its running set (read at scrape, nothing in the hot path).
         self.busy_ratio = Gauge(p + "busy_ratio", "Jobs running / concurrency (0..1).",
                                 registry=r)
-        self.last_job = Gauge(p + "last_job_timestamp_seconds",
-                              "When a job of this queue last ended (done, retried or failed).",
-                              ["queue"], registry=r)
         self.state = Gauge(p + "state", "1 for the worker's current state.", ["state"],
                            registry=r)
         self.leases_recovered = Counter(p + "leases_recovered",
@@ -146,7 +235,6 @@ class WorkerMetrics:
                                         registry=r)
         self.redis_errors = Counter(p + "redis_errors", "Failed Redis round trips.",
                                     registry=r)
-        self._queues: dict[str, _PerQueue] = {}
         self.set_state("starting")
 
     def queue(self, name: str) -> _PerQueue:

@@ -300,9 +300,7 @@ class Worker:
         start = time.time()
         self.running[job.id] = (job, start)
         m = self.metrics.queue(job.queue)
-        m.started.inc()
-        if job.enqueued_at:
-            m.wait.observe(max(0.0, start - job.enqueued_at))
+        m.job_started(max(0.0, start - job.enqueued_at) if job.enqueued_at else None)
         try:
             outcome = await self.execution.run(job, job.timeout or self.s.timeout or None)
         except asyncio.CancelledError:
@@ -313,8 +311,7 @@ class Worker:
         finally:
             del self.running[job.id]
             ended = time.time()
-            m.duration.observe(ended - start)
-            m.last_job.set(ended)
+            m.job_ended(ended - start, ended)
         if outcome.op == "done":
             self.processed += 1
             m.completed.inc()
