@@ -172,11 +172,13 @@ ON_DONE = HOOKS
 # keys.done(id) and a message on keys.progress_channel(id) when it finishes.
 SETTLE = PRELUDE + ON_DONE + """
 local now = now_s()
+local nows = tostring(now)
 local ttl = tonumber(ARGV[2])
 local res, counts = {}, {}
 local function count(q, name)
-  local k = qkey(q, 'stats') .. '\\0' .. name
-  counts[k] = (counts[k] or 0) + 1
+  local c = counts[q]
+  if not c then c = {}; counts[q] = c end
+  c[name] = (c[name] or 0) + 1
 end
 local function finished(id, state, keep)
   local dk = jkey(id) .. ':done'
@@ -185,7 +187,32 @@ local function finished(id, state, keep)
   redis.call('PUBLISH', jkey(id) .. ':progress', '{"state":"' .. state .. '"}')
 end
 local ndone = tonumber(ARGV[3])
-local i, rest = 4, 4 + 4 * ndone
+local rest = 4 + 4 * ndone
+-- Which of the ids are in flight: one ZMSCORE per queue (chunks of 1000), not a ZSCORE
+-- per job; the ones settled leave the ZSET in one ZREM per queue at the end.
+local ids_of, live, settled = {}, {}, {}
+do
+  local i = 4
+  while i <= #ARGV do
+    local q, id
+    if i < rest then q, id = ARGV[i], ARGV[i + 1]; i = i + 4
+    else q, id = ARGV[i + 1], ARGV[i + 2]; i = i + 7 end
+    local ids = ids_of[q]
+    if not ids then ids = {}; ids_of[q] = ids; live[q] = {}; settled[q] = {} end
+    ids[#ids + 1] = id
+  end
+end
+local function chunks(ids, f)
+  for s = 1, #ids, 1000 do f({unpack(ids, s, math.min(s + 999, #ids))}) end
+end
+for q, ids in pairs(ids_of) do
+  local lq, inflight = live[q], qkey(q, 'inflight')
+  chunks(ids, function(part)
+    local scores = redis.call('ZMSCORE', inflight, unpack(part))
+    for k = 1, #part do if scores[k] then lq[part[k]] = true end end
+  end)
+end
+local i = 4
 while i <= #ARGV do
   local op, q, id, dl, tries, a, b
   if i < rest then
@@ -196,13 +223,16 @@ while i <= #ARGV do
       ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
     i = i + 7
   end
-  local inflight, jk = qkey(q, 'inflight'), jkey(id)
+  local jk = jkey(id)
   local ok = 0
-  -- Still in flight under this delivery: the count matches and the ZREM finds it (an
-  -- expired lease was reaped: not in flight; taken again: another count).
-  local m = jget(id, 'deliveries', 'concurrency_key', 'unique_key', 'result_ttl', 'waited',
-                 'chain', 'batch')
-  if m and m[1] == dl and redis.call('ZREM', inflight, id) == 1 then
+  -- Still in flight under this delivery: in the ZSET and the count matches (an expired
+  -- lease was reaped: not in flight; taken again: another count).
+  local m = live[q][id] and jget(id, 'deliveries', 'concurrency_key', 'unique_key',
+                                 'result_ttl', 'waited', 'chain', 'batch')
+  if m and m[1] == dl then
+    live[q][id] = nil  -- the same job twice in one batch: the second finds it settled
+    local done_q = settled[q]
+    done_q[#done_q + 1] = id
     ok = 1
     if m[2] and m[2] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[2], id) end
     if op == 'retryx' or op == 'failx' then
@@ -216,9 +246,9 @@ while i <= #ARGV do
       if keep <= 0 and m[5] then keep = 60 end
       if keep > 0 then
         if a ~= '' then
-          redis.call('HSET', jk, 'state', 'done', 'finished_at', tostring(now), 'result', a)
+          redis.call('HSET', jk, 'state', 'done', 'finished_at', nows, 'result', a)
         else
-          redis.call('HSET', jk, 'state', 'done', 'finished_at', tostring(now))
+          redis.call('HSET', jk, 'state', 'done', 'finished_at', nows)
         end
         redis.call('EXPIRE', jk, keep)
       else
@@ -259,9 +289,12 @@ while i <= #ARGV do
   end
   res[#res + 1] = ok
 end
-for k, n in pairs(counts) do
-  local sep = string.find(k, '\\0', 1, true)
-  redis.call('HINCRBY', string.sub(k, 1, sep - 1), string.sub(k, sep + 1), n)
+for q, ids in pairs(settled) do
+  local inflight = qkey(q, 'inflight')
+  if #ids > 0 then chunks(ids, function(part) redis.call('ZREM', inflight, unpack(part)) end) end
+end
+for q, c in pairs(counts) do
+  for name, n in pairs(c) do redis.call('HINCRBY', qkey(q, 'stats'), name, n) end
 end
 return res
 """
