@@ -3,6 +3,7 @@ pod costs to start again decides when pods are added and removed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from queueworker.engine import Decision, GPUCapacity, PodState, decide
@@ -111,10 +112,15 @@ def test_scale_downs_are_a_restart_horizon_apart() -> None:
     assert d.desired == 1, d.reason
 
 
+def _aged(pods: tuple[PodState, ...], age: float) -> tuple[PodState, ...]:
+    return tuple(replace(p, job_age_seconds=age) if p.busy else p for p in pods)
+
+
 def _long_jobs(drain: dict[str, Any], last: tuple[PodState, ...] | None = None,
-               gpu: GPUCapacity | None = None) -> Decision:
+               gpu: GPUCapacity | None = None, oldest: float = 330.0) -> Decision:
     """Six-minute jobs, one every two minutes, then none waiting and 6 busy
-    (`last`: the pods then; `gpu`: what free GPUs allow then)."""
+    (`last`: the pods then; `gpu`: what free GPUs allow then; `oldest`: the
+    longest a job was seen running)."""
     s = spec({"maxReplicas": 20, "scaleDown": {"stabilizationSeconds": 300}},
              gpu={"capToFreeCapacity": True})
     raw = s.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -124,13 +130,15 @@ def _long_jobs(drain: dict[str, Any], last: tuple[PodState, ...] | None = None,
     t = 0.0
     while t <= 1800:
         pods = _pods(6, busy=3) if t >= 120 else _pods(5, 1, busy=3)
+        pods = _aged(pods, min(t, oldest) if t < 900 else 60.0)
         enq = round(t / 120)
         memory = decide(s, obs(t, in_flight=3, current=6, pods=pods, enqueued=enq,
                                completed=max(0, enq - 3)), memory).memory
         t += 5
     assert memory is not None
     memory.pop("downAt", None)  # the count was held: no scale-down happened
-    return decide(s, obs(t, in_flight=6, current=6, pods=last or _pods(6, busy=6), gpu=gpu,
+    return decide(s, obs(t, in_flight=6, current=6, pods=last or _aged(_pods(6, busy=6), 60.0),
+                         gpu=gpu,
                          enqueued=round(t / 120), completed=max(0, round(t / 120) - 3)), memory)
 
 
@@ -146,6 +154,14 @@ def test_busy_pods_beyond_the_forecast_drain_ahead_when_jobs_fit_the_deadline() 
     d = _long_jobs({})
     assert d.desired == 6, d.reason
     assert "drain ahead" not in d.reason
+
+
+def test_no_drain_ahead_once_a_job_ran_near_the_deadline() -> None:
+    # A job seen running 800 s: the 870 s deadline does not hold it with a
+    # quarter to spare, whatever the mean job.
+    d = _long_jobs(LONG_DRAIN, oldest=800.0)
+    assert "drain ahead" not in d.reason
+    assert d.desired == 6, d.reason
 
 
 def test_no_drain_ahead_with_a_free_slot_on_a_busy_pod() -> None:

@@ -13,8 +13,9 @@ stabilization windows, in this order:
   scale-down window afterwards. Only when the jobs run at least two restart
   horizons (a job in progress has about half a mean job left, so a
   replacement would be ready before the drained pod was free anyway and no
-  job waits longer for it) and twice the mean job fits the drain deadline
-  (the job finishes; it is not cut); elsewhere `busy_floor` holds;
+  job waits longer for it) and the drain deadline holds twice the mean job
+  and the longest job seen running (the job finishes; it is not cut);
+  elsewhere `busy_floor` holds;
 - `spacing`: small scale-downs at least one restart horizon apart, so a
   fleet draining a burst takes a few larger steps instead of one per poll; a
   pod kept that long costs at most what starting it again would.
@@ -34,6 +35,7 @@ from queueworker.engine.types import PodState
 from queueworker.operator.api import QueueWorkerSpec, ScalingSpec
 
 DRAIN_FACTOR = 2.0  # the drain deadline must hold this many mean jobs
+LONGEST_MARGIN = 1.25  # and the longest job seen with this much to spare
 
 
 def worth_starting(demand: Demand, rates: Rates | None, horizon: Horizon, current: int,
@@ -87,11 +89,15 @@ def drain_ahead(
     busy: int,
     slots: int,
     room: int | None,
+    longest: tuple[float | None, float] = (None, 0.0),
 ) -> tuple[int, str] | None:
     """The count with busy pods beyond the forecast draining, or None where the
     rule does not apply (then no scale-down goes below the busy pods).
 
-    Not while a busy pod has a free job slot (a draining pod takes no more
+    The drain deadline must hold the longest job seen running with a quarter
+    to spare (`longest`: that age, and how long ages have been watched, at
+    least one deadline), and twice the mean job. Not while a busy pod has a
+    free job slot (a draining pod takes no more
     jobs: that slot would be lost), nor when no replacement could be scheduled
     (`room`: replicas the free GPUs allow beyond the current ones; a
     replacement that waits for a GPU the drained pod holds is no replacement).
@@ -104,15 +110,18 @@ def drain_ahead(
     svc, deadline = rates.service_seconds, spec.drain.worker_deadline_seconds
     if svc < 2 * horizon.seconds or DRAIN_FACTOR * svc > deadline:
         return None
+    seen, watched = longest
+    if seen is None or watched < deadline or LONGEST_MARGIN * seen > deadline:
+        return None
     s = spec.scaling
     target = min(max(ahead, 1, s.min_replicas), s.max_replicas)
     if target >= desired:
         return None
     return target, (
         f"; drain ahead: nothing waits, jobs of {svc:.0f}s run 2x the restart horizon "
-        f"{horizon.seconds:.0f}s or more and {DRAIN_FACTOR:g}x fit the drain deadline "
-        f"{deadline:g}s: busy pods beyond the forecast's {ahead} finish their job and leave "
-        f"-> {target}"
+        f"{horizon.seconds:.0f}s or more, {DRAIN_FACTOR:g}x and the longest seen "
+        f"({seen:.0f}s) fit the drain deadline {deadline:g}s: busy pods beyond the "
+        f"forecast's {ahead} finish their job and leave -> {target}"
     )
 
 

@@ -67,6 +67,7 @@ def decide(
     ring, upper = forecast.recent(mem_in.get("arr"), now, enq if isinstance(enq, int) else None,
                                   horizon.seconds)
     ahead, ahead_why = forecast.need(s, measured, slots, horizon, upper)
+    long_mem, long_seen, watched = forecast.longest(mem_in.get("long"), now, obs.pods)
     active_at = _last_active(mem_in, now, demand, busy, moved)
     if moved and demand.jobs == 0 and busy == 0:
         reason += "; jobs came and went since the last poll (counters): idle clock reset"
@@ -86,7 +87,7 @@ def decide(
         room = (obs.gpu.max_replicas - current
                 if obs.gpu is not None and spec.gpu.cap_to_free_capacity else None)
         drain = churn.drain_ahead(spec, demand, measured, horizon, current, desired, ahead,
-                                  busy, slots, room)
+                                  busy, slots, room, (long_seen, watched))
         if drain is None:
             desired, why = churn.busy_floor(s, current, desired, busy, busy_why)
         else:
@@ -106,6 +107,8 @@ def decide(
         memory_out["start"] = start_mem
     if sched_mem:
         memory_out["sched"] = sched_mem
+    if long_mem:
+        memory_out["long"] = long_mem
     if ring:
         memory_out["arr"] = ring
     down_at = now if desired < current else mem_in.get("downAt")

@@ -105,6 +105,33 @@ def starts(raw: Any, now: float, pods: Sequence[PodState], poll: float
     return mem, Horizon(start, est is not None, start + poll)
 
 
+LONGEST_FORGET_SECONDS = 6 * 3600.0  # a longest job not matched for this long is forgotten
+
+
+def longest(raw: Any, now: float, pods: Sequence[PodState]
+            ) -> tuple[dict[str, Any], float | None, float]:
+    """The longest a job was seen running (from the beats' job starts), and for
+    how long the ages have been watched: (memory, longest or None, seconds).
+
+    A job's remaining run is at most the longest job seen minus its age; a
+    drain deadline that holds the longest job seen holds the rest.
+    """
+    prev = raw if isinstance(raw, dict) else {}
+    ages = [p.job_age_seconds for p in pods if p.job_age_seconds is not None]
+    now_max = max(ages, default=None)
+    seen, at, since = prev.get("l"), prev.get("at"), prev.get("since")
+    if not (isinstance(seen, int | float) and isinstance(at, int | float)
+            and isinstance(since, int | float)) or not (since <= at <= now) \
+            or now - at > LONGEST_FORGET_SECONDS:
+        if now_max is None:
+            return {}, None, 0.0
+        seen, at, since = now_max, now, now
+    elif now_max is not None and now_max >= seen:
+        seen, at = now_max, now
+    return ({"l": round(float(seen), 3), "at": float(at), "since": float(since)},
+            float(seen), now - float(since))
+
+
 def recent(raw: Any, now: float, enqueued: int | None, span: float
            ) -> tuple[list[list[float]], float | None]:
     """Arrivals over the last `span` seconds (at least MIN_RECENT_SECONDS), from

@@ -42,6 +42,8 @@ class PodState:
     # Jobs its worker took beyond its slots (prefetch) and holds for them, where it
     # says: work for this pod (busy), never for another, and not a running job.
     buffered: int = 0
+    # How long its longest-running job has run, where the beat says (job starts).
+    job_age_seconds: float | None = None
     beat_age_seconds: float | None = None  # age of the heartbeat busy/in_flight come from
 
 

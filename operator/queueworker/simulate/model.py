@@ -262,6 +262,11 @@ class Model:
         last = self._last_beat(pod, now)
         return None if last is None else now - last
 
+    def job_age(self, pod: Pod, now: float) -> float | None:
+        """How long the pod's longest-running job has run (its beat lists job starts)."""
+        starts = [j.start for j in pod.jobs if j.start is not None]
+        return now - min(starts) if starts else None
+
     def seen_busy(self, pod: Pod, now: float) -> int:
         """Jobs in hand as the pod's last heartbeat reported them (exact without beats)."""
         last_beat = self._last_beat(pod, now)

@@ -71,7 +71,8 @@ class Ours:
             PodState(p.name, busy=seen[p.name] > 0, in_flight=seen[p.name],
                      ready=p.state == READY, terminating=p.state == DRAINING,
                      slots=p.concurrency, buffered=len(p.buffer) if self.told_buffered else 0,
-                     beat_age_seconds=m.beat_age(p, now))
+                     beat_age_seconds=m.beat_age(p, now),
+                     job_age_seconds=m.job_age(p, now) if seen[p.name] else None)
             for p in m.pods.values()
         )
         gpu = None
