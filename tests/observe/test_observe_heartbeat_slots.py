@@ -30,3 +30,13 @@ def test_a_beat_that_says_neither_leaves_them_unknown() -> None:
     junk = heartbeats.by_pod([_beat(concurrency="4", buffered=-2)])["p1"]
     assert heartbeats.pod_state("p1", junk, ready=True).slots is None
     assert junk.buffered == 0
+
+
+def test_the_oldest_running_job_gives_the_job_age() -> None:
+    beat = heartbeats.by_pod([Heartbeat.from_json(json.dumps({
+        "id": "w1", "pod": "p1", "state": "busy", "beat_at": 100.0,
+        "in_flight": [{"id": "a", "queue": "q", "started_at": 40.0},
+                      {"id": "b", "queue": "q", "started_at": 90.0}]}))])["p1"]
+    assert heartbeats.pod_state("p1", beat, ready=True, now=130.0).job_age_seconds == 90.0
+    idle = heartbeats.by_pod([_beat(in_flight=[])])["p1"]
+    assert heartbeats.pod_state("p1", idle, ready=True, now=130.0).job_age_seconds is None

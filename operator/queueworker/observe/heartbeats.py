@@ -44,6 +44,7 @@ class PodBeat:
     beat_at: float = 0.0
     slots: int | None = None  # the worker's concurrency, where its beat says
     buffered: int = 0  # jobs it holds prefetched beyond its slots, where its beat says
+    oldest_started: float | None = None  # start of its longest-running job, where it says
 
     @property
     def busy(self) -> bool:
@@ -59,7 +60,9 @@ def by_pod(beats: Iterable[worker_heartbeat.Heartbeat]) -> dict[str, PodBeat]:
         if pod not in out or out[pod].beat_at < beat.beat_at:
             out[pod] = PodBeat(pod, beat.state, len(beat.in_flight), beat.beat_at,
                                _count(beat.extra.get("concurrency")) or None,
-                               _count(beat.extra.get("buffered")))
+                               _count(beat.extra.get("buffered")),
+                               min((j.started_at for j in beat.in_flight if j.started_at > 0),
+                                   default=None))
     return out
 
 
@@ -106,8 +109,11 @@ def pod_state(name: str, beat: PodBeat | None, *, ready: bool,
            if now is not None and beat is not None and beat.beat_at > 0 else None)
     if beat is None and now is not None:
         age = UNKNOWN_AGE
+    job_age = (max(0.0, now - beat.oldest_started)
+               if now is not None and beat is not None and beat.oldest_started else None)
     return PodState(name=name, busy=beat is not None and beat.busy,
                     in_flight=beat.in_flight if beat is not None else 0,
                     ready=ready, terminating=terminating, beat_age_seconds=age,
                     slots=beat.slots if beat is not None else None,
-                    buffered=beat.buffered if beat is not None else 0)
+                    buffered=beat.buffered if beat is not None else 0,
+                    job_age_seconds=job_age)
