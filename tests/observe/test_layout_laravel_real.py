@@ -65,10 +65,10 @@ def test_real_laravel_waiting_delayed_reserved_failed(tmp_path: Path, redis_url:
     try:
         wait_until(lambda: (marks / "long.start").exists(), 30, 0.1, "the long job started")
         app.dispatch(marks, "s0:0", "s1:0", "s2:0", "later0:0:600", "later1:0:600",
-                     "soon:0:2")
+                     "soon:0:20")
         now = time.time()
         assert r.zcard(f"{PREFIX}queues:default:reserved") == 1
-        # waiting 3; delayed: retried (+300 s), later0/1 (+600 s), soon (+2 s); 1 running
+        # waiting 3; delayed: retried (+300 s), later0/1 (+600 s), soon (+20 s); 1 running
         assert _counts(r, q, now) == (3, 4, 1, 0)
         # Due ones are waiting: the driver moves them to the list before its next pop.
         assert _counts(r, q, now + 30) == (4, 3, 1, 0)
