@@ -96,7 +96,8 @@ def _states(r: redis.Redis, pods: list[PodRef]) -> dict[str, str]:
 def test_real_queue_work_idle_while_blocked_named_after_its_pod(
         tmp_path: Path, redis_url: str) -> None:
     """`block_for` + `'name' => env('POD_NAME')`: an idle queue:work is blocked in
-    BLPOP on a connection named after its pod (idle); a busy one is not (unknown)."""
+    BLPOP on a connection named after its pod (idle); a busy one is not (unknown).
+    SIGTERM: a busy worker finishes its job first, an idle one just exits."""
     marks = tmp_path / "marks"
     marks.mkdir()
     r = redis.Redis.from_url(redis_url)
@@ -108,17 +109,20 @@ def test_real_queue_work_idle_while_blocked_named_after_its_pod(
     b = None
     try:
         wait_until(lambda: _states(r, pods)["pod-a"] == "idle", 20, 0.1, "pod-a blocked")
-        app_a.dispatch(marks, "long:5")
+        app_a.dispatch(marks, "long:8")
         wait_until(lambda: (marks / "long.start").exists(), 20, 0.1, "pod-a runs the job")
         b = app_b.popen(*flags)
         wait_until(lambda: _states(r, pods) == {"pod-a": "unknown", "pod-b": "idle"}, 20, 0.1,
                    "pod-a busy (not blocked), pod-b idle (blocked)")
-        wait_until(lambda: (marks / "long.done").exists(), 30, 0.1, "the job finished")
-        wait_until(lambda: _states(r, pods) == {"pod-a": "idle", "pod-b": "idle"}, 20, 0.1,
-                   "both blocked again")
-        # SIGTERM to an idle worker blocked in BLPOP: it exits (within block_for).
+        # SIGTERM to the busy worker: it finishes its job, then exits 0.
+        assert not (marks / "long.done").exists()
         a.terminate()
-        assert a.wait(20) == 0, a.stdout.read() if a.stdout else ""
+        assert a.wait(30) == 0, a.stdout.read() if a.stdout else ""
+        assert (marks / "long.done").read_text().split()[0] == str(a.pid), "finished by pod-a"
+        # SIGTERM to an idle worker blocked in BLPOP: it exits when BLPOP returns.
+        wait_until(lambda: _states(r, pods)["pod-b"] == "idle", 20, 0.1, "pod-b blocked")
+        b.terminate()
+        assert b.wait(20) == 0, b.stdout.read() if b.stdout else ""
     finally:
         _stop(a)
         if b is not None:
