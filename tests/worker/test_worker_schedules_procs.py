@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from queueworker.worker import keys
+from queueworker.worker.heartbeat import read_heartbeats
 from queueworker.worker.schedules import schedule_key, tick_job_id
 
 from support.schedule_worker import CLOCK_KEY
@@ -64,6 +65,10 @@ def test_three_workers_ten_simulated_minutes_with_sigkills(redis_url: str) -> No
                 next_kill = time.monotonic() + rng.uniform(0.3, 1.0)
         wait_until(lambda: all(_next_due(r, s.name) > end for s in SIM), timeout=30,
                    what="the schedules to catch up with the simulated clock")
+        # A worker restarted just now may still be starting (no SIGTERM handler yet):
+        # stop only workers that beat, so a -15 means a drain that failed.
+        wait_until(lambda: {p.pid for p in procs} <= {h.pid for h in read_heartbeats(r)},
+                   timeout=30, what="every running worker's first heartbeat")
     finally:
         codes = [stop(p) for p in procs]
     assert [c for c, _ in codes] == [0, 0, 0], codes
