@@ -217,6 +217,7 @@ async def test_heartbeat_shows_busy_jobs_and_metrics_endpoint_answers(
     assert beat.pod == "emails-7f9"
     assert [j.id for j in beat.in_flight] == [job_id]
     assert beat.queues == ("default",)
+    assert beat.extra.get("buffered") == 0  # the operator reads it as demand on this pod
     health = await asyncio.to_thread(_get, port, "/healthz")
     assert health == (200, "ok (busy)\n")
     code, metrics = await asyncio.to_thread(_get, port, "/metrics")

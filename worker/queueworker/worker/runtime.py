@@ -143,7 +143,9 @@ class Worker:
             "in_flight": [{"id": j.id, "queue": j.queue, "started_at": t}
                           for j, t in self.running.values()],
             "processed": self.processed, "failed": self.failed,
-            "concurrency": self.s.concurrency,
+            # Prefetched jobs this worker holds beyond its slots: the operator counts
+            # them as demand on this pod, not as work an idle replica could take.
+            "concurrency": self.s.concurrency, "buffered": len(self.buffer),
             "started_at": self.started_at, "beat_at": time.time(),
         }
 
