@@ -2,15 +2,16 @@
 
 `decide` is the policy, read top to bottom; each step below it is a small pure
 function that returns its result and the part it adds to the reason line:
-paused -> queues unreadable (fallback) -> demand by policy (jobs, and seconds
-of work where rates are measured; jobs on terminating pods are theirs) ->
-activation from zero / idle before zero (jobs seen in the counters between
-polls count as activity) -> [min, max] -> stabilization windows -> the
-restart horizon (churn.py: no scale-up for work the pods there clear before a
-new one is ready; no scale-down below the forecast; busy pods beyond it drain
-ahead where jobs are long) -> never below the busy pods (counting pods that
-took a job since their last heartbeat) -> scale-downs a restart horizon apart
--> rate limits -> free GPUs.
+paused -> queues unreadable (fallback) -> demand by policy (jobs, and seconds of
+work where rates are measured; jobs on terminating pods are theirs; a paused
+queue's waiting jobs are none, queue_admin.py) -> activation from zero / idle
+before zero (jobs seen in the counters between polls count as activity; a
+schedule tick due within a pod start wakes one replica) -> [min, max] ->
+stabilization windows -> the restart horizon (churn.py: no scale-up for work the
+pods there clear before a new one is ready; no scale-down below the forecast;
+busy pods beyond it drain ahead where jobs are long) -> never below the busy pods
+(counting pods that took a job since their last heartbeat) -> scale-downs a
+restart horizon apart -> rate limits -> free GPUs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from queueworker.engine import (
     capacity,
     churn,
     forecast,
+    queue_admin,
     ratelimit,
     rates,
     schedule,
@@ -55,25 +57,28 @@ def decide(
         return _unreadable(spec, obs, mem_in, sched_why)
     now, current = obs.now, obs.current_replicas
 
+    start_mem, horizon = forecast.starts(mem_in.get("start"), now, obs.pods,
+                                         s.poll_interval_seconds)
+    queues, paused_why = queue_admin.for_demand(obs.queues)
+    tick = queue_admin.due(queues, horizon.start_seconds)
     buffered = sum(p.buffered for p in obs.pods if not p.terminating)
-    demand, rate_mem, measured, moved = _demand(obs.queues, now, mem_in, buffered)
+    demand, rate_mem, measured, moved = _demand(queues, now, mem_in, buffered)
     busy, busy_why, slots, seen_slots = _pods(obs.pods, demand, mem_in)
     demand, leaving_why = churn.leaving(obs.pods, demand)
     want, reason = recommend(s, demand, measured, slots)
-    reason += leaving_why + sched_why
-    start_mem, horizon = forecast.starts(mem_in.get("start"), now, obs.pods,
-                                         s.poll_interval_seconds)
+    reason += paused_why + leaving_why + sched_why
     enq = rate_mem.get("enq")
     ring, upper = forecast.recent(mem_in.get("arr"), now, enq if isinstance(enq, int) else None,
                                   horizon.seconds)
     ahead, ahead_why = forecast.need(s, measured, slots, horizon, upper)
     long_mem, long_seen, watched = forecast.longest(mem_in.get("long"), now, obs.pods)
-    active_at = _last_active(mem_in, now, demand, busy, moved)
+    active_at = now if tick else _last_active(mem_in, now, demand, busy, moved)
     if moved and demand.jobs == 0 and busy == 0:
         reason += "; jobs came and went since the last poll (counters): idle clock reset"
 
     want, to_zero, why = _activation_and_idle(s, current, demand, want, now - active_at)
-    reason += why
+    want, to_zero, wake_why = queue_admin.wake(tick, horizon.start_seconds, want, to_zero)
+    reason += why + wake_why
     bounded, why = _bounds(s, want)
     reason += why
     up_win, down_win, desired, why = _stabilize(s, mem_in, now, current, bounded, to_zero)

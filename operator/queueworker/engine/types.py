@@ -27,6 +27,12 @@ class QueueDepth:
     # (priority, jobs) in the waiting lists, highest first, where the layout has
     # levels (native: 10..1, worker/keys.py); empty otherwise
     waiting_by_priority: tuple[tuple[int, int], ...] = ()
+    # Paused (native: ``queueworker queue pause``): its workers take none of its
+    # waiting jobs, so those are no demand (engine/queue_admin.py).
+    paused: bool = False
+    # Seconds from the reading to the queue's earliest schedule tick (negative:
+    # overdue), where the layout keeps schedules (native); None: no active one.
+    schedule_due_in: float | None = None
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,12 @@ from typing import Any
 
 from queueworker.engine.types import QueueDepth
 from queueworker.observe.layouts.base import Command, Reader, age, integer, text
+from queueworker.observe.layouts.native_schedules import admin_commands, parse_admin
+from queueworker.observe.layouts.native_schedules import queue_prefix as queue_prefix
 from queueworker.operator.api import QueueLayout, QueueSpec, QueueWorkerSpec
 from queueworker.worker import keys
 
-
-def queue_prefix(q: QueueSpec) -> str:
-    """The prefix of one native queue's keys."""
-    return q.key_prefix or keys.DEFAULT_PREFIX
-
+ADMIN_COMMANDS = 2  # native_schedules.admin_commands: the schedules' first tick, paused
 
 def worker_prefix(spec: QueueWorkerSpec) -> str | None:
     """The prefix the spec's native workers keep their keys under; None: the default.
@@ -56,6 +54,8 @@ class NativeReader(Reader):
             # length, and its oldest id (producers LPUSH, workers take from the right).
             *(Command(("LLEN", w), w) for _, w in levels),
             *(Command(("LINDEX", w, -1), w) for _, w in levels),
+            # Last: its schedules' earliest tick and whether it is paused (native_schedules).
+            *admin_commands(q, now),
         ]
 
     def parse(
@@ -73,6 +73,8 @@ class NativeReader(Reader):
         enqueued_at = [keys.enqueued_at_from_id(text(r) or "") for r in replies[4 + n:4 + 2 * n]
                        if r is not None]
         ages = [a for a in (age(now, t) for t in enqueued_at) if a is not None]
+        # Due relative to the reading; the engine adds its own lead (a pod start).
+        admin = parse_admin(q, cmds[-ADMIN_COMMANDS:], replies[-ADMIN_COMMANDS:], now)
         return self.depth(
             q,
             sum(lengths) + due,
@@ -84,4 +86,6 @@ class NativeReader(Reader):
             # as a new arrival. Rates then see each attempt once on both sides.
             enqueued_total=enq + retried,
             completed_total=done + failed + retried,
+            paused=admin.paused,
+            schedule_due_in=None if admin.next_due is None else admin.next_due - now,
         )

@@ -6,13 +6,12 @@ count a due tick as demand (one replica) and the woken worker's scheduler
 enqueues it (worker/scheduler.py). A paused queue (``queueworker queue
 pause``) takes no jobs, so it should not count as demand at all.
 
-Like the layout readers these only build commands and parse replies, so they
-go into the same pipeline as the depths (observe/layouts/read.py):
-
-    cmds = admin_commands(q, now)
-    ... pipe.execute_command(*c.args) for c in cmds ...
-    state = parse_admin(q, cmds, replies, now)
-    demand = (state.due_now and not state.paused) or ...
+Like the layout readers these only build commands and parse replies: the
+native reader (native.py) appends them to its commands, so they go into the
+same pipeline as the depths (observe/layouts/read.py, coalesced per Redis by
+observe/batch.py), and its QueueDepth carries ``paused`` and
+``schedule_due_in``; the engine decides (engine/queue_admin.py), waking a
+pod one measured pod start ahead of the tick.
 """
 
 from __future__ import annotations
@@ -23,10 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from queueworker.observe.layouts.base import Command, LayoutError, text
-from queueworker.observe.layouts.native import queue_prefix
 from queueworker.operator.api import QueueSpec
+from queueworker.worker import keys
 from queueworker.worker.admin import paused_key
 from queueworker.worker.schedules import queue_schedules
+
+
+def queue_prefix(q: QueueSpec) -> str:
+    """The prefix of one native queue's keys (native.py re-exports it)."""
+    return q.key_prefix or keys.DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)
