@@ -35,12 +35,13 @@ from queueworker.operator import kubectl_yaml
 from queueworker.operator.api import QueueWorkerSpec
 from queueworker.operator.validation import SpecError, parse_manifest, parse_spec
 from queueworker.simulate import trace as simulate_trace
+from queueworker.simulate import visibility
 from queueworker.simulate.model import Model
 from queueworker.simulate.policies import Horizon, KedaHpa, Ours
 from queueworker.simulate.timeline import Timeline
 
 POLICIES = ("ours", "keda-hpa", "keda-hpa-same-grace", "horizon", "keda-hpa-inflight")
-BEAT_SECONDS = 5.0  # the native worker's heartbeat interval (worker/config.py)
+BEAT_SECONDS = visibility.NATIVE_BEAT_SECONDS
 TAIL_SECONDS = 900.0  # keep running after the last job so idle cost is counted
 
 
@@ -64,6 +65,7 @@ class Result:
     never_ran_seconds: float = 0.0
     terminating_seconds: float = 0.0
     churn_ups: int = 0
+    layout: str = "native"  # what ours saw (visibility.TABLE); "-" for the other policies
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -89,11 +91,12 @@ def simulate(
     gpus: int | None = None,
     seed: int = 1,
     concurrency: int | None = None,
-    beat_seconds: float = BEAT_SECONDS,
+    beat_seconds: float | None = None,
     timeline: Timeline | None = None,
     prefetch: int = 0,
     beats_say_buffered: bool = True,
     start_time: float = 0.0,
+    layout: str | None = None,
 ) -> Result:
     """Replay `jobs`; pods run `concurrency` jobs at once (default 1: the worker's
     concurrency is not part of the spec, and targetBacklogPerReplica is a target,
@@ -101,9 +104,15 @@ def simulate(
     `prefetch`: jobs a worker takes beyond its free slots (0: the native
     worker's adaptive default for jobs of more than a few milliseconds);
     `beats_say_buffered`: ours is told how many each pod holds (PodState.buffered).
-    `start_time`: epoch seconds of the trace's t=0 (for minReplicasSchedules)."""
+    `start_time`: epoch seconds of the trace's t=0 (for minReplicasSchedules).
+    `layout`: a row of visibility.TABLE, what ours sees of running jobs and busy
+    pods and how a stopped busy pod stops (default: the spec's own layout);
+    `beat_seconds`: how old a heartbeat may be (default: the layout's)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    vis = visibility.for_spec(spec) if layout is None else visibility.get(layout)
+    if beat_seconds is None:
+        beat_seconds = vis.beat_seconds
     queues = [q.name for q in spec.queues]
     # Jobs of a queue the spec does not watch go to its first queue: the
     # operator would never see them otherwise (the CLI says so).
@@ -117,7 +126,8 @@ def simulate(
         model.record(timeline)
     max_processes = spec.scaling.max_replicas
     if policy == "ours":
-        Ours(spec, model, per, resource, told_buffered=beats_say_buffered, epoch=start_time)
+        Ours(spec, model, per, resource, told_buffered=beats_say_buffered, epoch=start_time,
+             vis=vis, seed=seed)
     elif policy.startswith("keda-hpa"):
         grace = (float(spec.drain.worker_deadline_seconds) if policy == "keda-hpa-same-grace"
                  else KedaHpa.DEFAULT_GRACE)
@@ -150,6 +160,7 @@ def simulate(
         never_ran_seconds=stats.never_ran_seconds,
         terminating_seconds=stats.terminating_seconds,
         churn_ups=stats.churn_ups,
+        layout=vis.name if policy == "ours" else "-",
     )
 
 
@@ -174,8 +185,9 @@ def load_spec(path: str) -> QueueWorkerSpec:
 
 
 def format_result(r: Result) -> str:
+    who = r.policy if r.layout in ("native", "-") else f"{r.policy} [layout {r.layout}]"
     return (
-        f"{r.policy}: {r.completed}/{r.jobs} jobs; wait p50 {r.wait_p50:.1f}s "
+        f"{who}: {r.completed}/{r.jobs} jobs; wait p50 {r.wait_p50:.1f}s "
         f"p95 {r.wait_p95:.1f}s max {r.wait_max:.1f}s; worker-seconds {r.worker_seconds:.0f} "
         f"(busy {r.busy_seconds:.0f}); scale events {r.scale_events} "
         f"({r.churn_ups} scale-ups within 60 s of a scale-down); "
@@ -214,19 +226,29 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--start-time", default=None, metavar="ISO",
                     help="wall-clock time of the trace's t=0, e.g. 2026-03-02T06:00+01:00 "
                     "(minReplicasSchedules read it; default 1970-01-01T00:00Z)")
-    ap.add_argument("--beat-seconds", type=float, default=BEAT_SECONDS,
+    ap.add_argument("--layout", default=None, metavar="NAME[,NAME...]",
+                    help="what ours sees of running jobs and busy pods, and how a stopped "
+                    "busy pod stops: one of " + ", ".join(visibility.names()) + " or all "
+                    "(default: the spec's layout; several: one row each, the table in "
+                    "simulate/visibility.py)")
+    ap.add_argument("--beat-seconds", type=float, default=None,
                     help="worker heartbeat interval: ours sees a pod busy only once a beat "
-                    "says so (default 5; 0: exact)")
+                    "says so (default: the layout's, 5 for native; 0: exact)")
     ap.add_argument("--seed", type=int, default=1, help="victim choice of the ReplicaSet")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if args.pod_start_seconds < 0 or args.beat_seconds < 0 or args.prefetch < 0 or any(
+    if args.pod_start_seconds < 0 or (args.beat_seconds or 0) < 0 or args.prefetch < 0 or any(
         v is not None and v < 1 for v in (args.gpus, args.concurrency)
     ):
         print("queueworker simulate: --pod-start-seconds, --beat-seconds and --prefetch "
               "must be >= 0, "
               "--gpus and "
               "--concurrency >= 1", file=sys.stderr)
+        return 2
+    try:
+        args.layouts = _layouts(args.layout, args.compare or args.policy not in (None, "ours"))
+    except ValueError as exc:
+        print(f"queueworker simulate: --layout: {exc}", file=sys.stderr)
         return 2
     try:
         start_time = _start_time(args.start_time)
@@ -258,6 +280,19 @@ def main(argv: list[str]) -> int:
     return _run(args, spec, jobs, start_time)
 
 
+def _layouts(text: str | None, others: bool) -> list[str | None]:
+    """The layouts asked for (None: the spec's own); `others`: policies beside ours run."""
+    if text is None:
+        return [None]
+    names = list(visibility.names()) if text == "all" else [n.strip() for n in text.split(",")]
+    for name in names:
+        visibility.get(name)  # ValueError naming the choices
+    if others and len(names) > 1:
+        raise ValueError("several layouts are compared for policy ours only; give one with "
+                         "--compare or --policy (it is what ours sees)")
+    return list(names)
+
+
 def _start_time(text: str | None) -> float:
     if text is None:
         return 0.0
@@ -276,18 +311,22 @@ def _run(args: argparse.Namespace, spec: QueueWorkerSpec,
               f"{', '.join(plot.FORMATS)}", file=sys.stderr)
         return 2
     policies = compare.COMPARED if args.compare else (args.policy or "ours",)
+    several = len(args.layouts) > 1
+    runs = [(p, lay) for p in policies for lay in args.layouts]
     end = max((j.arrival + j.run_seconds for j in jobs), default=0.0) + TAIL_SECONDS
     results, timelines = [], []
-    for policy in policies:
+    for policy, layout in runs:
         tl = Timeline.for_duration(end, spec.scaling.poll_interval_seconds) if args.plot else None
         results.append(simulate(spec, jobs, policy, args.pod_start_seconds, args.gpus,
                                 args.seed, args.concurrency, args.beat_seconds, tl,
-                                args.prefetch, start_time=start_time))
+                                args.prefetch, start_time=start_time, layout=layout))
         if tl is not None:
-            timelines.append((policy, tl))
-    text = compare.table(results) if args.compare else format_result(results[0])
+            timelines.append((f"{policy} [{layout}]" if several else policy, tl))
+    text = (compare.table(results) if args.compare
+            else compare.layouts_table(results) if several else format_result(results[0]))
     if args.json:
-        out: Any = [asdict(r) for r in results] if args.compare else asdict(results[0])
+        out: Any = ([asdict(r) for r in results] if args.compare or several
+                    else asdict(results[0]))
         print(json.dumps(out))
     else:
         print(text)

@@ -28,19 +28,31 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
-from queueworker.engine import GPUCapacity, Observation, PodState, QueueDepth, decide
+from queueworker.engine import GPUCapacity, Observation, decide
 from queueworker.operator.api import QueueWorkerSpec
-from queueworker.simulate.model import DRAINING, READY, Model, Pod
+from queueworker.simulate import view, visibility
+from queueworker.simulate.model import READY, Model, Pod
+from queueworker.simulate.visibility import Visibility
 
 
 class Ours:
     name = "ours"
 
     def __init__(self, spec: QueueWorkerSpec, model: Model, gpu_per_replica: int,
-                 resource: str, told_buffered: bool = True, epoch: float = 0.0) -> None:
+                 resource: str, told_buffered: bool = True, epoch: float = 0.0,
+                 vis: Visibility | None = None, seed: int = 1) -> None:
         self.spec, self.m = spec, model
+        # What the operator sees of running jobs and busy pods (the layout's
+        # row), and how long a stopped busy pod may finish its jobs.
+        self.vis = vis or visibility.TABLE["native"]
+        self.grace = visibility.grace(self.vis, spec)
+        # Other libraries' pods go by their Deployment names, a random suffix:
+        # the engine's order among unknown pods is by name (engine/victims.py).
+        self.rng = random.Random(seed)
+        self.names: dict[int, str] = {}
         self.memory: dict[str, Any] | None = None
         self.per, self.resource = gpu_per_replica, resource
         self.last_desired: int | None = None
@@ -51,30 +63,19 @@ class Ours:
         self.epoch = epoch
         model.every(spec.scaling.poll_interval_seconds, self.tick)
 
+    def _name(self, pod: Pod) -> str:
+        if self.vis.native:
+            return pod.name
+        if pod.id not in self.names:
+            self.names[pod.id] = f"worker-{self.rng.getrandbits(40):010x}"
+        return self.names[pod.id]
+
     def tick(self, now: float) -> None:
-        m = self.m
+        m, v = self.m, self.vis
         live = m.live()
-        queues = tuple(
-            QueueDepth(q, "native", len(m.waiting.get(q, ())),
-                       sum(1 for p in m.pods.values() for j in (*p.jobs, *p.buffer)
-                           if j.queue == q),
-                       # Each queue's counters would be separate; summed here they
-                       # give the same rates to the engine.
-                       enqueued_total=m.enqueued if i == 0 else 0,
-                       completed_total=m.finished if i == 0 else 0)
-            for i, q in enumerate(m.queues)
-        )
-        # Busy as the last heartbeat said: a pod that took a job since looks idle.
-        # Draining pods are listed too (terminating), as the operator lists them.
-        seen = {p.name: m.seen_busy(p, now) for p in m.pods.values()}
-        pods = tuple(
-            PodState(p.name, busy=seen[p.name] > 0, in_flight=seen[p.name],
-                     ready=p.state == READY, terminating=p.state == DRAINING,
-                     slots=p.concurrency, buffered=len(p.buffer) if self.told_buffered else 0,
-                     beat_age_seconds=m.beat_age(p, now),
-                     job_age_seconds=m.job_age(p, now) if seen[p.name] else None)
-            for p in m.pods.values()
-        )
+        queues = view.queues(m, v, now)
+        pods = (view.native_pods(m, now, self.told_buffered) if v.native
+                else view.foreign_pods(m, v, now, self._name))
         gpu = None
         if m.slots is not None:
             holding = m.holding()
@@ -84,14 +85,17 @@ class Ours:
         obs = Observation(now + self.epoch, queues, len(live),
                           sum(1 for p in live if p.state == READY), pods, gpu)
         d = decide(self.spec, obs, self.memory)
+        if d.desired < len(live) and v.confirmed:  # Celery: asked again before removing
+            obs = replace(obs, pods=view.foreign_pods(m, v, now, self._name, exact=True))
+            d = decide(self.spec, obs, self.memory)
         self.memory = d.memory
         if d.desired > len(live):
             m.add_pods(d.desired - len(live), now)
             m.scaled(now, up=True)
         elif d.desired < len(live):
-            by_name = {p.name: p for p in live}
+            by_name = {self._name(p): p for p in live}
             for name in d.remove_first:
-                m.remove_pod(by_name[name], now, self.spec.drain.worker_deadline_seconds)
+                m.remove_pod(by_name[name], now, self.grace)
             m.scaled(now, up=False)
 
 
