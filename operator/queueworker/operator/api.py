@@ -340,6 +340,8 @@ class QueueStatus(Model):
     in_flight: int = 0
     delayed: int = 0
     oldest_age_seconds: float | None = None
+    paused: bool = False  # `queueworker queue pause`: its waiting jobs are no demand
+    next_schedule_in_seconds: float | None = None  # to its schedules' earliest tick
 
 
 class GPUStatus(Model):
