@@ -341,7 +341,7 @@ class QueueStatus(Model):
     delayed: int = 0
     oldest_age_seconds: float | None = None
     paused: bool = False  # `queueworker queue pause`: its waiting jobs are no demand
-    next_schedule_in_seconds: float | None = None  # to its schedules' earliest tick
+    next_schedule_time: str | None = None  # its schedules' earliest tick (RFC 3339)
 
 
 class GPUStatus(Model):
