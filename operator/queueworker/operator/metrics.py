@@ -27,6 +27,9 @@ queue_waiting_by_priority = Gauge(
     "queueworker_queue_waiting_jobs_by_priority",
     "Jobs in the waiting list of each priority level (native queues: 1..10, 10 first).",
     (*QW, "queue", "priority"), registry=REGISTRY)
+queue_paused = Gauge("queueworker_queue_paused",
+                     "1 while the queue is paused (queueworker queue pause): no demand.",
+                     (*QW, "queue"), registry=REGISTRY)
 gpu_free = Gauge("queueworker_gpu_free", "Free units of the GPU resource on eligible nodes.",
                  (*QW, "resource"), registry=REGISTRY)
 gpu_needed = Gauge("queueworker_gpu_needed", "GPU units the wanted replicas need.",
@@ -65,8 +68,8 @@ redis_batched_reads = Counter("queueworker_redis_batched_reads_total",
 
 _PER_QW = (desired_replicas, current_replicas, ready_replicas, max_replicas, gpu_limited,
            redis_up, spec_valid, last_poll)
-_WITH_EXTRA = (queue_jobs, queue_oldest_age, queue_waiting_by_priority, gpu_free, gpu_needed,
-               scale_events)
+_WITH_EXTRA = (queue_jobs, queue_oldest_age, queue_waiting_by_priority, queue_paused, gpu_free,
+               gpu_needed, scale_events)
 
 
 def count_api_request(operation: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -160,7 +160,10 @@ def volatile_status(seen: Seen, memory: dict[str, Any]) -> dict[str, Any]:
             "oldestJobAgeSeconds": round(max(ages), 3) if ages else None,
             "queues": [{"name": q.name, "layout": q.layout, "waiting": q.waiting,
                         "inFlight": q.in_flight, "delayed": q.delayed,
-                        "oldestAgeSeconds": q.oldest_age_seconds} for q in queues],
+                        "oldestAgeSeconds": q.oldest_age_seconds, "paused": q.paused,
+                        "nextScheduleTime": None if q.schedule_due_in is None
+                        else st.now_iso(round(time.time() + q.schedule_due_in))}
+                       for q in queues],
         })
     if seen.busy_pods is not None:
         # "unknown": pods whose busy state no heartbeat, registry or event reports.
@@ -173,6 +176,17 @@ def volatile_status(seen: Seen, memory: dict[str, Any]) -> dict[str, Any]:
             "limitedBy": seen.decision.gpu_shortfall,
         }
     return volatile
+
+
+def _steady(queues: tuple[QueueDepth, ...] | None) -> tuple[QueueDepth, ...] | None:
+    """The queues with a schedule's countdown as its (whole-second) time: an idle
+    QueueWorker with a schedule reads the same poll after poll."""
+    if queues is None or all(q.schedule_due_in is None for q in queues):
+        return queues
+    now = time.time()
+    return tuple(q if q.schedule_due_in is None
+                 else replace(q, schedule_due_in=round(now + q.schedule_due_in))
+                 for q in queues)
 
 
 def backlog_of(queues: tuple[QueueDepth, ...] | None) -> int:
@@ -213,6 +227,7 @@ class Series:
                                  ("delayed", q.delayed)):
                 m.queue_jobs.labels(**labels, queue=q.name, state=state).set(value)
             m.queue_oldest_age.labels(**labels, queue=q.name).set(q.oldest_age_seconds or 0)
+            m.queue_paused.labels(**labels, queue=q.name).set(1 if q.paused else 0)
             for level, n in q.waiting_by_priority:
                 m.queue_waiting_by_priority.labels(**labels, queue=q.name,
                                                    priority=str(level)).set(n)
@@ -326,7 +341,7 @@ class Reporter:
     async def report(self, seen: Seen, memory: dict[str, Any]) -> None:
         """Conditions, metrics and status of a tick that reached a decision."""
         obs, decision = seen.obs, seen.decision
-        fingerprint = (obs.queues, obs.error, decision.desired, decision.gpu_limited,
+        fingerprint = (_steady(obs.queues), obs.error, decision.desired, decision.gpu_limited,
                        decision.gpu_shortfall, seen.current, seen.ready, seen.pods_now, seen.gpu,
                        seen.paused, seen.generation, self.last_scale_time, shape(memory),
                        seen.pods_refused, tuple(sorted((seen.busy_pods or {}).items())),
