@@ -91,7 +91,10 @@ def _run(layout: str, seed: int = 1) -> tuple[int, int]:
     return r.interrupted, r.completed
 
 
-@pytest.mark.parametrize("layout", ["native", "rq", "sidekiq", "celery", "bullmq"])
+# Sidekiq is left out: its running jobs and busy threads are as old as its last
+# beat (10 s), so a pod that took a job since looks idle to both counts and can
+# be stopped with it (benchmarks/engine/RESULTS.md, "What the operator sees").
+@pytest.mark.parametrize("layout", ["native", "rq", "celery", "bullmq", "laravel"])
 def test_no_job_is_cut_where_busy_pods_are_known(layout: str) -> None:
     for seed in (1, 2):
         assert _run(layout, seed) == (0, len(JOBS))
