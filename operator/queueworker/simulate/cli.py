@@ -5,14 +5,15 @@
                                    keda-hpa-inflight | --compare]
                          [--plot FILE.png|.svg|.html]
                          [--pod-start-seconds S] [--gpus N] [--concurrency N]
-                         [--beat-seconds S] [--json]
+                         [--beat-seconds S] [--layout NAME[,NAME...]|all] [--json]
 
 Prints the queue wait (p50/p95/max), the cost in worker-seconds, how often
 replicas changed, how many jobs a scale-down cut off and the worker-seconds of
 pods that never ran a job. `--compare` replays the trace through ours,
 keda-hpa (both graces) and horizon and prints one table (compare.py);
-`--plot` draws backlog, replicas and wait over time (plot.py). See
-policies.py for what each policy models.
+`--plot` draws backlog, replicas and wait over time (plot.py); `--layout`
+models what ours sees per queue layout (visibility.py; several: one row
+each). See policies.py for what each policy models.
 """
 
 from __future__ import annotations
