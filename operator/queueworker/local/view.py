@@ -76,6 +76,15 @@ def _age(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}s"
 
 
+def _admin(q: QueueDepth) -> str:
+    """A queue's admin state in a few words: paused (no demand), its next schedule tick."""
+    parts = ["paused"] if q.paused else []
+    t = q.schedule_due_in
+    if t is not None:
+        parts.append(f"tick in {t:.0f}s" if t >= 0 else f"tick due {-t:.0f}s ago")
+    return ", ".join(parts)
+
+
 def render(snap: Snapshot) -> Group:
     elapsed = time.time() - snap.started_at
     head = Text.assemble(
@@ -90,7 +99,10 @@ def render(snap: Snapshot) -> Group:
         queues.add_row(Text(f"queues unreadable: {snap.error}", "red"), "", "", "", "", "")
     else:
         for q in snap.queues:
-            queues.add_row(q.name, q.layout, str(q.waiting), str(q.in_flight), str(q.delayed),
+            admin = _admin(q)
+            name = Text.assemble(q.name, (f" ({admin})" if admin else "",
+                                          "bold yellow" if q.paused else "dim"))
+            queues.add_row(name, q.layout, str(q.waiting), str(q.in_flight), str(q.delayed),
                            _age(q.oldest_age_seconds))
     replicas = Text.assemble(
         "replicas  desired ", (str(snap.desired), "bold"),
@@ -183,7 +195,9 @@ def status_line(snap: Snapshot) -> str:
     if snap.queues is None:
         queues = f"queues=unreadable error={snap.error!r}"
     else:
-        queues = " ".join(f"{q.name}={q.waiting}+{q.in_flight}" for q in snap.queues)
+        queues = " ".join(f"{q.name}={q.waiting}+{q.in_flight}" + ",paused" * q.paused
+                          + ("" if q.schedule_due_in is None else f",tick={q.schedule_due_in:.0f}s")
+                          for q in snap.queues)
     return (f"status desired={snap.desired} running={snap.running} ready={snap.ready} "
             f"busy={snap.busy} " + (f"unknown={snap.unknown} " if snap.unknown else "")
             + f"stopping={snap.stopping} backlog={snap.backlog} "
