@@ -44,6 +44,7 @@ class LocalMetrics:
                 metrics.queue_jobs.labels(NAMESPACE, self.name, q.name, state).set(value)
             metrics.queue_oldest_age.labels(NAMESPACE, self.name, q.name).set(
                 q.oldest_age_seconds or 0.0)
+            metrics.queue_paused.labels(NAMESPACE, self.name, q.name).set(1 if q.paused else 0)
 
     def scale_event(self, direction: str, reason: str) -> None:
         metrics.scale_events.labels(NAMESPACE, self.name, direction, reason_label(reason)).inc()
