@@ -15,10 +15,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,64 +26,15 @@ import redis
 from queueworker.worker.producer import Producer
 
 from cluster.controlplane import ControlPlane
-from cluster.kubeapi import ApiError
 from cluster.kubectl import Kubectl
 from cluster.kubelet import Kubelet
+from cluster.podwatch import PodSeen, PodWatcher
 from cluster.wait import wait_until
 from support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "qw-operator"
 NODE = "operator-node-0"
-
-
-@dataclass
-class PodSeen:
-    template_hash: str
-    ready_at: float | None = None
-    deleted_at: float | None = None
-
-
-@dataclass
-class PodWatcher:
-    """Every pod of the namespace as this machine saw it through a watch."""
-
-    plane: ControlPlane
-    pods: dict[str, PodSeen] = field(default_factory=dict)
-    stopped: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> PodWatcher:
-        threading.Thread(target=self._loop, daemon=True).start()
-        return self
-
-    def _loop(self) -> None:
-        api = self.plane.api()
-        path = f"/api/v1/namespaces/{NAMESPACE}/pods"
-        while not self.stopped.is_set():
-            try:
-                listed = api.get(path)
-                for pod in listed.get("items", []):
-                    self._note(pod)
-                rv = listed["metadata"]["resourceVersion"]
-                for event in api.watch(path, rv, timeout_seconds=10):
-                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                        self._note(event["object"])
-                    if self.stopped.is_set():
-                        return
-            except ApiError:
-                time.sleep(0.2)
-
-    def _note(self, pod: dict[str, Any]) -> None:
-        now = time.time()
-        meta = pod["metadata"]
-        seen = self.pods.setdefault(meta["name"], PodSeen(
-            (meta.get("labels") or {}).get("pod-template-hash", "")))
-        conditions = (pod.get("status") or {}).get("conditions") or []
-        if seen.ready_at is None and any(c["type"] == "Ready" and c["status"] == "True"
-                                         for c in conditions):
-            seen.ready_at = now
-        if seen.deleted_at is None and meta.get("deletionTimestamp"):
-            seen.deleted_at = now
 
 
 @dataclass
@@ -160,7 +109,7 @@ def env(control_plane: ControlPlane, kubelet: Kubelet, kubectl: Kubectl,
              "--log-format", "plain"],
             env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    watcher = PodWatcher(control_plane).start()
+    watcher = PodWatcher(control_plane, NAMESPACE).start()
     try:
         yield Env(kubectl, redis.Redis.from_url(server.url), server.url, watcher, log)
         # The QueueWorkers carry the operator's finalizer: delete them while it runs.

@@ -4,9 +4,11 @@ For each pod the real scheduler binds to one of its Nodes, ``Kubelet``:
 
 - runs the pod's first container (``command`` + ``args``) as a local process
   with the container's env (plain values, downward-API fields, Secret and
-  ConfigMap keys). ``queueworker ...`` runs this checkout's CLI with the test
-  interpreter. A command that is not found here (an image's entrypoint) runs
-  nothing: the container is emulated and stops at once when asked to;
+  ConfigMap keys) and the pod's host name (``HOSTNAME``, and for Python
+  processes ``socket.gethostname()``: podhost/sitecustomize.py). ``queueworker ...``
+  runs this checkout's CLI with the test interpreter. A command that is not
+  found here (an image's entrypoint) runs nothing: the container is emulated
+  and stops at once when asked to;
 - patches the pod's status to Running and Ready (Ready's lastTransitionTime is
   when it became ready: the ReplicaSet controller ranks scale-down victims on it);
 - restarts an exited process per ``restartPolicy`` (with back-off), or reports
@@ -41,6 +43,7 @@ from cluster.kubeapi import ApiError, KubeApi, quote
 log = logging.getLogger("cluster.kubelet")
 NODE_RESOURCES = {"cpu": "16", "memory": "64Gi", "pods": "110"}
 TESTS = Path(__file__).resolve().parents[1]
+PODHOST = Path(__file__).resolve().parent / "podhost"
 
 
 def now_iso() -> str:
@@ -261,6 +264,11 @@ class Kubelet:
         c.proc = None
         if argv is not None:
             env = {**os.environ, **self.env, **self._container_env(c.pod)}
+            # The pod's own host name, as a runtime's UTS namespace gives it (spec.hostname,
+            # else the pod name): other libraries' workers report it to the busy adapters.
+            host = c.pod["spec"].get("hostname") or c.pod["metadata"]["name"][:63]
+            env["HOSTNAME"] = env["QUEUEWORKER_POD_HOSTNAME"] = host
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PODHOST), env.get("PYTHONPATH"))))
             out = self.workdir / f"{c.pod['metadata']['namespace']}.{c.pod['metadata']['name']}.log"
             with out.open("ab") as fh:
                 try:
