@@ -58,6 +58,9 @@ async def test_zero_wakes_a_pod_start_ahead_of_a_tick(redis_url: str) -> None:
         reason = c.qw("jobs")["status"]["lastScaleReason"]
         assert "schedule of jobs due in" in reason
         assert f"(<= pod start {DEFAULT_START_SECONDS:.0f}s) -> 1" in reason
+        assert reason.startswith("Schedule: ")
+        assert metrics.REGISTRY.get_sample_value(
+            "queueworker_scale_events_total", {**LABELS, "direction": "up", "reason": "Schedule"})
 
 
 async def test_paused_backlog_scales_nothing_until_resumed(redis_url: str) -> None:

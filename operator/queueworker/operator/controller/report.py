@@ -55,7 +55,10 @@ def scale_reason(decision: Decision, obs: Observation, paused: bool) -> str:
         return "Fallback"
     if decision.gpu_limited and decision.direction == "down":
         return "GPULimited"
-    return "Backlog" if decision.direction == "up" else "Idle"
+    if decision.direction == "up":
+        # queue_admin.wake: the one replica is for a schedule's tick, not a backlog.
+        return "Schedule" if "; schedule of " in decision.reason else "Backlog"
+    return "Idle"
 
 
 @dataclass(frozen=True)
