@@ -66,6 +66,8 @@ def test_quiet_ghosts_and_a_namespace(redis_url: str) -> None:
     assert [r.worker for r in reading.reports] == ["p:7:abc"]
     beat = reading.beats["p"]
     assert (beat.state, beat.busy) == ("draining", False), "quiet and idle: leaving"
+    # Sidekiq's own beat time is the pod's: the freshest idle pod goes first.
+    assert abs(beat.beat_at - float(client.hget("ns:p:7:abc", "beat") or 0)) < 1e-3
     client.hset("ns:p:7:abc", "busy", 3)
     beat = _read(client, [PodRef("p")], _queue("ns")).beats["p"]
     assert (beat.busy, beat.in_flight) == (True, 3)

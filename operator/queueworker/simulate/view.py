@@ -72,7 +72,11 @@ def _beat(m: Model, v: Visibility, p: Pod, now: float, exact: bool) -> PodBeat |
         running = 0  # blocked waiting for work: a free slot
     else:
         return None
-    return PodBeat(p.name, "busy" if running else "idle", running)
+    # A registry written at each beat carries its time (Sidekiq's `beat`), as the
+    # operator's adapter passes it on: the freshest idle pod goes first.
+    age = m.beat_age(p, now) if v.busy == BEATS and not exact else None
+    return PodBeat(p.name, "busy" if running else "idle", running,
+                   now - age if age is not None else 0.0)
 
 
 def foreign_pods(m: Model, v: Visibility, now: float, names: Names,

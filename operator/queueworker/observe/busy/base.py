@@ -35,6 +35,7 @@ class WorkerReport:
     running: int  # jobs it runs now; at least 1 when busy
     quiet: bool = False  # stopped fetching (Sidekiq quiet, a worker told to stop)
     ip: str | None = None  # the address it connects from (CLIENT LIST)
+    beat_at: float | None = None  # when its library last wrote this report (epoch s)
 
 
 @dataclass(frozen=True)
@@ -105,5 +106,8 @@ def assign(reports: Iterable[WorkerReport], pods: Sequence[PodRef]) -> dict[str,
         running = sum(max(r.running, 1 if r.busy else 0) for r in mine)
         busy = any(r.busy for r in mine) or running > 0
         state = "busy" if busy else "draining" if all(r.quiet for r in mine) else "idle"
-        out[pod] = PodBeat(pod, state, running)
+        # The report's own time lets the engine take the idle pod with the freshest
+        # report first: the one least likely to have taken a job since it was written.
+        beat_at = max((r.beat_at or 0.0) for r in mine)
+        out[pod] = PodBeat(pod, state, running, beat_at)
     return out

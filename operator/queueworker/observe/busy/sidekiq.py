@@ -22,9 +22,9 @@ from queueworker.operator.api import QueueLayout, QueueSpec
 PROCESSES_LUA = """
 local out = {}
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local f = redis.call('HMGET', ARGV[1] .. p, 'busy', 'quiet', 'info')
+  local f = redis.call('HMGET', ARGV[1] .. p, 'busy', 'quiet', 'info', 'beat')
   if f[3] then
-    for _, v in ipairs({p, f[1] or '', f[2] or '', f[3]}) do out[#out + 1] = v end
+    for _, v in ipairs({p, f[1] or '', f[2] or '', f[3], f[4] or ''}) do out[#out + 1] = v end
   end
 end
 return out
@@ -42,6 +42,14 @@ def _identity(info: str | None) -> tuple[str | None, int | None]:
     return (str(host) if host else None), number(str(doc.get("pid") or ""))
 
 
+def _seconds(beat: str | None) -> float | None:
+    """`beat` is `Time.now.to_f`; anything else reads as no time."""
+    try:
+        return float(beat) if beat else None
+    except ValueError:
+        return None
+
+
 class SidekiqAdapter(Adapter):
     layout = QueueLayout.sidekiq
 
@@ -57,9 +65,10 @@ class SidekiqAdapter(Adapter):
 
     def parse(self, reply: Any, key: str) -> list[WorkerReport]:
         out: list[WorkerReport] = []
-        for identity, busy, quiet, info in rows(reply, key, 4):
+        for identity, busy, quiet, info, beat in rows(reply, key, 5):
             hostname, pid = _identity(info)
             running = number(busy) or 0
             out.append(WorkerReport(worker=identity or "", hostname=hostname, pid=pid,
-                                    busy=running > 0, running=running, quiet=quiet == "true"))
+                                    busy=running > 0, running=running, quiet=quiet == "true",
+                                    beat_at=_seconds(beat)))
         return out
