@@ -15,7 +15,6 @@ from support.chart_tools import NAMESPACE, VALUES_ALL, by_kind, one, render
 
 # The exact permissions, as (apiGroup, resource) -> verbs.
 NAMESPACED_RULES = {
-    ("queueworker.dev", "queueworkers"): {"list", "watch", "patch"},
     ("queueworker.dev", "queueworkers/status"): {"patch"},
     ("queueworker.dev", "queueworkers/finalizers"): {"update"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
@@ -23,7 +22,14 @@ NAMESPACED_RULES = {
     ("", "events"): {"create"},
     ("", "secrets"): {"get"},
 }
+# The QueueWorkers themselves: in the ClusterRole in both modes, deliberately. With
+# watchNamespaces a namespace's deletion may remove the operator's Role before its
+# QueueWorkers; the operator must still be able to take its finalizer off them, or the
+# namespace stays Terminating (tests/cluster/e2e_helm.py deletes the Role first, then
+# the namespace). The operator's own CRD only: no create, no delete, nothing else.
+QUEUEWORKERS = {("queueworker.dev", "queueworkers"): {"list", "watch", "patch"}}
 CLUSTER_RULES = {
+    **QUEUEWORKERS,
     ("", "nodes"): {"list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     ("", "namespaces"): {"list", "watch"},

@@ -10,10 +10,11 @@ every ServiceAccount may do), so they are no more than that.
 
 Then `helm upgrade` to two replicas: peering (the KopfPeering the chart makes, with
 the chart's RBAC), two operator processes, the active one SIGKILLed, the standby
-acting within the peering lifetime. Last, the documented order to remove it all
-(README, chart NOTES): delete the QueueWorkers while the operator runs (the garbage
-collector removes their Deployments, the operator releases its finalizer; deleting
-their namespace completes too), then `helm uninstall`, which leaves the CRDs.
+acting within the peering lifetime. Last, the watched namespace deleted with a live
+QueueWorker in it (Deployment, pods, the operator's finalizer), after its Role and
+RoleBinding, the worst order the namespace controller can take: the operator still
+releases the finalizer (its QueueWorker rights come from the ClusterRole) and the
+namespace goes; then `helm uninstall`, which leaves the CRDs.
 
 Worker pods run no process here (a plain image: the harness's kubelet emulates the
 container), so the backlog stays put and the replica count it asks for is stable.
@@ -187,7 +188,9 @@ def test_install_then_the_operator_as_the_charts_service_account_scales(env: Env
     watched = merge(NAMESPACED_RULES, CLUSTER_RULES, {("kopf.dev", "kopfpeerings"): PEERING_RULE},
                     {("", "pods"): {"list", "watch"}})
     assert extra_rights(e.kubectl, SA_USER, NAMESPACE) == kubectl_names(watched)
-    # ...and elsewhere only the cluster-scoped ones and pod reads: no Deployment, no Secret.
+    # ...and elsewhere only the cluster-scoped ones, QueueWorkers (list, watch, patch: in the
+    # ClusterRole so that a namespace's deletion cannot strand their finalizer) and pod
+    # reads: no Deployment, no Secret.
     elsewhere = merge(CLUSTER_RULES, {("", "pods"): {"list", "watch"}})
     assert extra_rights(e.kubectl, SA_USER, "default") == kubectl_names(elsewhere)
 
@@ -247,36 +250,35 @@ def test_upgrade_to_two_peered_replicas_and_the_standby_takes_over(env: Env) -> 
     assert not forbidden_lines(standby.text()), forbidden_lines(standby.text())
 
 
-def test_delete_queueworker_then_uninstall_then_namespace_in_the_documented_order(
+def test_watched_namespace_deleted_with_a_live_queueworker_completes_then_uninstall(
         env: Env) -> None:
     e = env
     live = [op for op in e.operators if op.proc.poll() is None]
     assert live, "no operator left running"
-    # 1. QueueWorkers first, while the operator runs: finalizer released, the garbage
-    #    collector removes the Deployment (ownerReference) and its pods. (With
-    #    watchNamespaces the operator's Role lives in the namespace: deleting the
-    #    namespace first would take the operator's right to release the finalizer.)
-    e.kubectl.run("delete", "qw", "sa-scaled", "-n", NAMESPACE, "--wait=true", timeout=60)
-    wait_until("the Deployment collected", lambda: e.get("deployment", "sa-scaled") is None,
-               60, live[0].log)
-    wait_until("its pods gone", lambda: not json.loads(e.kubectl.run(
-        "get", "pods", "-n", NAMESPACE, "-o", "json").stdout)["items"], 60, live[0].log)
+    qw = e.get("qw", "sa-scaled") or {}
+    assert FINALIZER in qw["metadata"].get("finalizers", []), "no live QueueWorker"
+    assert e.get("deployment", "sa-scaled") is not None
+    assert not forbidden_lines("".join(op.text() for op in e.operators))
+    # 1. The namespace controller deletes a namespace's contents in no set order; the
+    #    worst is the operator's Role and RoleBinding before the QueueWorker. Take them
+    #    first, then delete the namespace: the operator must still release its finalizer
+    #    (the ClusterRole's QueueWorker rights), or the namespace stays Terminating.
+    e.kubectl.run("delete", "rolebinding,role", FULLNAME, "-n", NAMESPACE)
+    e.kubectl.run("delete", "namespace", NAMESPACE, "--wait=false")
+    wait_until("the watched namespace gone, its QueueWorker's finalizer released",
+               lambda: e.get("namespace", NAMESPACE, "") is None, 120, live[0].log)
+    assert all(op.proc.poll() is None for op in live), "an operator died"
 
     # 2. Then the operator: `helm uninstall` removes all but the CRDs.
     for op in live:
         op.stop()
     e.helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", "--timeout=60s")
     for kind, name, ns in (("deployment", FULLNAME, SYSTEM), ("serviceaccount", FULLNAME, SYSTEM),
-                           ("role", FULLNAME, NAMESPACE), ("rolebinding", FULLNAME, NAMESPACE),
-                           ("kopfpeering", "queueworker-operator", NAMESPACE),
                            ("clusterrole", FULLNAME, ""), ("clusterrolebinding", FULLNAME, ""),
                            ("clusterrole", f"{FULLNAME}-edit", "")):
         assert e.get(kind, name, ns) is None, f"{kind} {name} left after uninstall"
     assert e.get("crd", "queueworkers.queueworker.dev", "") is not None, "Helm deleted the CRD"
-    assert not forbidden_lines("".join(op.text() for op in e.operators))
 
-    # 3. The namespaces delete completely (nothing left holding them).
-    for ns in (NAMESPACE, SYSTEM):
-        e.kubectl.run("delete", "namespace", ns, "--wait=false")
-    wait_until("both namespaces gone", lambda: all(
-        e.get("namespace", ns, "") is None for ns in (NAMESPACE, SYSTEM)), 90)
+    # 3. The release's namespace deletes completely (nothing left holding it).
+    e.kubectl.run("delete", "namespace", SYSTEM, "--wait=false")
+    wait_until("the release's namespace gone", lambda: e.get("namespace", SYSTEM, "") is None, 90)
