@@ -1,10 +1,12 @@
 """Jobs that other libraries' workers run in e2e_foreign.py; each logs its own start and end.
 
 Worker pods import this module from tests/ (the harness's kubelet puts tests/ on
-PYTHONPATH). A job pushes one JSON line to `f:start` when it begins and one to `f:done`
-when it ends, in the Redis named by JOBS_REDIS_URL, with its name, the pod it ran in
-(`socket.gethostname()`: the pod's name under the kubelet, podhost/sitecustomize.py) and
-this machine's clock, the one the test's pod watcher notes deletions with.
+PYTHONPATH): RQ by its dotted name, Celery through cluster/foreign_celery.py. A job
+pushes one JSON line to `<JOBS_LOG>:start` when it begins and one to `<JOBS_LOG>:done`
+when it ends (one log per QueueWorker), in the Redis named by JOBS_REDIS_URL, with its
+name, the pod it ran in (`socket.gethostname()`: the pod's name under the kubelet,
+podhost/sitecustomize.py) and this machine's clock, the one the test's pod watcher notes
+deletions with.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ import time
 import redis
 
 
-def _log(key: str, entry: dict[str, object]) -> None:
+def _log(what: str, entry: dict[str, object]) -> None:
     client = redis.Redis.from_url(os.environ["JOBS_REDIS_URL"])
     try:
-        client.rpush(key, json.dumps(entry))
+        client.rpush(f"{os.environ['JOBS_LOG']}:{what}", json.dumps(entry))
     finally:
         client.close()
 
 
 def sleep_job(name: str, seconds: float) -> str:
     pod, start = socket.gethostname(), time.time()
-    _log("f:start", {"name": name, "pod": pod, "at": start})
+    _log("start", {"name": name, "pod": pod, "at": start})
     time.sleep(seconds)
-    _log("f:done", {"name": name, "pod": pod, "start": start, "end": time.time()})
+    _log("done", {"name": name, "pod": pod, "start": start, "end": time.time()})
     return name
