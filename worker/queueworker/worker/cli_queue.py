@@ -19,12 +19,10 @@ from queueworker.worker.cli_common import CliError, add_redis_options, connect, 
 
 
 def redis_parent() -> argparse.ArgumentParser:
-    """--redis-url / --prefix for sub-commands too (``queue clear Q --redis-url U``); SUPPRESS
-    keeps a value given before the sub-command."""
+    """--redis-url / --prefix for sub-commands too (``queue clear Q --redis-url U``), as a
+    parent parser; cli_common's ``sub`` form keeps a value given before the sub-command."""
     parent = argparse.ArgumentParser(add_help=False)
-    add_redis_options(parent)
-    for action in parent._actions:
-        action.default = argparse.SUPPRESS
+    add_redis_options(parent, sub=True)
     return parent
 
 

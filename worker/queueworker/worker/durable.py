@@ -46,6 +46,13 @@ def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
+def _ack_settings(min_replicas_ack: int, ack_timeout: float) -> tuple[int, int]:
+    """The WAIT arguments (replicas, milliseconds), checked once for both producers."""
+    if min_replicas_ack < 1 or ack_timeout <= 0:
+        raise ValueError("min_replicas_ack must be >= 1 and ack_timeout > 0")
+    return min_replicas_ack, max(1, int(ack_timeout * 1000))
+
+
 def _check(wanted: int, acked: Any, ids: list[str]) -> None:
     if int(acked) < wanted:
         raise NotReplicatedError(ids, int(acked), wanted)
@@ -56,11 +63,8 @@ class DurableProducer(Producer):
 
     def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX, *,
                  min_replicas_ack: int = 1, ack_timeout: float = 1.0, **kwargs: Any) -> None:
-        if min_replicas_ack < 1 or ack_timeout <= 0:
-            raise ValueError("min_replicas_ack must be >= 1 and ack_timeout > 0")
         super().__init__(client, prefix, **kwargs)
-        self.min_replicas_ack = min_replicas_ack
-        self.ack_timeout_ms = max(1, int(ack_timeout * 1000))
+        self.min_replicas_ack, self.ack_timeout_ms = _ack_settings(min_replicas_ack, ack_timeout)
 
     def enqueue_result(self, queue: str, payload: Any, **options: Any) -> EnqueueResult:
         args = self._args(queue, payload, make_options(**options))
@@ -88,11 +92,8 @@ class AsyncDurableProducer(AsyncProducer):
 
     def __init__(self, client: aioredis.Redis, prefix: str = keys.DEFAULT_PREFIX, *,
                  min_replicas_ack: int = 1, ack_timeout: float = 1.0, **kwargs: Any) -> None:
-        if min_replicas_ack < 1 or ack_timeout <= 0:
-            raise ValueError("min_replicas_ack must be >= 1 and ack_timeout > 0")
         super().__init__(client, prefix, **kwargs)
-        self.min_replicas_ack = min_replicas_ack
-        self.ack_timeout_ms = max(1, int(ack_timeout * 1000))
+        self.min_replicas_ack, self.ack_timeout_ms = _ack_settings(min_replicas_ack, ack_timeout)
 
     async def enqueue_result(self, queue: str, payload: Any, **options: Any) -> EnqueueResult:
         args = self._args(queue, payload, make_options(**options))
