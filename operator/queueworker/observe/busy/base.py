@@ -36,6 +36,7 @@ class WorkerReport:
     quiet: bool = False  # stopped fetching (Sidekiq quiet, a worker told to stop)
     ip: str | None = None  # the address it connects from (CLIENT LIST)
     beat_at: float | None = None  # when its library last wrote this report (epoch s)
+    registry: str = ""  # the registry key it was read from (its adapter's `registry`)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class PodRef:
 class Adapter(ABC):
     layout: ClassVar[QueueLayout]
     label: ClassVar[str | None] = None  # how errors name it; "<layout> workers" if None
+    can_quiet: ClassVar[bool] = False  # `quiet` gives commands (a scale-down quiets first)
 
     @abstractmethod
     def registry(self, q: QueueSpec) -> str:
@@ -62,6 +64,11 @@ class Adapter(ABC):
     @abstractmethod
     def parse(self, reply: Any, key: str) -> list[WorkerReport]:
         """Reports from the reply; LayoutError when it does not fit."""
+
+    def quiet(self, report: WorkerReport) -> tuple[Command, ...] | None:
+        """The commands that make this worker stop fetching and finish what it
+        holds (engine/quiet.py); None when its library has no such signal."""
+        return None
 
 
 def rows(reply: Any, key: str, width: int) -> list[list[str | None]]:
@@ -88,6 +95,21 @@ def assign(reports: Iterable[WorkerReport], pods: Sequence[PodRef]) -> dict[str,
     has its own pid 1, so pids mean nothing there); an IP only where it is one
     pod's (local replicas all connect from 127.0.0.1).
     """
+    out: dict[str, PodBeat] = {}
+    for pod, mine in group(reports, pods).items():
+        running = sum(max(r.running, 1 if r.busy else 0) for r in mine)
+        busy = any(r.busy for r in mine) or running > 0
+        state = "busy" if busy else "draining" if all(r.quiet for r in mine) else "idle"
+        # The report's own time lets the engine take the idle pod with the freshest
+        # report first: the one least likely to have taken a job since it was written.
+        beat_at = max((r.beat_at or 0.0) for r in mine)
+        out[pod] = PodBeat(pod, state, running, beat_at)
+    return out
+
+
+def group(reports: Iterable[WorkerReport], pods: Sequence[PodRef]
+          ) -> dict[str, list[WorkerReport]]:
+    """Pod name -> the reports mapped to it (`assign`'s rule)."""
     by_name = {p.name: p.name for p in pods}
     by_pid = {p.pid: p.name for p in pods if p.pid is not None}
     ips = [p.ip for p in pods if p.ip]
@@ -101,13 +123,4 @@ def assign(reports: Iterable[WorkerReport], pods: Sequence[PodRef]) -> dict[str,
             pod = by_ip.get(r.ip)
         if pod is not None:
             found.setdefault(pod, []).append(r)
-    out: dict[str, PodBeat] = {}
-    for pod, mine in found.items():
-        running = sum(max(r.running, 1 if r.busy else 0) for r in mine)
-        busy = any(r.busy for r in mine) or running > 0
-        state = "busy" if busy else "draining" if all(r.quiet for r in mine) else "idle"
-        # The report's own time lets the engine take the idle pod with the freshest
-        # report first: the one least likely to have taken a job since it was written.
-        beat_at = max((r.beat_at or 0.0) for r in mine)
-        out[pod] = PodBeat(pod, state, running, beat_at)
-    return out
+    return found

@@ -8,6 +8,12 @@ SET `processes` lists identities (`hostname:pid:nonce`); HASH `<identity>`
 cleanup runs: a member without a hash is not a process. keyPrefix is a
 redis-namespace namespace (`ns:` before every key, not before the members).
 Busy is as fresh as the last beat.
+
+Quiet (`quiet`): LPUSH `<identity>-signals` TSTP with a 60 s EXPIRE, as
+Sidekiq's own `Sidekiq::Process#quiet!` does (api.rb `signal`, the same in
+6.4 and 7.x/8.x); the process RPOPs that list at its next beat and sends the
+signal to itself (launcher.rb `❤`). The list is a key like any other, so a
+namespace prefixes it too.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ def _seconds(beat: str | None) -> float | None:
 
 class SidekiqAdapter(Adapter):
     layout = QueueLayout.sidekiq
+    can_quiet = True
 
     def _ns(self, q: QueueSpec) -> str:
         return f"{q.key_prefix}:" if q.key_prefix else ""
@@ -70,5 +77,10 @@ class SidekiqAdapter(Adapter):
             running = number(busy) or 0
             out.append(WorkerReport(worker=identity or "", hostname=hostname, pid=pid,
                                     busy=running > 0, running=running, quiet=quiet == "true",
-                                    beat_at=_seconds(beat)))
+                                    beat_at=_seconds(beat), registry=key))
         return out
+
+    def quiet(self, report: WorkerReport) -> tuple[Command, ...] | None:
+        ns = report.registry[:-len("processes")] if report.registry.endswith("processes") else ""
+        key = f"{ns}{report.worker}-signals"
+        return (Command(("LPUSH", key, "TSTP"), key), Command(("EXPIRE", key, 60), key))

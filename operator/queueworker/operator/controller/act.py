@@ -4,6 +4,8 @@ Each function does its write(s) and returns what the loop needs to remember
 (the Deployment as the index would keep it, the marks written); none calls back
 into the loop, and the only thing read is the pod index a scale-down is handed,
 to see its own marks (``await_marks``). Events and status are report.py's.
+``quiet_first`` is the one write to Redis: Sidekiq's quiet signal to the
+victims of a scale-down (engine/quiet.py decides).
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
+import redis
+import redis.asyncio
+
 from queueworker.common.log import log_event
+from queueworker.engine import quiet
 from queueworker.engine.types import Decision, PodState
+from queueworker.observe import busy as busy_reg
+from queueworker.observe.busy.base import Adapter, WorkerReport, group
+from queueworker.operator import api
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.cluster import index as kube_index
 from queueworker.operator.controller import reconcile
+from queueworker.operator.controller.observe import Observed
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +171,79 @@ async def await_marks(marks: Marks, seen: PodView, *, margin: float, limit: floa
         await asyncio.sleep(MARK_POLL_SECONDS)
     await asyncio.sleep(margin)
     return True
+
+
+# A process whose report is this much older than its pod's newest one is a ghost
+# (SIGKILLed; Sidekiq's hash outlives it by up to 60 s): it will never say quiet.
+GHOST_SECONDS = 30.0
+
+
+def _quietable(reports: list[WorkerReport]) -> quiet.Quietable:
+    newest = max((r.beat_at or 0.0) for r in reports)
+    live = [r for r in reports if (r.beat_at or 0.0) >= newest - GHOST_SECONDS]
+    return quiet.Quietable(quiet=all(r.quiet for r in live),
+                           busy=any(r.busy or r.running > 0 for r in live))
+
+
+async def quiet_first(quieted: dict[str, float], client: redis.asyncio.Redis,
+                      spec: api.QueueWorkerSpec, seen: Observed, decision: Decision
+                      ) -> Decision:
+    """The engine's ``decision`` with a scale-down held until its victims are quiet
+    and idle, for libraries that can be quieted (Sidekiq; engine/quiet.py).
+
+    Sends the quiet to new victims; returns the decision with the replicas to set
+    now and only the pods ready to go as ``remove_first`` (act.scale marks them).
+    ``quieted`` (pod -> when) is the loop's memory, updated in place. Unchanged
+    when no queue's library can be quieted or scaling is paused."""
+    adapters = {busy_reg.ADAPTERS[q.layout].registry(q): busy_reg.ADAPTERS[q.layout]
+                for q in spec.queues if q.layout in busy_reg.ADAPTERS
+                and busy_reg.ADAPTERS[q.layout].can_quiet}
+    if not adapters or spec.scaling.paused:
+        quieted.clear()
+        return decision
+    reports = [r for r in seen.reading.busy.reports if r.registry in adapters]
+    by_pod = group(reports, busy_reg.pod_refs(seen.pods))
+    now = time.time()
+    p = quiet.plan(desired=decision.desired, current=seen.obs.current_replicas,
+                   victims=decision.remove_first,
+                   live=[str(e["name"]) for e in seen.pods if not e.get("terminating")],
+                   workers={pod: _quietable(rs) for pod, rs in by_pod.items()},
+                   quieted=quieted, now=now, limit=float(spec.drain.grace_seconds))
+    sent = await _send_quiet({pod: by_pod[pod] for pod in p.quiet}, adapters, client,
+                             spec.scaling.poll_interval_seconds)
+    quieted.clear()
+    quieted.update({pod: at for pod, at in p.quieted.items() if pod not in p.quiet
+                    or pod in sent})
+    if p.replicas == decision.desired and p.ready == decision.remove_first:
+        return decision
+    why = (f"; quiet first: {len(p.ready)} pods quiet and idle go now"
+           + (f", {len(p.waiting) + len(sent)} quieted finish their jobs"
+              if p.waiting or sent else ""))
+    return replace(decision, desired=p.replicas, remove_first=p.ready,
+                   reason=decision.reason + why)
+
+
+async def _send_quiet(pods: dict[str, list[WorkerReport]],
+                      adapters: Mapping[str, Adapter], client: redis.asyncio.Redis,
+                      limit: float) -> list[str]:
+    """Quiet every process of ``pods`` in one pipeline; the pods quieted (a pod whose
+    commands failed is tried again at the next poll)."""
+    if not pods:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for reports in pods.values():
+        for r in reports:
+            for cmd in adapters[r.registry].quiet(r) or ():
+                pipe.execute_command(*cmd.args)
+    try:
+        replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), limit)
+    except (redis.RedisError, OSError, TimeoutError) as exc:
+        log_event(logger, "workers.quiet_failed", logging.WARNING, pods=",".join(pods),
+                  error=type(exc).__name__)
+        return []
+    if any(isinstance(r, Exception) for r in replies):
+        log_event(logger, "workers.quiet_failed", logging.WARNING, pods=",".join(pods),
+                  error=str(next(r for r in replies if isinstance(r, Exception))))
+        return []
+    log_event(logger, "workers.quieted", pods=",".join(sorted(pods)))
+    return list(pods)
