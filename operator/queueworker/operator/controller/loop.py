@@ -76,6 +76,7 @@ class QueueWorkerLoop:
         self.deployment = reconcile.Memory()
         self.report = report.Reporter(shared, body)
         self.pending_replicas: observe.Pending = None
+        self.quieted: dict[str, float] = {}  # Sidekiq pods quieted before a scale-down
 
     # ----------------------------------------------------------------------- running
 
@@ -155,6 +156,7 @@ class QueueWorkerLoop:
         self.report.series.decision.observe(time.perf_counter() - started)
         self.memory = dict(decision.memory)
 
+        decision = await act.quiet_first(self.quieted, conn.client, spec, seen, decision)
         paused = spec.scaling.paused
         current = seen.obs.current_replicas
         if decision.desired != current:
