@@ -154,10 +154,15 @@ HEALTHY_AFTER = 10.0  # a replica that lived this long resets the crash streak
 
 class ProcessPool:
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str],
-                 grace_seconds: float, log_file: IO[bytes] | None = None) -> None:
+                 grace_seconds: float, log_file: IO[bytes] | None = None,
+                 named: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.argv = argv
         self.env = dict(env)
+        # Variables each replica gets with its own name in them (`{name}`), unless
+        # set already: Celery's node name, which its `inspect active` replies are
+        # keyed by (observe/busy/celery.py), must differ between replicas.
+        self.named = dict(named or {})
         self.grace_seconds = grace_seconds
         self.log_file = log_file
         self.replicas: dict[str, Replica] = {}
@@ -194,6 +199,7 @@ class ProcessPool:
         # the replica. Libraries that ask the kernel (RQ, Sidekiq) are mapped by
         # pid instead (observe/busy/).
         env = {**os.environ, **self.env, ENV_POD_NAME: name, "HOSTNAME": name}
+        env.update({k: v.format(name=name) for k, v in self.named.items() if k not in env})
         # Workers' output goes to the log file, else to our stderr (fd 2): our
         # stdout is the view.
         out: IO[bytes] | int = self.log_file if self.log_file is not None else 2

@@ -4,7 +4,8 @@ The same loop as the operator's, with a process pool instead of a Deployment:
 every poll interval it reads queue depths and heartbeats (native beats, and
 other libraries' workers, observe/busy/: RQ's and Sidekiq's registries,
 BullMQ's `pb`, CLIENT LIST, mapped to replicas by pid or connection name in
-the depths' round trip; Celery's heartbeat events), asks the engine for
+the depths' round trip; Celery's heartbeat events, and `inspect active` right
+before a Celery replica is stopped, as the operator does), asks the engine for
 a replica count and starts or drains processes. Between polls it reaps exited
 processes; one that exits without being asked is replaced at once, as a
 ReplicaSet replaces a crashed pod. `drain()` is what Ctrl-C does: stop
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -29,8 +31,14 @@ from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool
 from queueworker.local.view import ScaleRecord, Snapshot, View
 from queueworker.observe.busy import PodRef
-from queueworker.observe.busy.celery import CeleryHeartbeats
-from queueworker.observe.heartbeats import merge
+from queueworker.observe.busy.base import assign
+from queueworker.observe.busy.celery import (
+    CONFIRM_SECONDS,
+    CeleryHeartbeats,
+    confirm,
+    inspect_active_sync,
+)
+from queueworker.observe.heartbeats import PodBeat, merge
 from queueworker.observe.reading_sync import (
     pod_states,
     read_beats,
@@ -70,6 +78,7 @@ class LocalRunner:
         # Celery workers say whether they are busy in pub/sub events, not keys:
         # session.py listens when a queue has the celery layout.
         self.celery: CeleryHeartbeats | None = None
+        self.celery_prefixes: list[str] = [""]  # each app's keyPrefix, asked before a scale-down
 
     # --------------------------------------------------------------- polling
 
@@ -100,6 +109,14 @@ class LocalRunner:
         obs = Observation(now=now, queues=queues, current_replicas=current,
                           ready_replicas=ready, pods=pods, error=error)
         decision = decide(self.spec, obs, self.memory)
+        if decision.desired < len(active) and self.celery is not None:  # ask before removing
+            found = self._confirm_celery(refs, beats)
+            if found:
+                beats = {**beats, **found}
+                pods = pod_states(active, stopping, beats,
+                                  heartbeats_expected=self.pool.native, now=now)
+                obs = replace(obs, pods=pods)
+                decision = decide(self.spec, obs, self.memory)
         self.memory = dict(decision.memory)
         if decision.desired != len(active):
             self.pool.scale_to(decision.desired, decision.remove_first)
@@ -123,6 +140,26 @@ class LocalRunner:
             [n for n in active if n not in beats and n in {r.name for r in self.pool.active()}])
         self._update(obs, decision, counters)
         return decision
+
+    def _confirm_celery(self, refs: list[PodRef], beats: dict[str, PodBeat]
+                        ) -> dict[str, PodBeat]:
+        """Right before a scale-down, as the operator does: replicas `inspect active`
+        finds running a task taken since the last heartbeat (early ack: in no key),
+        or heard beating but silent (a busy solo pool), that were not busy yet."""
+        assert self.celery is not None
+        answered: dict[str, int] = {}
+        try:
+            for prefix in self.celery_prefixes:
+                got, _ = inspect_active_sync(self.client, CONFIRM_SECONDS, prefix)
+                answered.update(got)
+        except (redis.RedisError, OSError) as exc:
+            log_event(log, "celery.inspect_failed", logging.WARNING, error=type(exc).__name__)
+            return {}
+        found = assign(confirm(self.celery.reports(), answered), refs)
+        fresh = {n: b for n, b in found.items() if n not in beats or not beats[n].busy}
+        if fresh:
+            log_event(log, "celery.busy_confirmed", replicas=",".join(sorted(fresh)))
+        return fresh
 
     def _busy_errors(self, errors: tuple[str, ...]) -> None:
         """Log a worker registry that cannot be read once, not every poll."""

@@ -41,7 +41,7 @@ from queueworker.local.pool import ProcessPool, template_env, worker_command
 from queueworker.local.runner import LocalRunner
 from queueworker.local.view import LiveView, PlainView, View
 from queueworker.observe import busy, depths
-from queueworker.observe.busy.celery import CeleryHeartbeats, listen_sync
+from queueworker.observe.busy import celery
 from queueworker.observe.connections import (
     RedisConfigError,
     RedisTarget,
@@ -194,15 +194,18 @@ def _pool_and_runner(setup: Setup, spec: api.QueueWorkerSpec, target: RedisTarge
     _note_busy_source(spec, view)
     for warning in validation_warnings.warnings(spec):
         view.note(f"warning: {warning}")
+    celery_apps = celery.prefixes(spec.queues)
     pool = ProcessPool(setup.name, argv, env,
-                       grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log)
+                       grace_seconds=spec.drain.grace_seconds, log_file=setup.worker_log,
+                       named=celery.NODE_NAME if celery_apps else None)
     client = target.sync_client(socket_timeout=2.0, socket_connect_timeout=2.0)
     metrics = LocalMetrics(setup.name)
     runner = LocalRunner(setup.name, spec, client, pool, view, metrics, redact(target.display))
     stop_listening = threading.Event()
-    if any(q.layout == api.QueueLayout.celery for q in spec.queues):
-        runner.celery = CeleryHeartbeats()
-        threading.Thread(target=listen_sync, args=(client, runner.celery, stop_listening),
+    if celery_apps:
+        runner.celery = celery.CeleryHeartbeats()
+        runner.celery_prefixes = celery_apps
+        threading.Thread(target=celery.listen_sync, args=(client, runner.celery, stop_listening),
                          name="celery-heartbeats", daemon=True).start()
     try:
         if setup.metrics_port is not None:

@@ -7,9 +7,10 @@ otherwise) and `pid`, even without `-E` (celery/worker/consumer/events.py
 keeps the `worker` group on); `worker-offline` when it stops. kombu PUBLISHes
 each as a JSON envelope with the event base64-encoded in `body` on channel
 `/<db>.celeryev/worker.heartbeat` (`_get_publish_topic`; `/<db>.celeryev`
-without fanout patterns). Pub/sub is not a key, so this is a subscription,
-not a pipelined read: `CeleryHeartbeats` keeps the newest event per worker,
-`listen_sync` feeds it from a thread (local mode), `listen_async` from a task.
+without fanout patterns), behind the app's `global_keyprefix` if it has one.
+Pub/sub is not a key, so this is a subscription, not a pipelined read:
+`CeleryHeartbeats` keeps the newest event per worker, `listen_sync` feeds it
+from a thread (local mode), `listen_async` from a task.
 
 A worker is busy when its last heartbeat says `active > 0`. A worker that
 has gone silent for `SILENT_AFTER` seconds (without a `worker-offline`) is
@@ -21,8 +22,11 @@ before a scale-down the operator asks every worker (`inspect_active`: kombu's
 pidbox, celery/app/control.py `inspect().active()`): one PUBLISH on
 `/<db>.celery.pidbox`, the replies LPUSHed to a reply queue this call binds
 (`_kombu.binding.reply.celery.pidbox`), a few ms for a prefork or threads
-pool. A solo worker does not answer while busy: `confirm` counts a worker
-that was heard beating but does not answer as busy.
+pool; all three behind the app's `global_keyprefix` (`_Request`). Replies are
+keyed by node name: local mode gives each replica its own
+(`CELERY_WORKER_HOSTNAME`, local/pool.py). A solo worker does not answer
+while busy: `confirm` counts a worker that was heard beating but does not
+answer as busy.
 """
 
 from __future__ import annotations
@@ -41,14 +45,28 @@ import redis
 import redis.asyncio
 
 from queueworker.observe.busy.base import WorkerReport
+from queueworker.operator.api import QueueLayout, QueueSpec
 
 SILENT_AFTER = 6.0  # seconds: three missed 2 s heartbeats
 FORGET_AFTER = 86400.0  # a worker silent this long is gone (SIGKILLed), not busy
+# How long a scale-down waits for Celery workers to answer `inspect active`.
+CONFIRM_SECONDS = 0.3
+
+
+# celery's CLI reads its options from CELERY_<COMMAND>_<OPTION> too (celery/bin/celery.py
+# `main`: click's auto_envvar_prefix="CELERY"): `-n` of `celery worker` is this, and
+# `-n` itself, given, wins. Local mode names each replica's node after the replica.
+NODE_NAME = {"CELERY_WORKER_HOSTNAME": "celery@{name}"}
 
 
 def channels(db: int) -> tuple[str, ...]:
-    """The patterns heartbeats arrive on for a Redis database (pub/sub spans databases)."""
-    return (f"/{db}.celeryev/worker.*", f"/{db}.celeryev")
+    """The patterns heartbeats arrive on for a Redis database (pub/sub spans databases).
+
+    The leading `*` also hears apps with a kombu `global_keyprefix`, which kombu
+    puts before the channel (`PrefixedStrictRedis`: PUBLISH is a prefixed
+    command): a worker's node name, not its channel, says which pod it is.
+    """
+    return (f"*/{db}.celeryev/worker.*", f"*/{db}.celeryev")
 
 
 @dataclass
@@ -162,6 +180,37 @@ PIDBOX_REPLY_BINDING = "_kombu.binding.reply.celery.pidbox"
 BINDING_SEP = "\x06\x16"
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One `inspect active` call's keys, as kombu names them under `global_keyprefix`.
+
+    kombu's PrefixedStrictRedis puts the prefix before the first key of SADD,
+    SREM, PUBLISH, LPUSH, DEL and BRPOP (`GlobalKeyPrefixMixin`), so the binding
+    SET, the pidbox channel and the reply LIST all carry it; the binding's member
+    (the reply queue's own name) and the routing key do not.
+    """
+
+    binding: str  # the reply exchange's binding SET
+    member: str  # this call's binding in it
+    channel: str  # the pidbox fanout workers PSUBSCRIBE to
+    queue: str  # the reply LIST the workers LPUSH to
+    message: str
+
+
+def prefixes(queues: Sequence[QueueSpec]) -> list[str]:
+    """The kombu `global_keyprefix` (keyPrefix) of each Celery app among `queues`."""
+    return sorted({q.key_prefix or "" for q in queues if q.layout == QueueLayout.celery})
+
+
+def _request(db: int, prefix: str) -> _Request:
+    oid = str(uuid.uuid4())
+    queue = f"{oid}.reply.celery.pidbox"
+    return _Request(binding=prefix + PIDBOX_REPLY_BINDING,
+                    member=BINDING_SEP.join([oid, "", queue]),
+                    channel=f"{prefix}/{db}.celery.pidbox", queue=prefix + queue,
+                    message=_inspect_message(oid))
+
+
 def _inspect_message(oid: str) -> str:
     """`inspect active` as kombu's pidbox Mailbox sends it to every worker."""
     body = {"method": "active", "arguments": {}, "destination": None, "pattern": None,
@@ -184,18 +233,17 @@ def active_counts(reply: bytes | str) -> dict[str, int]:
     return {str(node): len(tasks) for node, tasks in event.items() if isinstance(tasks, list)}
 
 
-async def inspect_active(client: redis.asyncio.Redis, wait_seconds: float
+async def inspect_active(client: redis.asyncio.Redis, wait_seconds: float, prefix: str = ""
                          ) -> tuple[dict[str, int], int]:
     """(node name -> tasks running now, workers the request reached); waits for every
-    reached worker or `wait_seconds`. Connection errors raise as they are."""
+    reached worker or `wait_seconds`. `prefix`: the app's kombu `global_keyprefix`
+    (the queue spec's keyPrefix). Connection errors raise as they are."""
     db = int(client.connection_pool.connection_kwargs.get("db", 0))
-    oid = str(uuid.uuid4())
-    queue = f"{oid}.reply.celery.pidbox"
-    member = BINDING_SEP.join([oid, "", queue])
+    req = _request(db, prefix)
     # execute_command: redis-py's typed commands are typed for sync and async at once.
-    await client.execute_command("SADD", PIDBOX_REPLY_BINDING, member)  # type: ignore[no-untyped-call]
+    await client.execute_command("SADD", req.binding, req.member)  # type: ignore[no-untyped-call]
     try:
-        reached = int(await client.publish(f"/{db}.celery.pidbox", _inspect_message(oid)))
+        reached = int(await client.publish(req.channel, req.message))
         counts: dict[str, int] = {}
         deadline = time.monotonic() + wait_seconds
         while len(counts) < reached:
@@ -203,15 +251,41 @@ async def inspect_active(client: redis.asyncio.Redis, wait_seconds: float
             if left <= 0:
                 break
             got = await client.execute_command(  # type: ignore[no-untyped-call]
-                "BRPOP", queue, f"{max(left, 0.01):.3f}")
+                "BRPOP", req.queue, f"{max(left, 0.01):.3f}")
             if got is None:
                 break
             counts.update(active_counts(got[1]))
         return counts, reached
     finally:
         await client.execute_command(  # type: ignore[no-untyped-call]
-            "SREM", PIDBOX_REPLY_BINDING, member)
-        await client.execute_command("DEL", queue)  # type: ignore[no-untyped-call]
+            "SREM", req.binding, req.member)
+        await client.execute_command("DEL", req.queue)  # type: ignore[no-untyped-call]
+
+
+def inspect_active_sync(client: redis.Redis, wait_seconds: float, prefix: str = ""
+                        ) -> tuple[dict[str, int], int]:
+    """The same as `inspect_active`, for a sync client (local mode)."""
+    db = int(client.connection_pool.connection_kwargs.get("db", 0))
+    req = _request(db, prefix)
+    client.execute_command("SADD", req.binding, req.member)  # type: ignore[no-untyped-call]
+    try:
+        reached = int(client.execute_command(  # type: ignore[no-untyped-call]
+            "PUBLISH", req.channel, req.message))
+        counts: dict[str, int] = {}
+        deadline = time.monotonic() + wait_seconds
+        while len(counts) < reached:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            got = client.execute_command(  # type: ignore[no-untyped-call]
+                "BRPOP", req.queue, f"{max(left, 0.01):.3f}")
+            if got is None:
+                break
+            counts.update(active_counts(got[1]))
+        return counts, reached
+    finally:
+        client.execute_command("SREM", req.binding, req.member)  # type: ignore[no-untyped-call]
+        client.execute_command("DEL", req.queue)  # type: ignore[no-untyped-call]
 
 
 def confirm(heard: Sequence[WorkerReport], answered: dict[str, int]) -> list[WorkerReport]:

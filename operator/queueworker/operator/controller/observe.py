@@ -31,8 +31,6 @@ from queueworker.operator import api
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.controller.context import GPURegistry, Indexes, Shared
 
-# How long a scale-down waits for Celery workers to answer `inspect active`.
-CONFIRM_SECONDS = 0.3
 # How long the Deployment's replicas in the index may lag our own scale patch.
 PENDING_REPLICAS_SECONDS = 30.0
 Pending = tuple[int, float] | None  # (replicas we patched, time.monotonic() then)
@@ -208,16 +206,19 @@ async def confirm_busy(shared: Shared, conn: Connection, spec: api.QueueWorkerSp
     A heartbeat is up to 2 s old; a task taken since is in no Redis key (early
     ack). `inspect active` (observe/busy/celery.py) answers in a few ms; pods it
     finds busy, and pods of workers heard beating that do not answer (a busy
-    solo pool), become busy. The Observed with them, or None when nothing
-    changed, nothing was asked (no celery queue, a key prefix) or Redis failed."""
-    if not busy_reg.listened(spec.queues) or any(
-            q.key_prefix for q in spec.queues if q.layout == api.QueueLayout.celery):
+    solo pool), become busy. Each Celery app is asked behind its keyPrefix (kombu's
+    `global_keyprefix`). The Observed with them, or None when nothing changed,
+    nothing was asked (no celery queue) or Redis failed."""
+    if not busy_reg.listened(spec.queues):
         return None
     heard = shared.celery_beats(conn.client, f"{namespace}/{name}").reports()
+    answered: dict[str, int] = {}
     try:
-        answered, _ = await asyncio.wait_for(
-            celery.inspect_active(conn.client, CONFIRM_SECONDS),
-            timeout=shared.config.redis_timeout_seconds + CONFIRM_SECONDS)
+        for prefix in celery.prefixes(spec.queues):
+            got, _ = await asyncio.wait_for(
+                celery.inspect_active(conn.client, celery.CONFIRM_SECONDS, prefix),
+                timeout=shared.config.redis_timeout_seconds + celery.CONFIRM_SECONDS)
+            answered.update(got)
     except (redis.RedisError, OSError, TimeoutError):
         return None
     found = assign(celery.confirm(heard, answered), busy_reg.pod_refs(seen.pods))
