@@ -223,7 +223,7 @@ def summarize(client: redis.Redis, chaos: Chaos) -> dict[str, Any]:
     runs = {int(k): int(v) for k, v in cast(dict[bytes, bytes],
                                             client.hgetall("chaos:runs")).items()}
     deliveries: dict[int, int] = {}
-    for key in client.scan_iter(match=keys.job("*")):
+    for key in client.scan_iter(match=f"{keys.DEFAULT_PREFIX}:{{*}}:job:*"):  # keys.job
         h = cast(dict[bytes, bytes], client.hgetall(key))
         if b"payload" in h:
             deliveries[int(json.loads(h[b"payload"])["n"])] = int(h.get(b"deliveries", 1))

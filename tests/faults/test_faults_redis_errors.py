@@ -72,7 +72,7 @@ def test_enqueue_on_full_redis_is_one_clear_line_and_writes_nothing(
     assert "maxmemory" in run.stderr
     assert "Traceback" not in run.stderr
     assert client.llen(keys.waiting("emails")) == 0
-    assert list(client.scan_iter(match="qw:job:*")) == []
+    assert list(client.scan_iter(match="qw:*job:*")) == []
 
 
 def test_worker_survives_oom_and_finishes_the_job_once_memory_is_freed(

@@ -74,7 +74,7 @@ def test_kills_and_a_redis_restart_lose_nothing(tmp_path: Path) -> None:
         runs = {int(k): int(v) for k, v in client.hgetall("t:runs").items()}
         deliveries: dict[int, int] = {}
         states: dict[int, dict[bytes, bytes]] = {}  # for the failure message
-        for job_id in client.scan_iter(match=keys.job("*")):
+        for job_id in client.scan_iter(match="qw:{*}:job:*"):
             h = client.hgetall(job_id)
             if b"payload" in h:
                 n = int(json.loads(h[b"payload"])["n"])

@@ -38,7 +38,7 @@ def test_batch_and_chain_with_sigkills(redis_url: str) -> None:
     procs = [_worker(redis_url) for _ in range(2)]
     rng = random.Random(16)
     kills = 0
-    then_suffix = f"-b-{bid}-then"
+    then_suffix = f"-b-{bid}-then{keys.id_suffix('cb')}"  # ids name their queue
     try:
         deadline = time.monotonic() + 60
         while not _ids(redis_url, "test:started", then_suffix):
@@ -56,7 +56,7 @@ def test_batch_and_chain_with_sigkills(redis_url: str) -> None:
         procs = [_worker(redis_url) for _ in range(2)]
         wait_until(lambda: bool(_ids(redis_url, "test:done", then_suffix)), timeout=30,
                    what="the then callback to complete")
-        wait_until(lambda: bool(_ids(redis_url, "test:done", f"-b-{bid}-finally")), timeout=30,
+        wait_until(lambda: bool(_ids(redis_url, "test:done", f"-b-{bid}-finally@cb")), timeout=30,
                    what="the finally callback")
         wait_until(lambda: flows.chain_info(cid)["state"] == "done", timeout=30,  # type: ignore[index]
                    what="the chain")
@@ -71,7 +71,7 @@ def test_batch_and_chain_with_sigkills(redis_url: str) -> None:
     assert r.scard(f"qw:batch:{bid}:jobs") == 0
     # Callbacks: then and finally once each (no catch: nothing failed).
     assert int(r.hget(keys.stats("cb"), "enqueued") or 0) == 2
-    assert len(_ids(redis_url, "test:done", "-b-" + bid + "-then")) == 1
+    assert len(_ids(redis_url, "test:done", then_suffix)) == 1
     then_id = next(iter(_ids(redis_url, "test:done", then_suffix)))
     assert int(r.hget(keys.job(then_id), "deliveries") or 0) >= 2
     # Every job ran to the end: 40 batch jobs and 6 chain steps, each step enqueued once.

@@ -109,13 +109,13 @@ async def test_many_schedulers_enqueue_each_tick_once(redis_url: str) -> None:
         for c in clients:
             await c.aclose()
     every7 = [t for t in range(T0 + 1, clock.ms + 1) if t % 7000 == 0]
-    assert _waiting(redis_url) == [tick_job_id("every7", t) for t in every7]
+    assert _waiting(redis_url) == [tick_job_id("every7", t, "default") for t in every7]
     assert _waiting(redis_url, "reports") == [
-        tick_job_id("minutely", T0 + 60_000 * i) for i in range(1, 11)]
+        tick_job_id("minutely", T0 + 60_000 * i, "reports") for i in range(1, 11)]
     assert sum(w.enqueued for w in workers) == len(every7) + 10
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     assert r.hget(keys.stats("default"), "enqueued") == str(len(every7))
-    job = r.hgetall(keys.job(tick_job_id("every7", every7[0])))
+    job = r.hgetall(keys.job(tick_job_id("every7", every7[0], "default")))
     assert (job["payload"], job["schedule"], job["state"]) == ('{"n":1}', "every7", "waiting")
 
 
@@ -132,10 +132,10 @@ async def test_missed_ticks_skip_once_all(redis_url: str) -> None:
     finally:
         await client.aclose()
     due = [T0 + 10_000 * i for i in range(1, 11)]
-    assert _waiting(redis_url, "all") == [tick_job_id("m-all", t) for t in due]
+    assert _waiting(redis_url, "all") == [tick_job_id("m-all", t, "all") for t in due]
     # skip: ticks over 30 s late are dropped; the four at most 30 s late run
-    assert _waiting(redis_url, "skip") == [tick_job_id("m-skip", t) for t in due[-4:]]
-    assert _waiting(redis_url, "once") == [tick_job_id("m-once", due[0])]
+    assert _waiting(redis_url, "skip") == [tick_job_id("m-skip", t, "skip") for t in due[-4:]]
+    assert _waiting(redis_url, "once") == [tick_job_id("m-once", due[0], "once")]
     store = ScheduleStore(redis.Redis.from_url(redis_url, decode_responses=True))
     assert {r["name"]: r["next_due"] * 1000 for r in store.list()} == {
         "m-skip": T0 + 110_000, "m-once": T0 + 110_000, "m-all": T0 + 110_000}

@@ -78,8 +78,8 @@ def test_three_workers_ten_simulated_minutes_with_sigkills(redis_url: str) -> No
     for s in SIM:
         expected, t = [], T0
         while (t := s.next_after(t)) <= end:
-            expected.append(tick_job_id(s.name, t))
-        mine = sorted(i for i in got if i.endswith(f"-s-{s.name}"))
+            expected.append(tick_job_id(s.name, t, s.queue))
+        mine = sorted(i for i in got if i.endswith(f"-s-{s.name}{keys.id_suffix(s.queue)}"))
         assert mine == expected, s.name
     assert len(got) == 85 + 10 + 5  # every 7 s, every minute, every 2 minutes (New York)
     assert int(r.hget(keys.stats("ticks"), "enqueued") or 0) == len(got)
@@ -105,4 +105,4 @@ def test_three_workers_in_real_time_with_a_sigkill(redis_url: str) -> None:
     assert len(set(got)) == len(got)
     # Consecutive ticks, none missing, none twice, whoever was alive.
     assert due == list(range(due[0], due[0] + 500 * len(due), 500))
-    assert got == [tick_job_id(name, t) for t in due]
+    assert got == [tick_job_id(name, t, REAL[0].queue) for t in due]

@@ -59,7 +59,8 @@ local n = #ARGV - 4
 redis.call('HSET', ck, 'n', n, 'pos', 0, 'state', 'running', 'with_result', ARGV[3],
            'catch', ARGV[4], 'created_at', tostring(now))
 for i = 5, #ARGV do redis.call('HSET', ck, 'step:' .. (i - 5), ARGV[i]) end
-local id = flow_push(cjson.decode(ARGV[5]), flow_id(now, 'c-' .. cid .. '-0'), now,
+local first = cjson.decode(ARGV[5])
+local id = flow_push(first, flow_id(now, 'c-' .. cid .. '-0', first.queue), now,
                      {'chain', cid, 'chain_pos', '0'}, nil)
 redis.call('HSET', ck, 'current_job', id)
 return id
@@ -223,7 +224,7 @@ class Flows:
         return self._send(batch_id, jobs, ["", "", "", "", "", ""])
 
     def _send(self, bid: str, jobs: Sequence[Step], head: list[str]) -> int:
-        prepared = [j.prepared(self.max_payload_bytes, new_id()) for j in jobs]
+        prepared = [j.prepared(self.max_payload_bytes, new_id(queue=j.queue)) for j in jobs]
         n = int(self._add(args=[self.prefix, bid, *head, *prepared]))
         if n == -1:
             raise FlowError(f"batch {bid!r} exists")

@@ -51,12 +51,13 @@ local function flow_push(s, id, now, extra, previous)
   redis.call('HINCRBY', qkey(s.queue, 'stats'), 'enqueued', 1)
   return id
 end
-local function flow_id(now, suffix)
-  return string.format('%013d', math.floor(now * 1000)) .. '-' .. suffix
+local function flow_id(now, suffix, q)
+  return string.format('%013d', math.floor(now * 1000)) .. '-' .. suffix .. id_suffix(q)
 end
 local function flow_callback(text, now, suffix, extra)
   if text and text ~= '' then
-    return flow_push(cjson.decode(text), flow_id(now, suffix), now, extra, nil)
+    local s = cjson.decode(text)
+    return flow_push(s, flow_id(now, suffix, s.queue), now, extra, nil)
   end
   return nil
 end
@@ -132,7 +133,7 @@ local function chain_step(cid, pos, ok, id, result, now)
   local prev = nil
   if c[4] == '1' then prev = result or '' end
   local s = cjson.decode(redis.call('HGET', ck, 'step:' .. nxt))
-  local nid = flow_push(s, flow_id(now, 'c-' .. cid .. '-' .. nxt), now,
+  local nid = flow_push(s, flow_id(now, 'c-' .. cid .. '-' .. nxt, s.queue), now,
                         {'chain', cid, 'chain_pos', tostring(nxt)}, prev)
   redis.call('HSET', ck, 'pos', nxt, 'current_job', nid)
 end

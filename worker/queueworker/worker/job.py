@@ -69,10 +69,19 @@ class BadPayloadError(QueueworkerError):
     """A job whose stored payload is not valid JSON (it fails without a retry)."""
 
 
-def new_id(now: float | None = None) -> str:
-    """``<13-digit enqueue ms>-<16 hex>``: sortable by enqueue time, unique."""
+def new_id(now: float | None = None, queue: str | None = None) -> str:
+    """``<13-digit enqueue ms>-<16 hex>@<queue>``: sortable by enqueue time, unique, and
+    naming its queue, so its hash is in the queue's hash slot (keys.job). ValueError
+    when the queue's name makes it longer than an id may be (keys.MAX_ID_BYTES)."""
     ms = int((time.time() if now is None else now) * 1000)
-    return f"{ms:0{keys.ID_TIME_DIGITS}d}-{secrets.token_hex(8)}"
+    head = f"{ms:0{keys.ID_TIME_DIGITS}d}-{secrets.token_hex(8)}"
+    if queue is None:
+        return head
+    job_id = head + keys.id_suffix(queue)
+    if len(job_id) > keys.MAX_ID_BYTES:
+        raise ValueError(f"queue name {queue[:40]!r}... is too long: a job id names its queue "
+                         f"and may have at most {keys.MAX_ID_BYTES} bytes")
+    return job_id
 
 
 def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:

@@ -30,12 +30,20 @@ Per queue ``Q``:
   found in the queue's keys that were no runnable job (no job hash, not an id)
   and filed in the failed store (counted in ``failed`` too).
 
-Per job: ``{p}:job:{id}`` HASH with at least ``queue``, ``payload`` (JSON
+Per job: ``{p}:{Q}:job:{id}`` HASH with at least ``queue``, ``payload`` (JSON
 text), ``enqueued_at`` (epoch seconds), ``deliveries``, ``tries``, ``state``.
 
-Job ids start with the enqueue time in milliseconds, zero-padded to 13 digits
-(``1732400000000-<16 hex>``): the age of the oldest waiting job is then
-``now - int(LINDEX waiting -1 [:13]) / 1000`` with no second round trip.
+Job ids start with the enqueue time in milliseconds, zero-padded to 13 digits,
+and end in ``@`` + their queue's name (``1732400000000-<16 hex>@emails``): the
+age of the oldest waiting job is ``now - int(LINDEX waiting -1 [:13]) / 1000``
+with no second round trip, and the job's hash, found from the id alone (the
+HTTP API's ``/jobs/{id}``, ``producer.job(id)``), is in its queue's hash slot,
+so a script moving a job touches one slot (Redis Cluster). Bytes of the name
+outside ``[A-Za-z0-9_.:-]`` are written ``~xx`` (``id_suffix``): the id stays
+printable ASCII and URL-safe. An id of the old form (no ``@queue``: enqueued
+before ids carried it) keeps its old key ``{p}:job:{id}`` (``legacy_job``), on
+one Redis or behind Sentinel, so an upgrade loses no queued job; the scripts
+build the same names (PRELUDE's ``jkey``, prelude_lua.py).
 
 Workers: ``{p}:workers`` ZSET worker id -> last heartbeat (epoch seconds) and
 ``{p}:worker:{id}`` STRING (JSON, with a TTL of a few heartbeat intervals):
@@ -59,17 +67,27 @@ Added by the runtime (the operator does not need to read these):
   concurrency key, shared by all workers (expired entries do not count).
 - ``{p}:reaper``        STRING lock (SET NX PX): the worker holding it runs the
   reaper this interval.
-- ``{p}:job:{id}:done`` LIST holding one token once the job is done or failed
+- ``{p}:{Q}:job:{id}:done`` LIST holding one token once the job is done or failed
   for good, with the result's TTL; pushed only for a job someone waits on
   (its hash has ``waited``). Waiters block on it (results.py).
-- ``{p}:job:{id}:progress`` pub/sub channel: progress updates and the final
+- ``{p}:{Q}:job:{id}:progress`` pub/sub channel: progress updates and the final
   state of a waited job (results.py, progress.py).
 """
 
 from __future__ import annotations
 
+import re
+import string
+
 DEFAULT_PREFIX = "qw"
 ID_TIME_DIGITS = 13
+# A job id ends in "@" + its queue's name, the bytes outside ID_SAFE escaped as "~xx"
+# (lower-case hex): URL-safe, printable ASCII, and readable for the usual names.
+ID_QUEUE_SEP = "@"
+ID_SAFE = frozenset(string.ascii_letters + string.digits + "_.:-")
+MAX_ID_BYTES = 200  # scripts.py usable_id
+_ID_QUEUE = re.compile(r"@([A-Za-z0-9_.:~-]+)\Z")
+_ESCAPED = re.compile(r"~([0-9a-fA-F]{2})")
 
 DEFAULT_PRIORITY = 5
 MIN_PRIORITY = 1
@@ -126,7 +144,36 @@ def stats(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:{{{queue}}}:stats"
 
 
+def id_suffix(queue: str) -> str:
+    """What a job id of ``queue`` ends in: ``@`` + the name, escaped (``ID_SAFE``)."""
+    return ID_QUEUE_SEP + "".join(
+        c if c in ID_SAFE else "".join(f"~{b:02x}" for b in c.encode()) for c in queue)
+
+
+def queue_of_id(job_id: str | bytes) -> str | None:
+    """The queue a job id names (``...@emails`` -> ``emails``); None for an id of the
+    old form (no queue: its hash is ``legacy_job``)."""
+    text = job_id.decode(errors="replace") if isinstance(job_id, bytes) else job_id
+    m = _ID_QUEUE.search(text)
+    if m is None:
+        return None
+    enc = m.group(1)
+    if "~" not in enc:
+        return enc
+    return _ESCAPED.sub(lambda e: chr(int(e.group(1), 16)), enc).encode("latin-1").decode(
+        errors="replace")
+
+
 def job(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The job's hash: in its queue's slot when the id names the queue, else the old key."""
+    queue = queue_of_id(job_id)
+    if queue is None:
+        return legacy_job(job_id, prefix)
+    return f"{prefix}:{{{queue}}}:job:{job_id}"
+
+
+def legacy_job(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The hash of a job whose id has no queue (enqueued before ids carried it)."""
     return f"{prefix}:job:{job_id}"
 
 
@@ -172,8 +219,8 @@ def reaper_lock(prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def done(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}:job:{job_id}:done"
+    return f"{job(job_id, prefix)}:done"
 
 
 def progress_channel(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}:job:{job_id}:progress"
+    return f"{job(job_id, prefix)}:progress"

@@ -118,7 +118,7 @@ class _Base:
             raise ValueError(f"bad queue name {queue!r}")
         text = encode_payload(payload, self.max_payload_bytes)
         now = time.time()
-        job_id = new_id(now)
+        job_id = new_id(now, queue)
         if self.keyring is not None and self.keyring.seals(queue, options.handler or ""):
             text = self.keyring.seal(text, job_id, "payload")
         fields = new_job_fields(queue, text, options, now)

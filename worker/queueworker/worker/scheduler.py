@@ -114,7 +114,7 @@ class Scheduler:
             if res == RAN:
                 self.enqueued += 1
                 event("schedule.tick", schedule=name, queue=s.queue,
-                      job=tick_job_id(name, due), late_ms=now - due)
+                      job=tick_job_id(name, due, s.queue), late_ms=now - due)
             elif res == SKIPPED:
                 self.skipped += 1
                 event("schedule.skipped", logging.WARNING, schedule=name,
@@ -122,7 +122,7 @@ class Scheduler:
             due = nxt
 
     def _tick_args(self, s: Schedule, due: int, nxt: int, mode: str, now: int) -> list[Any]:
-        job_id = tick_job_id(s.name, due)
+        job_id = tick_job_id(s.name, due, s.queue)
         opts = dict(s.options)
         unique_for = 0
         if not s.overlap:

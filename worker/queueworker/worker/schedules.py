@@ -80,8 +80,9 @@ def queue_schedules(queue: str, prefix: str = keys.DEFAULT_PREFIX) -> str:
     return f"{prefix}:{{{queue}}}:schedules"
 
 
-def tick_job_id(name: str, due_ms: int) -> str:
-    return f"{due_ms:0{keys.ID_TIME_DIGITS}d}-s-{name}"
+def tick_job_id(name: str, due_ms: int, queue: str) -> str:
+    """The id of a tick's job: fixed by the tick, and naming its queue (keys.job)."""
+    return f"{due_ms:0{keys.ID_TIME_DIGITS}d}-s-{name}{keys.id_suffix(queue)}"
 
 
 @dataclass(frozen=True)
