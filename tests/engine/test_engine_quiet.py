@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from queueworker.engine.quiet import Quietable, plan
+from queueworker.engine.quiet import SIGNAL_SECONDS, Quietable, plan
 
 IDLE = Quietable(quiet=False, busy=False)
 BUSY = Quietable(quiet=False, busy=True)
@@ -56,11 +56,13 @@ def test_a_scale_up_removes_nothing_and_keeps_the_quieted_in_memory() -> None:
     assert (p.quiet, p.ready, p.replicas, p.quieted) == ((), (), 5, {"a": 95.0})
 
 
-def test_past_the_limit_a_busy_quieted_pod_goes_as_without_quiet() -> None:
-    p = plan(desired=2, current=3, victims=("a",), live=LIVE,
-             workers={"a": QUIET_BUSY, "b": IDLE, "c": IDLE}, quieted={"a": 30.0},
-             now=100.0, limit=60)
-    assert (p.ready, p.replicas, p.quieted) == (("a",), 2, {})
+def test_a_quiet_busy_pod_is_waited_for_a_quiet_not_taken_is_not() -> None:
+    # Quiet and busy: it takes nothing new, so it drains; waited for as any busy pod.
+    p = plan(desired=1, current=3, victims=("a", "b"), live=LIVE,
+             workers={"a": QUIET_BUSY, "b": IDLE, "c": IDLE},
+             quieted={"a": 0.0, "b": 100.0 - SIGNAL_SECONDS}, now=100.0)
+    # b never said quiet within SIGNAL_SECONDS: it goes as it would have without quiet.
+    assert (p.ready, p.waiting, p.replicas, p.quieted) == (("b",), ("a",), 2, {"a": 0.0})
 
 
 def test_pods_nothing_reports_on_go_at_once_and_gone_ones_are_forgotten() -> None:

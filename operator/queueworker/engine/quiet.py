@@ -21,16 +21,24 @@ A quieted process never takes work again (Sidekiq has no un-quiet). So a
 quieted pod always leaves once drained, even when demand has come back
 before it did: keeping it would hold a replica that runs nothing. The
 engine's next poll then sees one replica fewer and starts a fresh pod if it
-still needs one: the quieted pod is replaced, never kept quiet for good. A
-quieted pod still busy after `limit` seconds (the QueueWorker's
-drain.graceSeconds: as long as a stop would have given its jobs) goes as it
-would have without quiet: stopped, its library's stop timeout running then.
+still needs one: the quieted pod is replaced, never kept quiet for good.
+
+A quiet pod still busy is waited for as long as it runs a job, as the engine
+keeps busy pods while idle ones can go (engine/victims.py); it takes nothing
+new, so it drains. The bound is on the quiet itself: a pod whose
+beats have not said quiet `SIGNAL_SECONDS` after it was sent (its process
+ignores the signal, or lost it: Sidekiq's signal list expires then) goes as
+it would have without quiet, its library's stop timeout running then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+# Sidekiq's signal list expires 60 s after the quiet is pushed (api.rb `signal`):
+# a quiet not taken by then never will be.
+SIGNAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class QuietPlan:
 
 def plan(*, desired: int, current: int, victims: Sequence[str], live: Sequence[str],
          workers: Mapping[str, Quietable], quieted: Mapping[str, float], now: float,
-         limit: float) -> QuietPlan:
+         limit: float = SIGNAL_SECONDS) -> QuietPlan:
     """What to do with the engine's scale-down (`desired` of `current` replicas,
     `victims` in the engine's order) when workers can be quieted.
 
@@ -83,7 +91,7 @@ def plan(*, desired: int, current: int, victims: Sequence[str], live: Sequence[s
             ready.append(name)
         elif name not in known:
             quiet.append(name)
-        elif now - known[name] >= limit:
+        elif not w.quiet and now - known[name] >= limit:  # the quiet was not taken
             ready.append(name)
         else:
             waiting.append(name)

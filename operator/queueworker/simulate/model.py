@@ -15,7 +15,8 @@ wait up to the end of the run.
 
 Heartbeats: `beat_seconds` > 0 makes `seen_busy` answer what the pod's last
 heartbeat said, as the operator sees it (a pod that took a job after its last
-beat still looks idle).
+beat still looks idle). `quiet_pod` is Sidekiq's quiet: the pod reads it at
+its next beat, then takes no new job; `quiet_seen` is a later beat saying so.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Pod:
     busy_since: float = 0.0  # when its job count last went from 0 to 1
     idle_since: float = 0.0  # when its job count last went to 0
     draining_since: float | None = None
+    quiet_since: float | None = None  # stopped taking jobs (quiet_pod)
 
 
 @dataclass
@@ -189,13 +191,16 @@ class Model:
 
     def dispatch(self, now: float) -> None:
         for pod in list(self.pods.values()):
-            if pod.state == READY and (len(pod.jobs) < pod.concurrency
+            if pod.state == READY and pod.quiet_since is None and (
+                    len(pod.jobs) < pod.concurrency
                                        or len(pod.buffer) < self.prefetch):
                 self._take(pod, now)
 
     def _take(self, pod: Pod, now: float) -> None:
         """Fill the pod's free job slots (its buffer first), queues in priority
         order; then prefetch up to `prefetch` more into its buffer."""
+        if pod.quiet_since is not None:
+            return
         while pod.buffer and len(pod.jobs) < pod.concurrency:
             self._start(pod, pod.buffer.popleft(), now)
         for q in pod.queues:
@@ -251,11 +256,32 @@ class Model:
         phase (spread by pod id, so beats do not line up with the polls)."""
         if self.beat_seconds <= 0 or pod.ready_at is None:
             return None
-        phase = (pod.id * 0.6180339887) % 1.0 * self.beat_seconds
-        first = pod.ready_at + phase
+        first = pod.ready_at + self._phase(pod)
         if now < first:
             return pod.ready_at
         return first + math.floor((now - first) / self.beat_seconds) * self.beat_seconds
+
+    def _phase(self, pod: Pod) -> float:
+        return (pod.id * 0.6180339887) % 1.0 * self.beat_seconds
+
+    def quiet_pod(self, pod: Pod, now: float) -> None:
+        """Quiet a pod: its next beat reads the signal (Sidekiq pops its signal list
+        at each beat), from then on it takes no job and finishes what it holds."""
+        at = now
+        if self.beat_seconds > 0 and pod.ready_at is not None:
+            first = pod.ready_at + self._phase(pod)
+            at = first if now < first else first + self.beat_seconds * (
+                math.floor((now - first) / self.beat_seconds) + 1)
+        self.at(at, partial(self._quieted, pod))
+
+    def _quieted(self, pod: Pod, now: float) -> None:
+        if pod.quiet_since is None:
+            pod.quiet_since = now
+
+    def quiet_seen(self, pod: Pod, now: float) -> bool:
+        """Whether the pod's last beat says it is quiet: one written after the quiet."""
+        last = self._last_beat(pod, now)
+        return pod.quiet_since is not None and (last is None or last > pod.quiet_since)
 
     def beat_age(self, pod: Pod, now: float) -> float | None:
         """Seconds since the pod's last heartbeat (None before it is ready or without beats)."""

@@ -31,7 +31,8 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from queueworker.engine import GPUCapacity, Observation, decide
+from queueworker.engine import GPUCapacity, Observation, decide, quiet
+from queueworker.engine.types import Decision
 from queueworker.operator.api import QueueWorkerSpec
 from queueworker.simulate import view, visibility
 from queueworker.simulate.model import READY, Model, Pod
@@ -54,6 +55,7 @@ class Ours:
         self.rng = random.Random(seed)
         self.names: dict[int, str] = {}
         self.memory: dict[str, Any] | None = None
+        self.quieted: dict[str, float] = {}  # pods quieted before a scale-down (Sidekiq)
         self.per, self.resource = gpu_per_replica, resource
         self.last_desired: int | None = None
         # Whether the workers' beats say how many jobs each holds prefetched
@@ -89,12 +91,34 @@ class Ours:
             obs = replace(obs, pods=view.foreign_pods(m, v, now, self._name, exact=True))
             d = decide(self.spec, obs, self.memory)
         self.memory = d.memory
-        if d.desired > len(live):
+        if v.quiet:
+            self._quiet_first(d, live, now)
+        elif d.desired > len(live):
             m.add_pods(d.desired - len(live), now)
             m.scaled(now, up=True)
         elif d.desired < len(live):
             by_name = {self._name(p): p for p in live}
             for name in d.remove_first:
+                m.remove_pod(by_name[name], now, self.grace)
+            m.scaled(now, up=False)
+
+    def _quiet_first(self, d: Decision, live: list[Pod], now: float) -> None:
+        """The scale-down as the operator's act.quiet_first makes it: victims quieted,
+        each removed once a beat says it is quiet and idle (engine/quiet.py)."""
+        m = self.m
+        by_name = {self._name(p): p for p in live}
+        workers = {self._name(p): quiet.Quietable(m.quiet_seen(p, now), m.seen_busy(p, now) > 0)
+                   for p in live if p.ready_at is not None}
+        q = quiet.plan(desired=d.desired, current=len(live), victims=d.remove_first,
+                       live=list(by_name), workers=workers, quieted=self.quieted, now=now)
+        self.quieted = q.quieted
+        for name in q.quiet:
+            m.quiet_pod(by_name[name], now)
+        if q.replicas > len(live):
+            m.add_pods(q.replicas - len(live), now)
+            m.scaled(now, up=True)
+        elif q.ready:
+            for name in q.ready:
                 m.remove_pod(by_name[name], now, self.grace)
             m.scaled(now, up=False)
 

@@ -52,6 +52,8 @@ class Visibility:
     beat_seconds: float = 0.0  # how old a beat may be (running or busy from BEATS)
     confirmed: bool = False  # busy asked again, exactly, right before a scale-down
     stop_seconds: float | None = None  # a busy worker's own limit after SIGTERM; None: the grace
+    # Victims quieted first, removed once a beat says quiet and idle (engine/quiet.py).
+    quiet: bool = False
     how: str = ""  # where the facts come from, for the table's last column
 
     @property
@@ -65,9 +67,9 @@ TABLE: dict[str, Visibility] = {v.name: v for v in (
                how="in-flight ZSET; heartbeats every 5 s; drain deadline, then handed back"),
     Visibility("rq", L.rq, EXACT, EXACT,
                how="StartedJobRegistry; rq:workers hashes (state, current_job); warm shutdown"),
-    Visibility("sidekiq", L.sidekiq, BEATS, BEATS, 10.0, stop_seconds=25.0,
+    Visibility("sidekiq", L.sidekiq, BEATS, BEATS, 10.0, stop_seconds=25.0, quiet=True,
                how="<identity>:work and busy, rewritten every 10 s (5 s up to 6.x); "
-               "-t 25 s, then pushed back"),
+               "quieted first (TSTP), removed once quiet and idle; -t 25 s, then pushed back"),
     Visibility("celery", L.celery, EXACT, BEATS, 2.0, confirmed=True,
                how="unacked; worker-heartbeat events every 2 s, inspect active before a "
                "scale-down; warm shutdown"),
@@ -128,6 +130,7 @@ def table_markdown() -> str:
     for v in TABLE.values():
         busy = v.busy + (f" ({v.beat_seconds:g} s)" if v.busy == BEATS else "")
         busy += ", confirmed before a scale-down" if v.confirmed else ""
+        busy += ", quieted before a scale-down" if v.quiet else ""
         running = v.running + (f" ({v.beat_seconds:g} s)" if v.running == BEATS else "")
         lines.append(f"| {v.name} | {running} | {busy} | {v.how} |")
     return "\n".join(lines)
