@@ -8,7 +8,9 @@
   until it is removed. Pods that request none go to ``node-cpu``; the others
   stay Pending (PodScheduled=False, Unschedulable) until a Node has room;
 - scheduled, Pending: Running ``start_seconds`` after it was bound (the
-  runtime starts its containers then);
+  runtime starts its containers then), with a ``status.podIP`` of its own on
+  the loopback network (127.0.1.1, 127.0.1.2, ...: ``pod_ip``), which a test's
+  socket can bind to so that Redis's CLIENT LIST shows it as that pod's;
 - Running: Ready ``ready_seconds`` after it started, with the Ready
   condition's lastTransitionTime set then;
 - terminating (``deletionTimestamp``): the runtime gets SIGTERM for the pod's
@@ -88,6 +90,7 @@ class Kubelet:
         self.since: dict[str, float] = {}  # pod uid -> when it entered its current phase
         self.terminating: dict[str, float] = {}  # pod uid -> when SIGTERM was sent
         self.log: list[tuple[float, str, str]] = []  # (monotonic, pod, what happened)
+        self.started = 0  # pods started so far: the next one's IP is pod_ip(started)
 
     def free(self) -> dict[str, dict[str, int]]:
         free: dict[str, dict[str, int]] = {}
@@ -146,7 +149,8 @@ class Kubelet:
             self.runtime.start(ns, {**pod, "spec": spec})
             self.since[uid] = since = now
             phase, ready = "Running", False
-            patch["status"] = {"startTime": now_iso()}
+            ip, self.started = pod_ip(self.started), self.started + 1
+            patch["status"] = {"startTime": now_iso(), "podIP": ip, "podIPs": [{"ip": ip}]}
             self.log.append((now, name, "running"))
         if phase == "Running" and not ready and now - since >= self.timing.ready_seconds:
             ready = True
@@ -190,6 +194,12 @@ class Kubelet:
     async def _patch(self, client: kube.KubeClient, ns: str, name: str,
                      patch: dict[str, Any]) -> None:
         await client.patch(kube.pod_path(ns, name), patch, operation="kubelet")
+
+
+def pod_ip(n: int) -> str:
+    """The n-th pod's IP: 127.0.1.1 onwards (Linux answers the whole 127/8 on loopback;
+    127.0.0.1, where the operator and the tests connect from, is never a pod's)."""
+    return f"127.{n // 62500 % 250}.{1 + n // 250 % 250}.{1 + n % 250}"
 
 
 def _conditions(phase: str, ready: bool) -> list[dict[str, Any]]:
