@@ -6,10 +6,11 @@ Replays traces through ours as each layout lets the operator see the fleet
 (`queueworker simulate --layout`, the rows of simulate/visibility.py): native
 (in-flight ZSET and 5 s heartbeats), RQ (busy exact), Celery (2 s heartbeats,
 confirmed before a scale-down), Sidekiq (running jobs and busy as of the last
-10 s beat, `-t` 25 s), unnamed BullMQ workers (a free slot while blocked in
-CLIENT LIST; Laravel alike, with one slot), Dramatiq and arq (running jobs
-counted, busy unknown; 600 s stop timeout / cancelled at SIGTERM) and `list`
-(neither). Each cell: median over the seeds [min-max].
+10 s beat; victims quieted first, removed once a beat says quiet and idle;
+`-t` 25 s), unnamed BullMQ workers (a free slot while blocked in CLIENT LIST;
+Laravel alike, with one slot), Dramatiq and arq (running jobs counted, busy
+unknown; 600 s stop timeout / cancelled at SIGTERM) and `list` (neither). Each
+cell: median over the seeds [min-max].
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def seen(name: str) -> tuple[str, str]:
     v = TABLE[name]
     running = v.running + (f" ({v.beat_seconds:g} s)" if v.running == BEATS else "")
     busy = v.busy + (f" ({v.beat_seconds:g} s)" if v.busy == BEATS else "")
-    return running, busy + (", confirmed" if v.confirmed else "")
+    return running, busy + (", confirmed" if v.confirmed else "") + (
+        ", quieted first" if v.quiet else "")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
