@@ -208,7 +208,7 @@ async def quiet_first(quieted: dict[str, float], client: redis.asyncio.Redis,
                    victims=decision.remove_first,
                    live=[str(e["name"]) for e in seen.pods if not e.get("terminating")],
                    workers={pod: _quietable(rs) for pod, rs in by_pod.items()},
-                   quieted=quieted, now=now, limit=float(spec.drain.grace_seconds))
+                   quieted=quieted, now=now)
     sent = await _send_quiet({pod: by_pod[pod] for pod in p.quiet}, adapters, client,
                              spec.scaling.poll_interval_seconds)
     quieted.clear()
