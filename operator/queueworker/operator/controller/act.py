@@ -14,17 +14,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import redis
 import redis.asyncio
 
 from queueworker.common.log import log_event
-from queueworker.engine import quiet
 from queueworker.engine.types import Decision, PodState
 from queueworker.observe import busy as busy_reg
-from queueworker.observe.busy.base import Adapter, WorkerReport, group
+from queueworker.observe.busy import quiet as busy_quiet
 from queueworker.operator import api
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
@@ -173,77 +171,36 @@ async def await_marks(marks: Marks, seen: PodView, *, margin: float, limit: floa
     return True
 
 
-# A process whose report is this much older than its pod's newest one is a ghost
-# (SIGKILLed; Sidekiq's hash outlives it by up to 60 s): it will never say quiet.
-GHOST_SECONDS = 30.0
-
-
-def _quietable(reports: list[WorkerReport]) -> quiet.Quietable:
-    newest = max((r.beat_at or 0.0) for r in reports)
-    live = [r for r in reports if (r.beat_at or 0.0) >= newest - GHOST_SECONDS]
-    return quiet.Quietable(quiet=all(r.quiet for r in live),
-                           busy=any(r.busy or r.running > 0 for r in live))
-
 
 async def quiet_first(quieted: dict[str, float], client: redis.asyncio.Redis,
                       spec: api.QueueWorkerSpec, seen: Observed, decision: Decision
                       ) -> Decision:
     """The engine's ``decision`` with a scale-down held until its victims are quiet
-    and idle, for libraries that can be quieted (Sidekiq; engine/quiet.py).
+    and idle, for libraries that can be quieted (Sidekiq; engine/quiet.py decides,
+    observe/busy/quiet.py gives the commands).
 
     Sends the quiet to new victims; returns the decision with the replicas to set
     now and only the pods ready to go as ``remove_first`` (act.scale marks them).
     ``quieted`` (pod -> when) is the loop's memory, updated in place. Unchanged
     when no queue's library can be quieted or scaling is paused."""
-    adapters = {busy_reg.ADAPTERS[q.layout].registry(q): busy_reg.ADAPTERS[q.layout]
-                for q in spec.queues if q.layout in busy_reg.ADAPTERS
-                and busy_reg.ADAPTERS[q.layout].can_quiet}
-    if not adapters or spec.scaling.paused:
+    step = None if spec.scaling.paused else busy_quiet.step(
+        spec.queues, seen.reading.busy, busy_reg.pod_refs(seen.pods),
+        [str(e["name"]) for e in seen.pods if not e.get("terminating")], decision,
+        seen.obs.current_replicas, quieted, time.time())
+    if step is None:
         quieted.clear()
         return decision
-    reports = [r for r in seen.reading.busy.reports if r.registry in adapters]
-    by_pod = group(reports, busy_reg.pod_refs(seen.pods))
-    now = time.time()
-    p = quiet.plan(desired=decision.desired, current=seen.obs.current_replicas,
-                   victims=decision.remove_first,
-                   live=[str(e["name"]) for e in seen.pods if not e.get("terminating")],
-                   workers={pod: _quietable(rs) for pod, rs in by_pod.items()},
-                   quieted=quieted, now=now)
-    sent = await _send_quiet({pod: by_pod[pod] for pod in p.quiet}, adapters, client,
-                             spec.scaling.poll_interval_seconds)
+    sent: list[str] = []
+    if step.commands:
+        pipe = client.pipeline(transaction=False)
+        for cmd in (c for cs in step.commands.values() for c in cs):
+            pipe.execute_command(*cmd.args)
+        try:
+            replies = await asyncio.wait_for(pipe.execute(raise_on_error=False),
+                                             spec.scaling.poll_interval_seconds)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            replies = [exc]
+        sent = busy_quiet.sent(step, replies)
     quieted.clear()
-    quieted.update({pod: at for pod, at in p.quieted.items() if pod not in p.quiet
-                    or pod in sent})
-    if p.replicas == decision.desired and p.ready == decision.remove_first:
-        return decision
-    why = (f"; quiet first: {len(p.ready)} pods quiet and idle go now"
-           + (f", {len(p.waiting) + len(sent)} quieted finish their jobs"
-              if p.waiting or sent else ""))
-    return replace(decision, desired=p.replicas, remove_first=p.ready,
-                   reason=decision.reason + why)
-
-
-async def _send_quiet(pods: dict[str, list[WorkerReport]],
-                      adapters: Mapping[str, Adapter], client: redis.asyncio.Redis,
-                      limit: float) -> list[str]:
-    """Quiet every process of ``pods`` in one pipeline; the pods quieted (a pod whose
-    commands failed is tried again at the next poll)."""
-    if not pods:
-        return []
-    pipe = client.pipeline(transaction=False)
-    for reports in pods.values():
-        for r in reports:
-            for cmd in adapters[r.registry].quiet(r) or ():
-                pipe.execute_command(*cmd.args)
-    try:
-        replies = await asyncio.wait_for(pipe.execute(raise_on_error=False), limit)
-    except (redis.RedisError, OSError, TimeoutError) as exc:
-        log_event(logger, "workers.quiet_failed", logging.WARNING, pods=",".join(pods),
-                  error=type(exc).__name__)
-        return []
-    if any(isinstance(r, Exception) for r in replies):
-        log_event(logger, "workers.quiet_failed", logging.WARNING, pods=",".join(pods),
-                  error=str(next(r for r in replies if isinstance(r, Exception))))
-        return []
-    log_event(logger, "workers.quieted", pods=",".join(sorted(pods)))
-    return list(pods)
+    quieted.update(busy_quiet.remember(step, sent))
+    return busy_quiet.outcome(decision, step, sent)
