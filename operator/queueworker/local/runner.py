@@ -31,6 +31,7 @@ from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool
 from queueworker.local.view import ScaleRecord, Snapshot, View
 from queueworker.observe.busy import PodRef
+from queueworker.observe.busy import quiet as busy_quiet
 from queueworker.observe.busy.base import assign
 from queueworker.observe.busy.celery import (
     CONFIRM_SECONDS,
@@ -78,6 +79,7 @@ class LocalRunner:
         # Celery workers say whether they are busy in pub/sub events, not keys:
         # session.py listens when a queue has the celery layout.
         self.celery: CeleryHeartbeats | None = None
+        self.quieted: dict[str, float] = {}  # Sidekiq replicas quieted before a scale-down
         self.celery_prefixes: list[str] = [""]  # each app's keyPrefix, asked before a scale-down
 
     # --------------------------------------------------------------- polling
@@ -118,6 +120,12 @@ class LocalRunner:
                 obs = replace(obs, pods=pods)
                 decision = decide(self.spec, obs, self.memory)
         self.memory = dict(decision.memory)
+        step = None if self.spec.scaling.paused else busy_quiet.step(
+            self.spec.queues, foreign, refs, active, decision, current, self.quieted, now)
+        if step is not None:  # Sidekiq: victims quieted first, stopped once quiet and idle
+            sent = busy_quiet.send_sync(self.client, step)
+            self.quieted = busy_quiet.remember(step, sent)
+            decision = busy_quiet.outcome(decision, step, sent)
         if decision.desired != len(active):
             self.pool.scale_to(decision.desired, decision.remove_first)
         if decision.desired != self.target:
