@@ -105,7 +105,8 @@ def _failed_job(redis_url: str, job_id: str, queue: str = "q") -> None:
     r.hset(keys.job(job_id, "qw"), mapping={
         "queue": queue, "payload": "{}", "state": "failed", "tries": "3",
         "error": "Boom: no\nmore", "traceback": "Traceback ...", "failed_at": repr(time.time())})
-    r.zadd(keys.failed("qw"), {job_id: time.time()})
+    r.zadd(keys.failed(queue, "qw"), {job_id: time.time()})
+    r.hincrby(keys.stats(queue, "qw"), "failed", 1)  # as a worker counts it (queues found by it)
 
 
 async def test_failed_store_list_show_retry_forget(client: httpx.AsyncClient, token: Token,

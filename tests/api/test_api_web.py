@@ -63,7 +63,7 @@ def test_stream_needs_a_token_and_hides_failed_jobs_from_readers(base: str,
     producer = Producer(redis.Redis.from_url(redis_url, decode_responses=True), keyring=None)
     producer.enqueue("audio", {"f": 1}, priority=9)
     r = redis.Redis.from_url(redis_url)
-    r.zadd(keys.failed("qw"), {"1700000000000-aa": 1.0})
+    r.zadd(keys.legacy_failed("qw"), {"1700000000000-aa": 1.0})  # the old layout's store
     r.hset(keys.job("1700000000000-aa", "qw"), mapping={"queue": "audio", "error": "Boom"})
 
     status, _, body = first_event(base, None)

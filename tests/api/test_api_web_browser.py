@@ -104,7 +104,7 @@ def test_admin_retries_a_failed_job_with_a_click(browser: Browser, redis_url: st
         row.locator('button[data-action="retry"]').click()
         expect(page.locator("#flash")).to_have_text(f"retry {job_id}: done")
         # Really back: out of the failed store, in the audio queue's waiting list.
-        assert r.zscore(keys.failed("qw"), job_id) is None
+        assert r.zscore(keys.failed("audio", "qw"), job_id) is None
         assert job_id in r.lrange(keys.waiting("audio", "qw"), 0, -1)
         # ...and the live view follows (the next snapshot).
         expect(row).to_have_count(0)

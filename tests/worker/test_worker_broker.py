@@ -21,7 +21,7 @@ def producer(redis_url: str) -> Producer:
 
 async def reap(b: Broker, queues: list[str], max_lost: int = 5, max_count: int = 0,
                max_age: float = 0) -> tuple[int, int, int, int] | None:
-    await b.redis.delete(keys.reaper_lock())
+    await b.redis.delete(*(keys.reaper_lock(q) for q in queues))
     return await b.reap(queues, "t", 0.001, max_lost=max_lost, failed_max_age=max_age,
                         failed_max_count=max_count, worker_stale=60)
 
@@ -83,7 +83,7 @@ async def test_a_job_whose_lease_keeps_expiring_is_failed_as_a_poison_pill(
         await b.fetch(["q"], 1, 0.01, "w")
         await asyncio.sleep(0.03)
         await reap(b, ["q"], max_lost=2)
-    assert await r.zscore(keys.failed(), job_id) is not None
+    assert await r.zscore(keys.failed("q"), job_id) is not None
     assert "LeaseExpired" in await r.hget(keys.job(job_id), "error")
     assert await r.llen(keys.waiting("q")) == 0
 
@@ -177,7 +177,7 @@ async def test_concurrency_limit_shared_by_all_workers(r: aioredis.Redis,
     second = await b.fetch(["q"], 5, 30, "w2")
     assert len(first) + len(second) == 2
     assert await r.zcard(keys.delayed("q")) == 1  # parked
-    assert await r.zcard(keys.concurrency("gpu")) == 2
+    assert await r.zcard(keys.concurrency("q", "gpu")) == 2
     await b.settle([Settlement("done", first[0])], 60)
     await asyncio.sleep(0.1)
     assert await b.fetch(["q"], 5, 30, "w1", park_delay=0.1) == []  # still parked
@@ -211,10 +211,10 @@ async def test_retry_and_fail_settlements(r: aioredis.Redis, producer: Producer)
     [job] = await b.fetch(["q"], 1, 30, "w")
     assert (job.tries, job.deliveries) == (1, 2)
     await b.settle([Settlement("fail", job, 2, "Boom: 2", "Traceback ...")], 60)
-    assert await r.zscore(keys.failed(), job_id) is not None
+    assert await r.zscore(keys.failed("q"), job_id) is not None
     assert await r.hget(keys.stats("q"), "failed") == "1"
     assert await r.hget(keys.stats("q"), "retried") == "1"
-    assert await r.exists(keys.unique("u")) == 0  # released: a new one may be enqueued
+    assert await r.exists(keys.unique("q", "u")) == 0  # released: a new one may be enqueued
     assert await r.ttl(keys.job(job_id)) == -1  # failed jobs are kept until trimmed
 
 
@@ -225,12 +225,12 @@ async def test_failed_store_is_trimmed_by_count_and_age(r: aioredis.Redis,
     jobs = await b.fetch(["q"], 4, 30, "w")
     await b.settle([Settlement("fail", j, 1, "x", "") for j in jobs], 60)
     assert await reap(b, ["q"], max_count=2) == (0, 0, 0, 2)
-    kept = await r.zrange(keys.failed(), 0, -1)
+    kept = await r.zrange(keys.failed("q"), 0, -1)
     assert kept == [j.id for j in jobs][2:] or len(kept) == 2
     assert await r.exists(*(keys.job(i) for i in ids)) == 2
     await asyncio.sleep(0.05)
     assert await reap(b, ["q"], max_age=0.01) == (0, 0, 0, 2)
-    assert await r.zcard(keys.failed()) == 0
+    assert await r.zcard(keys.failed("q")) == 0
 
 
 async def test_heartbeats_are_readable_sync_and_async(r: aioredis.Redis, redis_url: str) -> None:

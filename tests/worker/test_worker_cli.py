@@ -27,8 +27,13 @@ def _fail(url: str, queue: str, n: int) -> list[str]:
         r.hset(keys.job(i), mapping={"state": "failed", "error": "ValueError: bad\nmore",
                                      "traceback": "Traceback (most recent call last): ...",
                                      "tries": "3", "failed_at": "1700000000"})
-        r.zadd(keys.failed(), {i: 1700000000})
+        r.zadd(keys.failed(queue), {i: 1700000000})
     return ids
+
+
+def _failed_total(r: redis.Redis) -> int:
+    """Failed jobs of both queues (one failed store per queue: keys.failed)."""
+    return sum(int(r.zcard(keys.failed(q))) for q in ("emails", "sms"))
 
 
 def test_enqueue_and_job(url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,9 +92,9 @@ def test_failed_retry_one_all_and_by_queue(url: str, capsys: pytest.CaptureFixtu
     assert "error" not in r.hgetall(keys.job(e1))
     assert qw(["failed", "retry", "--queue", "sms"]) == 0
     assert r.lrange(keys.waiting("sms"), 0, -1) == [s1]
-    assert r.zrange(keys.failed(), 0, -1) == [e2]
+    assert r.zrange(keys.failed("emails"), 0, -1) == [e2]
     assert qw(["failed", "retry", "--all"]) == 0
-    assert r.zcard(keys.failed()) == 0
+    assert _failed_total(r) == 0
     assert qw(["failed", "retry"]) == 2
     capsys.readouterr()
 
@@ -98,8 +103,8 @@ def test_failed_flush(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     r = redis.Redis.from_url(url, decode_responses=True)
     ids = _fail(url, "emails", 3) + _fail(url, "sms", 2)
     assert qw(["failed", "flush", "--queue", "sms"]) == 0
-    assert r.zcard(keys.failed()) == 3
+    assert (r.zcard(keys.failed("emails")), r.zcard(keys.failed("sms"))) == (3, 0)
     assert qw(["failed", "flush"]) == 0
     assert "flushed 3" in capsys.readouterr().out
-    assert r.zcard(keys.failed()) == 0
+    assert _failed_total(r) == 0
     assert r.exists(*(keys.job(i) for i in ids)) == 0

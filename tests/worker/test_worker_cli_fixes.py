@@ -66,7 +66,7 @@ def test_failed_options_after_the_subcommand_and_unknown_ids(
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     job_id = Producer(r, keyring=None).enqueue("emails", {})
     r.hset(keys.job(job_id), mapping={"state": "failed", "error": "E: x"})
-    r.zadd(keys.failed(), {job_id: 1})
+    r.zadd(keys.failed("emails"), {job_id: 1})
     assert qw(["failed", "list", "--redis-url", redis_url]) == 0
     assert job_id in capsys.readouterr().out
     assert qw(["failed", "--redis-url", redis_url, "list"]) == 0  # before it still works
@@ -140,7 +140,7 @@ def test_queues_shows_depths_per_priority_and_failed(
     gone = producer.enqueue("mail", {})
     r.lrem(keys.waiting("mail"), 0, gone)
     r.hset(keys.job(gone), "state", "failed")
-    r.zadd(keys.failed(), {gone: 1})
+    r.zadd(keys.failed("mail"), {gone: 1})
     assert qw(["queues", "--json"]) == 0
     rows = {d["queue"]: d for d in json.loads(capsys.readouterr().out)}
     audio, mail = rows["audio"], rows["mail"]

@@ -70,7 +70,7 @@ async def test_every_junk_entry_is_accounted_for(redis_url: str, r: aioredis.Red
     w = Worker(fast_settings(redis_url), table(handler))
 
     async def all_settled() -> bool:
-        return (await r.zcard(keys.failed()) == n_failed and w.processed == n_done
+        return (await r.zcard(keys.failed(Q)) == n_failed and w.processed == n_done
                 and not w.running and not w.buffer)
 
     assert await run_until(w, all_settled) == 0
@@ -82,7 +82,7 @@ async def test_every_junk_entry_is_accounted_for(redis_url: str, r: aioredis.Red
     assert sorted(map(str, ran)) == sorted(["{'n': 1}", "{'n': 2}", "ok"])
     # Every failed record names its reason, keeps what the entry was, and is counted.
     reasons: dict[str, int] = {}
-    for fid in raw.zrange(keys.failed(), 0, -1):
+    for fid in raw.zrange(keys.failed(Q), 0, -1):
         h = {k.decode(): v.decode(errors="replace")
              for k, v in raw.hgetall(keys.job(fid.decode())).items()}
         assert h["state"] == "failed"
@@ -132,10 +132,10 @@ async def test_a_raw_json_entry_can_be_retried_as_a_job(redis_url: str,
     raw.lpush(keys.waiting(Q), '{"to":"a@example.com"}')
     w = Worker(fast_settings(redis_url), table(lambda payload: None))
     assert await run_until(w, lambda: _count(r, 1)) == 0
-    [fid] = raw.zrange(keys.failed(), 0, -1)
+    [fid] = raw.zrange(keys.failed(Q), 0, -1)
     assert raw.hget(keys.job(fid), "payload") == '{"to":"a@example.com"}'
     assert "NoJobHash" in (raw.hget(keys.job(fid), "error") or "")
 
 
 async def _count(r: aioredis.Redis, n: int) -> bool:
-    return bool(await r.zcard(keys.failed()) == n)
+    return bool(await r.zcard(keys.failed(Q)) == n)

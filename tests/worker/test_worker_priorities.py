@@ -87,7 +87,7 @@ async def test_delayed_handed_back_recovered_and_retried_jobs_keep_their_level(
     assert await r.lrange(keys.waiting("q", priority=9), 0, -1) == [late]
     [job] = await b.fetch(["q"], 1, 0.05, "dies")
     await asyncio.sleep(0.1)
-    await r.delete(keys.reaper_lock())
+    await r.delete(keys.reaper_lock("q"))
     res = await b.reap(["q"], "t", 0.001, max_lost=5, failed_max_age=0, failed_max_count=0,
                        worker_stale=60)
     assert res is not None

@@ -148,7 +148,7 @@ def test_four_workers_with_random_sigkills_lose_no_job(redis_url: str) -> None:
     elapsed = time.monotonic() - t0
     done = {e.rsplit(":", 1)[0] for e in entries(redis_url, "test:done")}
     assert done == set(ids), f"lost {len(set(ids) - done)} jobs"
-    assert r.zcard(keys.failed()) == 0
+    assert r.zcard(keys.failed("default")) == 0
     assert kills == 12
     redelivered = sum(1 for e in entries(redis_url, "test:done") if not e.endswith(":1"))
     print(f"{CHAOS_JOBS} jobs, 4 workers, {kills} SIGKILLs: {elapsed:.1f}s, "

@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from queueworker.api.models import FailedJob, QueueStatus, RunningJob, WorkerStatus
 from queueworker.worker import keys
 from queueworker.worker.admin import paused_key
-from queueworker.worker.failed import RETRY
+from queueworker.worker.connection import is_cluster
+from queueworker.worker.failed import RETRY, stores
 from queueworker.worker.heartbeat import Heartbeat
 from queueworker.worker.job import Job
 
@@ -93,53 +94,64 @@ def job_info(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
 
 
 class AsyncFailedStore:
+    """The failed store over redis.asyncio: every queue's (``keys.failed``, the queues
+    found by ``find_queues``) and the old layout's one store, as ``failed.FailedStore``."""
+
     def __init__(self, r: aioredis.Redis, prefix: str) -> None:
         self.r = r
         self.prefix = prefix
-        self.key = keys.failed(prefix)
+        self.cluster = is_cluster(r)
         self._retry = r.register_script(RETRY)
         self._forget = r.register_script(FORGET)
 
     async def list(self, queue: str | None, limit: int, offset: int = 0) -> list[FailedJob]:
         """Newest first; with ``queue``, the newest ``limit`` of that queue."""
+        names = [queue] if queue is not None else await find_queues(self.r, self.prefix)
+        want = offset + limit
+        entries: list[tuple[str, float]] = []
+        for key in stores(names, self.prefix, self.cluster):
+            legacy = key == keys.legacy_failed(self.prefix)
+            # the old store mixes queues: read it all when one queue is asked for
+            rows = await self.r.zrevrange(key, 0, -1 if legacy and queue else want - 1,
+                                          withscores=True)
+            entries += [(i, float(at)) for i, at in rows]
+        entries.sort(key=lambda e: -e[1])
+        ids = [i for i, _ in entries]
+        async with self.r.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hmget(keys.job(i, self.prefix), ["queue", "failed_at", "tries", "error"])
+            rows = await pipe.execute()
         out: list[FailedJob] = []
-        start = offset if queue is None else 0
-        skipped = 0
-        while len(out) < limit:
-            page = 500 if queue else limit
-            ids = await self.r.zrevrange(self.key, start, start + page - 1)
-            if not ids:
-                break
-            start += len(ids)
-            async with self.r.pipeline(transaction=False) as pipe:
-                for i in ids:
-                    pipe.hmget(keys.job(i, self.prefix), ["queue", "failed_at", "tries", "error"])
-                rows = await pipe.execute()
-            for i, (q, at, tries, err) in zip(ids, rows, strict=True):
-                if queue is not None and q != queue:
-                    continue
-                if queue is not None and skipped < offset:
-                    skipped += 1
-                    continue
-                out.append(FailedJob(id=i, queue=q, failed_at=_float(at), tries=_int(tries),
-                                     error=err.splitlines()[0] if err else ""))
-                if len(out) >= limit:
-                    break
-        return out
+        for i, (q, at, tries, err) in zip(ids, rows, strict=True):
+            if queue is not None and q != queue:
+                continue
+            out.append(FailedJob(id=i, queue=q, failed_at=_float(at), tries=_int(tries),
+                                 error=err.splitlines()[0] if err else ""))
+        return out[offset:offset + limit]
+
+    async def _store_of(self, job_id: str) -> str | None:
+        queue = await self.r.hget(keys.job(job_id, self.prefix), "queue")  # type: ignore[misc]
+        names = [n for n in (queue, keys.queue_of_id(job_id)) if n]
+        for key in stores(dict.fromkeys(names), self.prefix, self.cluster):
+            if await self.r.zscore(key, job_id) is not None:
+                return key
+        return None
 
     async def show(self, job_id: str) -> dict[str, Any] | None:
-        async with self.r.pipeline(transaction=False) as pipe:
-            pipe.zscore(self.key, job_id)
-            pipe.hgetall(keys.job(job_id, self.prefix))
-            score, raw = await pipe.execute()
-        return None if score is None else job_info(job_id, raw)
+        if await self._store_of(job_id) is None:
+            return None
+        return job_info(job_id, await self.r.hgetall(keys.job(job_id, self.prefix)))  # type: ignore[misc]
 
     async def retry(self, job_id: str) -> bool:
-        return int(await self._retry(args=[self.prefix, job_id])) == 1
+        route = [keys.job(job_id, self.prefix)] if self.cluster else []
+        return int(await self._retry(keys=route, args=[self.prefix, job_id])) == 1
 
     async def forget(self, job_id: str) -> bool:
         """Delete a failed job; a job that is not in the failed store is left alone."""
-        return int(await self._forget(keys=[self.key, keys.job(job_id, self.prefix)],
+        key = await self._store_of(job_id)
+        if key is None:
+            return False
+        return int(await self._forget(keys=[key, keys.job(job_id, self.prefix)],
                                       args=[job_id])) == 1
 
 

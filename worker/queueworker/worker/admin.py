@@ -58,7 +58,7 @@ local now = now_s()
 for _, id in ipairs(ids) do
   local jk = jkey(id)
   flow_dropped(jk, id, now)  -- a batch counts it skipped; a chain stops (flows_lua.py)
-  release_unique(redis.call('HGET', jk, 'unique_key'), id)
+  release_unique(q, redis.call('HGET', jk, 'unique_key'), id)
   redis.call('DEL', jk)
 end
 if #ids > 0 then redis.call('HINCRBY', qkey(q, 'stats'), 'cleared', #ids) end

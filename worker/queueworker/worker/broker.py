@@ -8,6 +8,7 @@ up to K jobs and a SETTLE acks, retries or fails a batch, so a job costs about
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,11 @@ from redis.client import NEVER_DECODE
 from redis.exceptions import NoScriptError, RedisError
 
 from queueworker.worker import keys
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.fetch_lua import FETCH
+from queueworker.worker.fetched import Fetched, parse_fetched
 from queueworker.worker.job import Job
-from queueworker.worker.scripts import BEAT, REAP, SETTLE
+from queueworker.worker.scripts import BEAT, REAP, REGISTER, SETTLE, TRIM_LEGACY
 
 # Kept importable from here: producer.py and failed.py take them from this module.
 from queueworker.worker.scripts import ENQUEUE as ENQUEUE
@@ -79,128 +82,6 @@ def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
-@dataclass(frozen=True)
-class Junk:
-    """An entry a FETCH found unrunnable and filed in the failed store (scripts.junk)."""
-
-    id: str  # its id in the failed store
-    queue: str
-    reason: str  # no_job_hash | bad_entry
-    error: str
-
-
-@dataclass(frozen=True)
-class Undecodable:
-    """A job taken whose stored fields are not all UTF-8: it fails at once (reason
-    ``undecodable``), and those fields are stored again escaped (``\\xNN``) so that the
-    failed store and every reader can show it."""
-
-    job: Job
-    error: str
-    escaped: dict[str, str]  # field name -> its value, bytes outside UTF-8 escaped
-
-
-@dataclass
-class Fetched:
-    """What one FETCH brought: jobs to run, entries it filed as junk, undecodable jobs."""
-
-    jobs: list[Job]
-    junk: list[Junk]
-    undecodable: list[Undecodable]
-
-
-# The job hash fields FETCH returns, in order (fetch_lua.py; the 12th is the level).
-FETCHED_FIELDS = ("queue", "payload", "tries", "max_tries", "backoff", "timeout",
-                  "retry_until", "enqueued_at", "handler", "concurrency_key",
-                  "concurrency_limit")
-
-
-def _undecodable(raw_id: Any, deliveries: int, raw_fields: Sequence[Any],
-                 exc: UnicodeDecodeError) -> Undecodable:
-    escaped: dict[str, str] = {}
-    for name, x in zip(FETCHED_FIELDS, raw_fields, strict=False):
-        if type(x) is bytes:
-            try:
-                x.decode()
-            except UnicodeDecodeError:
-                escaped[name] = x.decode(errors="backslashreplace")
-    fields = [x.decode(errors="backslashreplace") if type(x) is bytes else x
-              for x in raw_fields]
-    where = ", ".join(escaped)
-    return Undecodable(_job(raw_id, deliveries, fields),
-                       f"Undecodable: job hash field(s) {where} not UTF-8 ({exc.reason} at "
-                       f"byte {exc.start}); stored again with the bytes escaped as \\xNN",
-                       escaped)
-
-
-def _job(raw_id: Any, deliveries: int, fields: Sequence[Any]) -> Job:
-    (queue, payload, tries, max_tries, backoff, timeout, retry_until, enqueued_at, handler,
-     ck, _, level) = fields
-    return Job.fetched(_text(raw_id), queue, payload, deliveries, tries, max_tries, backoff,
-                       timeout, retry_until, enqueued_at, handler, ck,
-                       keys.priority_level(level))
-
-
-# (tries, max_tries, backoff, timeout, retry_until) as stored -> as a Job holds them: most
-# jobs of a queue share these, so a FETCH reply is read with one dict lookup per job
-# rather than five parses (the slow path fills it; bounded: cleared when full).
-_Options = tuple[int, int, Any, float | None, float | None]
-_OPTIONS: dict[tuple[Any, ...], _Options] = {}
-_OPTIONS_MAX = 1024
-
-
-def _fast_job(raw_id: bytes, d: int, f: Sequence[Any]) -> Job | None:
-    """The common case of a fetched job, read straight from the reply's bytes; None when
-    anything is unusual (then ``_job`` reads it, with every check)."""
-    q, payload, tries, max_tries, backoff, timeout, retry_until, enq, handler, ck, _, lvl = f
-    opts = _OPTIONS.get((tries, max_tries, backoff, timeout, retry_until))
-    if opts is None or not enq or type(lvl) is not int or not 1 <= lvl <= 10:
-        return None
-    try:
-        enqueued_at = float(enq)
-        return Job(id=raw_id.decode(), queue=q.decode(),
-                   payload_text=payload.decode() if payload else "", state="running",
-                   deliveries=d, tries=opts[0], max_tries=opts[1], backoff=opts[2],
-                   timeout=opts[3], retry_until=opts[4],
-                   enqueued_at=enqueued_at or keys.enqueued_at_from_id(raw_id),
-                   handler=handler.decode() if handler else "",
-                   concurrency_key=ck.decode() if ck else "", priority=lvl)
-    except (UnicodeDecodeError, ValueError, AttributeError):
-        return None
-
-
-def _remember(f: Sequence[Any], job: Job) -> None:
-    if len(_OPTIONS) >= _OPTIONS_MAX:
-        _OPTIONS.clear()
-    _OPTIONS[tuple(f[2:7])] = (job.tries, job.max_tries, job.backoff, job.timeout,
-                               job.retry_until)
-
-
-def parse_fetched(raw: Sequence[Any]) -> Fetched:
-    """FETCH's reply, read without decoding (bytes): a stored field that is not UTF-8
-    must fail its job, not the whole batch (whose jobs would be in flight already)."""
-    out = Fetched([], [], [])
-    jobs = out.jobs
-    for i in range(0, len(raw), 3):
-        d = int(raw[i + 1])
-        if d < 0:
-            out.junk.append(Junk(_text(raw[i]), *(_text(x) for x in raw[i + 2][:3])))
-            continue
-        job = _fast_job(raw[i], d, raw[i + 2])
-        if job is not None:
-            jobs.append(job)
-            continue
-        try:
-            fields = [x.decode() if type(x) is bytes else x for x in raw[i + 2]]
-        except UnicodeDecodeError as exc:
-            out.undecodable.append(_undecodable(raw[i], d, raw[i + 2], exc))
-            continue
-        job = _job(raw[i], d, fields)
-        _remember(raw[i + 2], job)
-        jobs.append(job)
-    return out
-
-
 def pack(args: Sequence[Any]) -> bytes:
     """One command in RESP, built in one join (redis-py's ``pack_command`` re-joins its
     buffer per argument: ~2 µs per settled job, against ~0.6 µs here)."""
@@ -212,15 +93,31 @@ def pack(args: Sequence[Any]) -> bytes:
 
 
 class Broker:
-    """The consumer's side (redis.asyncio): fetch, settle, beat, reap."""
+    """The consumer's side (redis.asyncio): fetch, settle, beat, reap.
+
+    On a Redis Cluster (``connection.is_cluster``) each move is one script call per hash
+    slot of the queues it touches (``keys.slot_groups``), routed by a key of that slot;
+    on one Redis every queue is one group: one call, as before."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = keys.DEFAULT_PREFIX) -> None:
         self.redis = client
         self.prefix = prefix
+        self.cluster = is_cluster(client)
         self._fetch = client.register_script(FETCH)
         self._settle = client.register_script(SETTLE)
         self._beat = client.register_script(BEAT)
         self._reap = client.register_script(REAP)
+        self._register = client.register_script(REGISTER)
+        self._trim_legacy = client.register_script(TRIM_LEGACY)
+        self._wake = 0  # which slot group a cluster worker blocks on next (wait_for_work)
+
+    def groups(self, queues: Sequence[str]) -> list[list[str]]:
+        return keys.slot_groups(queues, self.cluster, self.prefix)
+
+    def route(self, queue: str) -> list[str]:
+        """The KEYS of a script call about ``queue``: on a cluster a key of its slot (which
+        also tells the script that other slots are out of reach), else none."""
+        return [keys.stats(queue, self.prefix)] if self.cluster else []
 
     async def fetch(self, queues: Sequence[str], want: int, lease: float, worker_id: str,
                     rate_limits: dict[str, RateLimit] | None = None,
@@ -232,17 +129,36 @@ class Broker:
     async def fetch_batch(self, queues: Sequence[str], want: int, lease: float, worker_id: str,
                           rate_limits: dict[str, RateLimit] | None = None,
                           park_delay: float = 0.5) -> Fetched:
-        """Like ``fetch``, with the junk filed and the undecodable jobs (see ``Fetched``)."""
-        args: list[Any] = [self.prefix, want, lease, worker_id, park_delay]
-        for q in queues:
-            rl = (rate_limits or {}).get(q)
-            args += [q, rl.limit if rl else 0, rl.period if rl else 0]
-        return parse_fetched(await self._evalsha(self._fetch, FETCH, args, raw=True))
+        """Like ``fetch``, with the junk filed and the undecodable jobs (see ``Fetched``).
+        On a cluster one FETCH per slot group, in the queues' order, until ``want``."""
+        out = Fetched([], [], [])
+        for group in self.groups(queues):
+            args: list[Any] = [self.prefix, want - len(out.jobs), lease, worker_id, park_delay]
+            for q in group:
+                rl = (rate_limits or {}).get(q)
+                args += [q, rl.limit if rl else 0, rl.period if rl else 0]
+            got = parse_fetched(await self._evalsha(self._fetch, FETCH, args, raw=True,
+                                                    keys=self.route(group[0])))
+            out.jobs += got.jobs
+            out.junk += got.junk
+            out.undecodable += got.undecodable
+            if len(out.jobs) >= want:
+                break
+        return out
 
     async def _evalsha(self, script: Any, source: str, args: Sequence[Any], *,
-                       raw: bool = False) -> Any:
+                       raw: bool = False, keys: Sequence[str] = ()) -> Any:
         """EVALSHA of a hot script (FETCH, SETTLE), packed here (``pack``); loaded first
-        when the server does not know it (a restart, SCRIPT FLUSH)."""
+        when the server does not know it (a restart, SCRIPT FLUSH). On a cluster through
+        the client (routed by ``keys``; EVAL when the node does not know the script)."""
+        if self.cluster:
+            options: dict[str, Any] = {NEVER_DECODE: True} if raw else {}
+            try:
+                return await self.redis.execute_command(
+                    "EVALSHA", script.sha, len(keys), *keys, *args, **options)
+            except NoScriptError:
+                return await self.redis.execute_command(
+                    "EVAL", source, len(keys), *keys, *args, **options)
         try:
             return await self._call(pack(("EVALSHA", script.sha, 0, *args)), raw)
         except NoScriptError:
@@ -274,7 +190,21 @@ class Broker:
             await pool.release(conn)
 
     async def settle(self, items: Sequence[Settlement], result_ttl: int) -> list[bool]:
-        """Apply outcomes in one round trip; True for each one applied (in ``items`` order)."""
+        """Apply outcomes in one round trip; True for each one applied (in ``items`` order).
+        On a cluster one SETTLE per slot, sent together."""
+        if self.cluster:
+            by_slot: dict[int, list[Settlement]] = {}
+            for s in items:
+                by_slot.setdefault(keys.slot(s.job.queue, self.prefix), []).append(s)
+            parts = list(by_slot.values())
+            results = await asyncio.gather(*(self._settle_one(p, result_ttl) for p in parts))
+            applied = {id(s): ok for p, res in zip(parts, results, strict=True)
+                       for s, ok in zip(p, res, strict=True)}
+            return [applied[id(s)] for s in items]
+        return await self._settle_one(items, result_ttl)
+
+    async def _settle_one(self, items: Sequence[Settlement], result_ttl: int) -> list[bool]:
+        route = self.route(items[0].job.queue) if items else []
         args: list[Any] = [self.prefix, result_ttl, 0]
         other: list[Settlement] = []
         for s in items:  # the done ones first (SETTLE reads them as 4 values each)
@@ -285,10 +215,11 @@ class Broker:
                 other.append(s)
         args[2] = len(items) - len(other)
         if not other:
-            return [bool(x) for x in await self._evalsha(self._settle, SETTLE, args)]
+            return [bool(x) for x in await self._evalsha(self._settle, SETTLE, args,
+                                                         keys=route)]
         for s in other:
             args += s.args()
-        res = await self._evalsha(self._settle, SETTLE, args)
+        res = await self._evalsha(self._settle, SETTLE, args, keys=route)
         done = [s for s in items if s.op == "done"]
         applied = dict(zip((id(s) for s in done + other), res, strict=True))
         return [bool(applied[id(s)]) for s in items]
@@ -301,30 +232,75 @@ class Broker:
     async def beat_and_read(self, worker_id: str, heartbeat_json: str, ttl: int, lease: float,
                             running: Sequence[Job], queues: Sequence[str] = ()
                             ) -> tuple[list[str], dict[str, dict[int, int]]]:
-        """``beat``, and the waiting jobs per priority of ``queues`` (same round trip)."""
-        args: list[Any] = [self.prefix, worker_id, heartbeat_json, ttl, lease, len(queues),
-                           *queues]
+        """``beat``, and the waiting jobs per priority of ``queues`` (same round trip).
+        The registry entry (``keys.worker`` / ``keys.workers``) is written by plain
+        commands beside the BEAT script(s): one pipeline on one Redis; on a cluster one
+        BEAT per slot group of the queues and running jobs, sent together."""
+        by_group: dict[int, tuple[list[str], list[Job]]] = {}
+        for q in queues:
+            by_group.setdefault(keys.slot(q, self.prefix) if self.cluster else 0,
+                                ([], []))[0].append(q)
         for j in running:
-            args += [j.queue, j.id, j.concurrency_key]
-        gone, flat = await self._beat(args=args)
+            by_group.setdefault(keys.slot(j.queue, self.prefix) if self.cluster else 0,
+                                ([], []))[1].append(j)
+        calls = []
+        for qs, jobs in by_group.values():
+            args: list[Any] = [self.prefix, lease, len(qs), *qs]
+            for j in jobs:
+                args += [j.queue, j.id, j.concurrency_key]
+            calls.append((qs, self.route((qs or [jobs[0].queue])[0]), args))
+        registry = keys.workers(self.prefix)
+        if self.cluster:
+            await self.redis.set(keys.worker(worker_id, self.prefix), heartbeat_json, ex=ttl)
+            await self._register(keys=[registry], args=[worker_id, 0])
+            replies = await asyncio.gather(*(self._beat(keys=k, args=a) for _, k, a in calls))
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.worker(worker_id, self.prefix), heartbeat_json, ex=ttl)
+                await self._register(keys=[registry], args=[worker_id, 0], client=pipe)
+                for _, k, a in calls:
+                    await self._beat(keys=k, args=a, client=pipe)
+                replies = (await pipe.execute())[2:]
         n = len(keys.PRIORITIES)
-        depths = {q: dict(zip(keys.PRIORITIES, (int(x) for x in flat[i * n:(i + 1) * n]),
-                              strict=True)) for i, q in enumerate(queues)}
-        return [_text(x) for x in gone], depths
+        gone: list[str] = []
+        depths: dict[str, dict[int, int]] = {}
+        for (qs, _, _), (lost, flat) in zip(calls, replies, strict=True):
+            gone += [_text(x) for x in lost]
+            for i, q in enumerate(qs):
+                depths[q] = dict(zip(keys.PRIORITIES, (int(x) for x in flat[i * n:(i + 1) * n]),
+                                     strict=True))
+        return gone, {q: depths[q] for q in queues}
 
     async def reap(self, queues: Sequence[str], holder: str, interval: float, *,
                    max_lost: int, failed_max_age: float, failed_max_count: int,
                    worker_stale: float, batch: int = 1000) -> tuple[int, int, int, int] | None:
-        args: list[Any] = [self.prefix, holder, max(1, int(interval * 1000)), max_lost, batch,
-                           failed_max_age, failed_max_count, worker_stale, *queues]
-        res = [int(x) for x in await self._reap(args=args)]
-        if res[0] == -1:
+        """REAP each queue whose reaper lock this worker takes (one call per slot group,
+        sent together), and forget workers silent for ``worker_stale`` seconds."""
+        head: list[Any] = [self.prefix, holder, max(1, int(interval * 1000)), max_lost, batch,
+                           failed_max_age, failed_max_count]
+        groups = self.groups(queues)
+        replies = await asyncio.gather(*(self._reap(keys=self.route(g[0]), args=[*head, *g])
+                                         for g in groups))
+        await self._register(keys=[keys.workers(self.prefix)], args=["", worker_stale])
+        got = [[int(x) for x in r] for r in replies if int(r[0]) != -1]
+        if not got:
             return None
-        return res[0], res[1], res[2], res[3]
+        trimmed = sum(r[3] for r in got)
+        if not self.cluster and await self.redis.exists(keys.legacy_failed(self.prefix)):
+            trimmed += int(await self._trim_legacy(
+                args=[self.prefix, failed_max_age, failed_max_count, batch]))
+        return sum(r[0] for r in got), sum(r[1] for r in got), sum(r[2] for r in got), trimmed
 
     async def wait_for_work(self, queues: Sequence[str], seconds: float) -> None:
-        """Block until a producer pushes a wake-up token or ``seconds`` pass."""
-        await self.redis.blpop([keys.notify(q, self.prefix) for q in queues],
+        """Block until a producer pushes a wake-up token or ``seconds`` pass. On a cluster
+        one BLPOP may name one slot only: the groups take turns (a job of another slot is
+        seen at the next poll, ``seconds`` at most)."""
+        groups = self.groups(queues)
+        if not groups:
+            await asyncio.sleep(max(seconds, 0.01))
+            return
+        self._wake = (self._wake + 1) % len(groups)
+        await self.redis.blpop([keys.notify(q, self.prefix) for q in groups[self._wake]],
                                timeout=max(seconds, 0.01))
 
     async def store_escaped(self, job_id: str, fields: dict[str, str]) -> None:

@@ -105,6 +105,11 @@ def is_cluster_url(url: str) -> bool:
     return urlsplit(url).scheme in CLUSTER_SCHEMES
 
 
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` (redis-py or redis.asyncio) talks to a Redis Cluster."""
+    return isinstance(client, redis.cluster.RedisCluster | acluster.RedisCluster)
+
+
 def parse_cluster_url(url: str) -> tuple[tuple[tuple[str, int], ...], dict[str, Any]]:
     """A ``redis+cluster://`` URL -> (start nodes, connection kwargs)."""
     parts = urlsplit(url)

@@ -34,9 +34,10 @@ end
 -- One popped entry: run it (-> out), park it (concurrency key full) or file it as junk.
 -- -> 1 when it was taken to run.
 local function take_one(q, wk, lvl, id)
-  if not usable_id(id) then
+  if not usable_id(id, q) then
     filed(q, id, 'bad_entry', 'BadEntry: an entry of ' .. wk .. ' is not a job id (empty, ' ..
-      'over 200 bytes, or bytes outside printable ASCII); the entry is kept as the payload')
+      'over 200 bytes, bytes outside printable ASCII, or on a Redis Cluster not an id of ' ..
+      'this queue); the entry is kept as the payload')
     return 0
   end
   local jk = jkey(id)
@@ -58,7 +59,7 @@ local function take_one(q, wk, lvl, id)
   h[1] = q
   local ck, cl = h[10] or '', tonumber(h[11]) or 1
   if ck ~= '' then
-    local ckey = P .. ':conc:' .. ck
+    local ckey = qkey(q, 'conc:' .. ck)
     redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
     if redis.call('ZCARD', ckey) >= cl then
       redis.call('ZADD', qkey(q, 'delayed'), now + park, id)

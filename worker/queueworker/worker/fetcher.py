@@ -38,7 +38,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from queueworker.worker.broker import REDIS_ERRORS, Fetched, Settlement
+from queueworker.worker.broker import REDIS_ERRORS, Settlement
+from queueworker.worker.fetched import Fetched
 from queueworker.worker.job import Job
 from queueworker.worker.log import event
 from queueworker.worker.queues import still_waiting

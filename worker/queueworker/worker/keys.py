@@ -6,6 +6,17 @@ All keys share a prefix (default ``qw``; ``QUEUEWORKER_PREFIX`` / ``--prefix``)
 and use a ``{queue}`` hash tag so every key of one queue lands in the same
 Redis Cluster slot (Lua scripts touch several of them at once).
 
+Redis Cluster: one layout for one Redis, Sentinel and a Cluster. Every key a
+script touches is of one queue: its lists and sets, its jobs' hashes (job ids
+name their queue), its failed store, unique and concurrency keys and reaper
+lock. A worker serving queues of several slots makes one script call per slot
+(``slot_groups``; on one Redis all its queues are one group: one call, as
+before). The worker registry (``workers`` / ``worker``) is written by plain
+commands beside the scripts (REGISTER, scripts.py, alone scores the ZSET with the
+server's time). Not per queue, so not for scripts: ``{p}:paused``, ``{p}:restart``
+(plain commands), schedules and chains/batches (refused on a cluster where they
+would span slots).
+
 Per queue ``Q``:
 
 - ``{p}:{Q}:waiting``   LIST of job ids of priority 5 (the default). Producers
@@ -58,15 +69,19 @@ Added by the runtime (the operator does not need to read these):
   job so idle workers blocked in BLPOP wake at once instead of polling.
 - ``{p}:{Q}:rate:{w}``  STRING counter of jobs started in rate-limit window
   ``w`` (fixed windows; expires after the window).
-- ``{p}:failed``        ZSET job id -> failed at (epoch seconds): the failed-jobs
-  store. The job hash (with ``error`` and ``traceback``) is kept, without a TTL,
-  for as long as the id is in this set; trimmed by age and count.
-- ``{p}:unique:{key}``  STRING job id, with a TTL: a unique job is queued or
-  running. Deleted when that job finishes (done or failed).
-- ``{p}:conc:{key}``    ZSET job id -> lease expiry: jobs running under a
-  concurrency key, shared by all workers (expired entries do not count).
-- ``{p}:reaper``        STRING lock (SET NX PX): the worker holding it runs the
-  reaper this interval.
+- ``{p}:{Q}:failed``    ZSET job id -> failed at (epoch seconds): the queue's
+  failed-jobs store. The job hash (with ``error`` and ``traceback``) is kept,
+  without a TTL, for as long as the id is in this set; trimmed by age and count.
+  ``{p}:failed`` (``legacy_failed``) is the old layout's one store: still listed,
+  retried and trimmed on one Redis.
+- ``{p}:{Q}:unique:{key}`` STRING job id, with a TTL: a unique job of the queue is
+  queued or running. Deleted when that job finishes (done or failed). Per queue:
+  the same key on two queues is two keys (it was one before the Cluster layout).
+- ``{p}:{Q}:conc:{key}`` ZSET job id -> lease expiry: the queue's jobs running under
+  a concurrency key, shared by all workers (expired entries do not count); per
+  queue, as unique keys.
+- ``{p}:{Q}:reaper``    STRING lock (SET NX PX): the worker holding it reaps the
+  queue this interval.
 - ``{p}:{Q}:job:{id}:done`` LIST holding one token once the job is done or failed
   for good, with the result's TTL; pushed only for a job someone waits on
   (its hash has ``waited``). Waiters block on it (results.py).
@@ -78,6 +93,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
+
+from redis.crc import key_slot
 
 DEFAULT_PREFIX = "qw"
 ID_TIME_DIGITS = 13
@@ -202,20 +220,26 @@ def rate(queue: str, window: int, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:{{{queue}}}:rate:{window}"
 
 
-def failed(prefix: str = DEFAULT_PREFIX) -> str:
+def failed(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The queue's failed store (one per queue: in its hash slot)."""
+    return f"{prefix}:{{{queue}}}:failed"
+
+
+def legacy_failed(prefix: str = DEFAULT_PREFIX) -> str:
+    """The one failed store of the old layout: still listed, retried and trimmed."""
     return f"{prefix}:failed"
 
 
-def unique(key: str, prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}:unique:{key}"
+def unique(queue: str, key: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:unique:{key}"
 
 
-def concurrency(key: str, prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}:conc:{key}"
+def concurrency(queue: str, key: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:conc:{key}"
 
 
-def reaper_lock(prefix: str = DEFAULT_PREFIX) -> str:
-    return f"{prefix}:reaper"
+def reaper_lock(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{{{queue}}}:reaper"
 
 
 def done(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -224,3 +248,21 @@ def done(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def progress_channel(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{job(job_id, prefix)}:progress"
+
+
+def slot(queue: str, prefix: str = DEFAULT_PREFIX) -> int:
+    """The Redis Cluster hash slot of every key of ``queue``."""
+    return key_slot(stats(queue, prefix).encode())
+
+
+def slot_groups(queues: Iterable[str], cluster: bool, prefix: str = DEFAULT_PREFIX
+                ) -> list[list[str]]:
+    """``queues`` split into the groups one script call may touch, in their order: on a
+    Redis Cluster one group per hash slot; on one Redis (or behind Sentinel) one group."""
+    queues = list(queues)
+    if not cluster:
+        return [queues] if queues else []
+    groups: dict[int, list[str]] = {}
+    for q in queues:
+        groups.setdefault(slot(q, prefix), []).append(q)
+    return list(groups.values())

@@ -35,9 +35,12 @@ local function now_s()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local function release_unique(uk, id)
+-- Given KEYS (a Redis Cluster: the key the call is routed by), keys of other slots are out
+-- of reach: a legacy key (no queue in it) is not looked at.
+local CLUSTER = KEYS[1] ~= nil
+local function release_unique(q, uk, id)
   if uk and uk ~= '' then
-    local k = P .. ':unique:' .. uk
+    local k = qkey(q, 'unique:' .. uk)
     if redis.call('GET', k) == id then redis.call('DEL', k) end
   end
 end
@@ -66,16 +69,17 @@ local function wkey_of(q, id)
   local h = jget(id, 'priority')
   return wkey(q, level(h and h[1]))
 end
--- An id is ours to use as a key when it is printable ASCII without spaces, 1..200 bytes.
-local function usable_id(id)  -- (an anchored find: half the time of a search for a bad byte)
-  return #id <= 200 and string.find(id, '^[!-~]+$') ~= nil
+-- An id is ours to use as a key when it is printable ASCII without spaces, 1..200 bytes,
+-- and, on a Redis Cluster, names the queue q it was found in (its hash is in q's slot).
+local function usable_id(id, q)  -- (an anchored find: half the time of a search for a bad byte)
+  return #id <= 200 and string.find(id, '^[!-~]+$') ~= nil and (not CLUSTER or id_queue(id) == q)
 end
 -- An entry that cannot run (no job hash, not an id, its key not a hash) goes to the
 -- failed store under a job hash of its own, with the reason; nothing vanishes.
 -- -> the failed store id (the entry itself, or a new one when it is no usable key).
 local function junk(q, entry, now, reason, why)
   local id = entry
-  if not usable_id(entry) or redis.call('EXISTS', jkey(entry)) == 1 then
+  if not usable_id(entry, q) or redis.call('EXISTS', jkey(entry)) == 1 then
     local t = redis.call('TIME')
     id = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '-junk-' .. t[2]
       .. id_suffix(q)
@@ -89,7 +93,7 @@ local function junk(q, entry, now, reason, why)
   redis.call('HSET', jkey(id), 'queue', q, 'payload', shown, 'state', 'failed',
     'error', why, 'reason', reason, 'traceback', '', 'failed_at', tostring(now),
     'deliveries', '0', 'tries', '0', 'max_tries', '1', 'lost', '0')
-  redis.call('ZADD', P .. ':failed', now, id)
+  redis.call('ZADD', qkey(q, 'failed'), now, id)
   redis.call('HINCRBY', qkey(q, 'stats'), 'failed', 1)
   redis.call('HINCRBY', qkey(q, 'stats'), 'junk', 1)
   return id
@@ -99,7 +103,7 @@ local function promote_due(q, now, limit)
   if #due > 0 then
     redis.call('ZREM', qkey(q, 'delayed'), unpack(due))
     for _, id in ipairs(due) do
-      local h = usable_id(id) and jget(id, 'queue', 'priority')
+      local h = usable_id(id, q) and jget(id, 'queue', 'priority')
       -- no hash (or no key): not created here; the FETCH that takes it files it as junk
       if h and h[1] then redis.call('HSET', jkey(id), 'state', 'waiting') end
       redis.call('LPUSH', wkey(q, level(h and h[2])), id)

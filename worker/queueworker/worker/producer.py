@@ -29,6 +29,7 @@ the two cases apart.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import redis.asyncio as aioredis
 
 from queueworker.worker import crypto, keys
 from queueworker.worker.broker import ENQUEUE
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.job import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_TRIES,
@@ -107,8 +109,10 @@ def _text(x: Any) -> str:
 
 
 class _Base:
-    def __init__(self, prefix: str, max_payload_bytes: int, keyring: Any) -> None:
+    def __init__(self, prefix: str, max_payload_bytes: int, keyring: Any, cluster: bool
+                 ) -> None:
         self.prefix = prefix
+        self.cluster = cluster
         self.max_payload_bytes = max_payload_bytes
         self.keyring: crypto.Keyring | None = (
             crypto.process_keyring() if keyring is FROM_ENV else keyring)
@@ -128,6 +132,10 @@ class _Base:
             args += [k, v]
         return args
 
+    def _keys(self, queue: str) -> list[str]:
+        """ENQUEUE's KEYS: on a Redis Cluster a key of the queue's slot (it routes the call)."""
+        return [keys.stats(queue, self.prefix)] if self.cluster else []
+
     def _job(self, job_id: str, raw: dict[Any, Any]) -> dict[str, Any] | None:
         if not raw:
             return None
@@ -141,7 +149,7 @@ class Producer(_Base):
     def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  keyring: crypto.Keyring | None = FROM_ENV) -> None:
-        super().__init__(prefix, max_payload_bytes, keyring)
+        super().__init__(prefix, max_payload_bytes, keyring, is_cluster(client))
         self.redis = client
         self._enqueue = client.register_script(ENQUEUE)
         self._results = SyncResults(client, prefix, self.keyring)
@@ -149,7 +157,7 @@ class Producer(_Base):
     def enqueue_result(self, queue: str, payload: Any, **options: Any) -> EnqueueResult:
         """Like ``enqueue``, and tells whether a job was created (see ``EnqueueResult``)."""
         opts = make_options(**options)
-        res = self._enqueue(args=self._args(queue, payload, opts))
+        res = self._enqueue(keys=self._keys(queue), args=self._args(queue, payload, opts))
         return EnqueueResult(_text(res[0]), bool(int(res[1])))
 
     def enqueue(self, queue: str, payload: Any, **options: Any) -> str:
@@ -172,6 +180,9 @@ class Producer(_Base):
         return ids
 
     def _send(self, batch: Sequence[list[Any]]) -> list[str]:
+        if self.cluster:  # a script in a cluster pipeline is not loaded on NOSCRIPT: one by one
+            return [_text(self._enqueue(keys=self._keys(args[1]), args=args)[0])
+                    for args in batch]
         with self.redis.pipeline(transaction=False) as pipe:
             for args in batch:
                 self._enqueue(args=args, client=pipe)
@@ -208,14 +219,14 @@ class AsyncProducer(_Base):
     def __init__(self, client: aioredis.Redis, prefix: str = keys.DEFAULT_PREFIX,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  keyring: crypto.Keyring | None = FROM_ENV) -> None:
-        super().__init__(prefix, max_payload_bytes, keyring)
+        super().__init__(prefix, max_payload_bytes, keyring, is_cluster(client))
         self.redis = client
         self._enqueue = client.register_script(ENQUEUE)
         self._results = AsyncResults(client, prefix, self.keyring)
 
     async def enqueue_result(self, queue: str, payload: Any, **options: Any) -> EnqueueResult:
         opts = make_options(**options)
-        res = await self._enqueue(args=self._args(queue, payload, opts))
+        res = await self._enqueue(keys=self._keys(queue), args=self._args(queue, payload, opts))
         return EnqueueResult(_text(res[0]), bool(int(res[1])))
 
     async def enqueue(self, queue: str, payload: Any, **options: Any) -> str:
@@ -227,6 +238,13 @@ class AsyncProducer(_Base):
         opts = make_options(**options)
         all_args = [self._args(queue, p, opts) for p in payloads]
         ids: list[str] = []
+        if self.cluster:  # see Producer._send; sent together instead
+            for start in range(0, len(all_args), chunk):
+                part = all_args[start:start + chunk]
+                res = await asyncio.gather(*(self._enqueue(keys=self._keys(a[1]), args=a)
+                                             for a in part))
+                ids += [_text(r[0]) for r in res]
+            return ids
         for start in range(0, len(all_args), chunk):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for args in all_args[start:start + chunk]:

@@ -21,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 
 from queueworker.worker import keys
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.depths import awaiting_by_priority
 
 
@@ -67,7 +68,7 @@ def depths(client: redis.Redis, prefix: str, queues: Sequence[str],
             pipe.zcount(keys.delayed(q, prefix), "-inf", repr(now))
             pipe.zcard(keys.inflight(q, prefix))
         replies = iter(pipe.execute())
-    failed = failed_counts(client, prefix)
+    failed = failed_counts(client, prefix, queues)
     out = []
     for q in queues:
         by_priority: dict[int, int] = {}
@@ -86,12 +87,21 @@ def depths(client: redis.Redis, prefix: str, queues: Sequence[str],
     return out
 
 
-def failed_counts(client: redis.Redis, prefix: str, batch: int = 1000) -> dict[str, int]:
-    """Failed jobs per queue (an entry whose hash is gone counts under ``?``)."""
-    counts: dict[str, int] = {}
+def failed_counts(client: redis.Redis, prefix: str, queues: Sequence[str] | None = None,
+                  batch: int = 1000) -> dict[str, int]:
+    """Failed jobs per queue (of ``queues``, or of every queue ``discover`` finds): one
+    ZCARD each, plus the old layout's one store (``keys.legacy_failed``), where an entry
+    whose hash is gone counts under ``?``."""
+    names = list(queues) if queues is not None else discover(client, prefix)
+    with client.pipeline(transaction=False) as pipe:
+        for q in names:
+            pipe.zcard(keys.failed(q, prefix))
+        counts = {q: int(n) for q, n in zip(names, pipe.execute(), strict=True) if int(n)}
+    if is_cluster(client):
+        return counts  # no old store on a cluster (failed.stores)
     start = 0
     while True:
-        ids = client.zrange(keys.failed(prefix), start, start + batch - 1)
+        ids = client.zrange(keys.legacy_failed(prefix), start, start + batch - 1)
         if not ids:
             return counts
         start += len(ids)

@@ -62,7 +62,7 @@ if mode ~= 'run' then
   return 1
 end
 if ufor > 0 then
-  local uk = P .. ':unique:schedule:' .. name
+  local uk = qkey(q, 'unique:schedule:' .. name)
   if redis.call('GET', uk) then
     redis.call('HINCRBY', sk, 'overlapped', 1)
     return 2

@@ -48,7 +48,7 @@ from queueworker.worker.prelude_lua import PRELUDE
 ENQUEUE = PRELUDE + """
 local q, id, delay, uk = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 if uk ~= '' then
-  local k = P .. ':unique:' .. uk
+  local k = qkey(q, 'unique:' .. uk)
   local existing = redis.call('GET', k)
   if existing then return {existing, 0} end
   redis.call('SET', k, id, 'PX', math.floor(tonumber(ARGV[6]) * 1000))
@@ -151,7 +151,7 @@ while i <= #ARGV do
     local done_q = settled[q]
     done_q[#done_q + 1] = id
     ok = 1
-    if m[2] and m[2] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[2], id) end
+    if m[2] and m[2] ~= '' then redis.call('ZREM', qkey(q, 'conc:' .. m[2]), id) end
     if op == 'retryx' or op == 'failx' then
       redis.call('HINCRBY', jk, 'exceptions', 1)
       op = string.sub(op, 1, -2)
@@ -171,7 +171,7 @@ while i <= #ARGV do
       else
         redis.call('DEL', jk)
       end
-      release_unique(m[3], id)
+      release_unique(q, m[3], id)
       count(q, 'completed')
       if m[5] then finished(id, 'done', keep) end
     elseif op == 'retry' then
@@ -187,8 +187,8 @@ while i <= #ARGV do
     elseif op == 'fail' then
       redis.call('HSET', jk, 'state', 'failed', 'tries', tries, 'error', a,
                  'traceback', b, 'failed_at', tostring(now))
-      redis.call('ZADD', P .. ':failed', now, id)
-      release_unique(m[3], id)
+      redis.call('ZADD', qkey(q, 'failed'), now, id)
+      release_unique(q, m[3], id)
       count(q, 'failed')
       on_fail(q, id, jk, now)
       if m[5] then finished(id, 'failed', math.max(ttl, 3600)) end
@@ -216,25 +216,24 @@ end
 return res
 """
 
-# ARGV: prefix, worker id, heartbeat JSON, heartbeat ttl, lease, n queues, the n
-# queues, then per running job: queue, id, concurrency_key.
+# ARGV: prefix, lease, n queues, the n queues, then per running job: queue, id,
+# concurrency_key (all of one slot on a Redis Cluster: broker.Broker.beat_and_read).
 # -> {{ids whose lease was gone}, {per queue, 10 LLENs: its waiting levels 10..1}}
+# The worker's registry entry is written beside it by plain commands (REGISTER).
 BEAT = PRELUDE + """
 local now = now_s()
-local wid, lease, nq = ARGV[2], tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('SET', P .. ':worker:' .. wid, ARGV[3], 'EX', ARGV[4])
-redis.call('ZADD', P .. ':workers', now, wid)
+local lease, nq = tonumber(ARGV[2]), tonumber(ARGV[3])
 local depths = {}
-for i = 7, 6 + nq do
+for i = 4, 3 + nq do
   for lvl = 10, 1, -1 do depths[#depths + 1] = redis.call('LLEN', wkey(ARGV[i], lvl)) end
 end
 local gone = {}
-for i = 7 + nq, #ARGV, 3 do
+for i = 4 + nq, #ARGV, 3 do
   local q, id, ck = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local inflight = qkey(q, 'inflight')
   if redis.call('ZSCORE', inflight, id) then
     redis.call('ZADD', inflight, 'XX', now + lease, id)
-    if ck ~= '' then redis.call('ZADD', P .. ':conc:' .. ck, 'XX', now + lease, id) end
+    if ck ~= '' then redis.call('ZADD', qkey(q, 'conc:' .. ck), 'XX', now + lease, id) end
   else
     gone[#gone + 1] = id
   end
@@ -242,23 +241,51 @@ end
 return {gone, depths}
 """
 
+# REGISTER: the worker's score in keys.workers (the server's time, as the leases).
+# KEYS: keys.workers; ARGV: worker id, stale_s (> 0: forget workers silent that long).
+REGISTER = """#!lua
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], now, ARGV[1]) end
+local stale = tonumber(ARGV[2])
+if stale > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - stale) end
+return 1
+"""
+
 # ARGV: prefix, holder, lock_ms, max_lost, batch, failed_max_age, failed_max_count,
-# worker_stale_s, queue, ...  -> {recovered, promoted, failed, trimmed} or {-1}
-# (another worker holds the reaper lock this interval).
+# queue, ...  -> {recovered, promoted, failed, trimmed} or {-1} (another worker holds
+# the reaper lock of every queue this interval). One lock per queue (keys.reaper_lock):
+# workers serving different sets of queues agree on who reaps which queue.
 REAP = PRELUDE + ON_DONE + """
-if not redis.call('SET', P .. ':reaper', ARGV[2], 'NX', 'PX', ARGV[3]) then return {-1} end
 local now = now_s()
 local max_lost, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
-local max_age, max_count, stale = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local recovered, promoted, failed, trimmed = 0, 0, 0, 0
-for i = 9, #ARGV do
+local max_age, max_count = tonumber(ARGV[6]), tonumber(ARGV[7])
+local recovered, promoted, failed, trimmed, locked = 0, 0, 0, 0, 0
+local function trim(fk)
+  local old = {}
+  if max_age > 0 then
+    old = redis.call('ZRANGEBYSCORE', fk, '-inf', now - max_age, 'LIMIT', 0, batch)
+  end
+  if max_count > 0 and #old == 0 then
+    local n = redis.call('ZCARD', fk)
+    if n > max_count then old = redis.call('ZRANGE', fk, 0, math.min(n - max_count, batch) - 1) end
+  end
+  for _, id in ipairs(old) do
+    redis.call('DEL', jkey(id))
+    redis.call('ZREM', fk, id)
+    trimmed = trimmed + 1
+  end
+end
+for i = 8, #ARGV do
   local q = ARGV[i]
+  if redis.call('SET', qkey(q, 'reaper'), ARGV[2], 'NX', 'PX', ARGV[3]) then
+  locked = locked + 1
   local inflight = qkey(q, 'inflight')
   local expired = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'LIMIT', 0, batch)
   for _, id in ipairs(expired) do
     redis.call('ZREM', inflight, id)
     local jk = jkey(id)
-    local kind = usable_id(id) and redis.call('TYPE', jk).ok or 'no id'
+    local kind = usable_id(id, q) and redis.call('TYPE', jk).ok or 'no id'
     if kind ~= 'hash' then  -- not a job of ours: filed, never dropped
       junk(q, id, now, kind == 'none' and 'no_job_hash' or 'bad_entry',
         'NoJobHash: an entry of ' .. inflight .. ' (in flight) has no job hash (its key: ' ..
@@ -267,14 +294,14 @@ for i = 9, #ARGV do
     else
       local lost = redis.call('HINCRBY', jk, 'lost', 1)
       local m = redis.call('HMGET', jk, 'concurrency_key', 'unique_key')
-      if m[1] and m[1] ~= '' then redis.call('ZREM', P .. ':conc:' .. m[1], id) end
+      if m[1] and m[1] ~= '' then redis.call('ZREM', qkey(q, 'conc:' .. m[1]), id) end
       if max_lost > 0 and lost >= max_lost then
         redis.call('HSET', jk, 'state', 'failed', 'failed_at', tostring(now), 'error',
           'LeaseExpired: the lease ran out ' .. lost .. ' times (worker killed or hung)',
           'traceback', '')
-        redis.call('ZADD', P .. ':failed', now, id)
+        redis.call('ZADD', qkey(q, 'failed'), now, id)
         redis.call('HINCRBY', qkey(q, 'stats'), 'failed', 1)
-        release_unique(m[2], id)
+        release_unique(q, m[2], id)
         on_fail(q, id, jk, now)
         if redis.call('HEXISTS', jk, 'waited') == 1 then  -- wake its waiters (results.py)
           redis.call('LPUSH', jk .. ':done', 'failed')
@@ -290,9 +317,18 @@ for i = 9, #ARGV do
     end
   end
   promoted = promoted + promote_due(q, now, batch)
+  trim(qkey(q, 'failed'))
+  end
 end
-local fk = P .. ':failed'
-local old = {}
+if locked == 0 then return {-1} end
+return {recovered, promoted, failed, trimmed}
+"""
+
+# The old layout's one failed store (keys.legacy_failed), trimmed as REAP trims a queue's,
+# while it exists (one Redis only: Broker.reap). ARGV: prefix, max_age, max_count, batch.
+TRIM_LEGACY = PRELUDE + """
+local now, max_age, max_count = now_s(), tonumber(ARGV[2]), tonumber(ARGV[3])
+local fk, batch, old = P .. ':failed', tonumber(ARGV[4]), {}
 if max_age > 0 then
   old = redis.call('ZRANGEBYSCORE', fk, '-inf', now - max_age, 'LIMIT', 0, batch)
 end
@@ -303,8 +339,6 @@ end
 for _, id in ipairs(old) do
   redis.call('DEL', jkey(id))
   redis.call('ZREM', fk, id)
-  trimmed = trimmed + 1
 end
-redis.call('ZREMRANGEBYSCORE', P .. ':workers', '-inf', now - stale)
-return {recovered, promoted, failed, trimmed}
+return #old
 """
