@@ -3,7 +3,9 @@
 Sidekiq's TERM waits `-t` seconds (3 here), then pushes running jobs back to
 the queue, where they run again from the start: a busy process stopped by a
 scale-down shows as a job started twice. Its `busy` count is written at each
-beat (5 s in 6.x), so the scale-down window is two beats long (docs/workers/sidekiq.md).
+beat (5 s in 6.x), so the scale-down window is two beats long, and a replica is quieted
+before it is stopped, then stopped once a beat says it is quiet and idle
+(docs/workers/sidekiq.md, "Quiet first").
 """
 
 from __future__ import annotations
@@ -76,3 +78,4 @@ def test_real_sidekiq_workers_scale_up_and_down_without_cutting_a_job(
     assert "Pushed" not in local.output, "Sidekiq pushed a running job back"
     assert "past grace" not in local.output
     assert " busy=2 " in local.output, "the two long jobs' workers were seen busy"
+    assert "workers.quieted" in local.output, "replicas were quieted before they were stopped"
