@@ -3,13 +3,21 @@ redis+cluster:// clients; where a queue's keys land."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from queueworker.worker import connection, keys
+from queueworker.worker.failed import FailedStore
+from queueworker.worker.flows import FlowError, Flows
+from queueworker.worker.producer import Producer
+from queueworker.worker.queues import depths
+from queueworker.worker.runtime import Worker
 
 from support.redis_cluster import ClusterSetup
+from support.worker_inproc import fast_settings, run_until, table
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +52,46 @@ async def test_a_queues_keys_share_one_slot_on_a_real_cluster(cluster: ClusterSe
                       keys.stats("emails"), keys.notify("emails"), keys.rate("emails", 7)]
         slots = {await client.cluster_keyslot(k) for k in queue_keys}
         assert len(slots) == 1
-        # ... and a job hash does not (see test_topology_cluster_slots.py)
-        assert await client.cluster_keyslot(keys.job("1732400000000-ab")) not in slots
+        # ... and so does a job hash: job ids name their queue (keys.job)
+        assert await client.cluster_keyslot(keys.job("1732400000000-ab@emails")) in slots
     finally:
         await client.aclose()
+
+
+QUEUES = ("emails", "reports", "audio")  # three hash slots (asserted below)
+
+
+async def test_a_native_worker_serves_queues_of_several_slots(cluster: ClusterSetup) -> None:
+    """Enqueue, run, settle, delay, unique, fail and retry across three slots: one script
+    call per slot (keys.slot_groups), every job accounted for."""
+    url = cluster.url()
+    assert len({keys.slot(q) for q in QUEUES}) == 3
+    r = connection.sync_client(url, decode_responses=True)
+    producer = Producer(r, keyring=None)
+    ids = producer.enqueue_many("emails", [{"n": i} for i in range(10)])
+    ids += [producer.enqueue(QUEUES[i % 3], {"n": i}) for i in range(10, 40)]
+    ids.append(producer.enqueue("reports", {"n": 100}, delay=0.3))
+    first = producer.enqueue_result("audio", {"n": 101}, unique_key="u")
+    assert not producer.enqueue_result("audio", {"n": 102}, unique_key="u").created
+    bad = producer.enqueue("audio", {"fail": True}, max_tries=1)
+    seen: list[int] = []
+
+    async def handler(payload: dict[str, Any]) -> None:
+        if payload.get("fail"):
+            raise RuntimeError("planned")
+        seen.append(payload["n"])
+        await asyncio.sleep(0)
+
+    async def settled() -> bool:
+        return (all(producer.job(i)["state"] == "done" for i in [*ids, first.id])  # type: ignore[index]
+                and FailedStore(r).ids() == [bad])
+
+    worker = Worker(fast_settings(url, queues=list(QUEUES)), table(handler))
+    assert await run_until(worker, settled, 30) == 0
+    assert sorted(seen) == [*range(40), 100, 101]
+    assert FailedStore(r).retry_ids([bad]) == [bad]
+    assert r.lrange(keys.waiting("audio"), 0, -1) == [bad]
+    assert {d.queue: d.failed for d in depths(r, "qw", list(QUEUES))} == dict.fromkeys(QUEUES, 0)
+    with pytest.raises(FlowError, match="Redis Cluster"):
+        Flows(r)
+    r.close()

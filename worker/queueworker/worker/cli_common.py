@@ -59,7 +59,8 @@ def connect(args: argparse.Namespace) -> redis.Redis:
     try:
         client = sync_client(url, decode_responses=True, socket_connect_timeout=5)
         client.ping()
-    except (redis.RedisError, OSError, ValueError) as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError,
+            ValueError) as exc:
         raise CliError(connection_error(url, exc)) from None
     return client
 

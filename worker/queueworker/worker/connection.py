@@ -21,18 +21,19 @@ URL forms:
   a failover the next command reaches the new master (commands in flight at the
   moment of the failover fail once with a connection error).
 - ``redis+cluster://[user:password@]host:port[,host:port...][?query]`` (``rediss+cluster``
-  for TLS): a Redis Cluster, any of its nodes as a start. ``cluster_sync`` /
-  ``cluster_async`` give a ``RedisCluster`` client for it. ``sync_client`` /
-  ``async_client`` refuse it with ``ClusterNotSupportedError``: the native queue
-  layout's scripts touch keys in several hash slots (job hashes, the failed store,
-  the worker registry, unique and concurrency keys are not under the queue's
-  ``{queue}`` hash tag; tests/redis_topologies/test_topology_cluster_slots.py lists them).
+  for TLS): a Redis Cluster, any of its nodes as a start. ``sync_client`` /
+  ``async_client`` (``cluster_sync`` / ``cluster_async``) give a ``RedisCluster``
+  client: the native layout keeps every key a script touches in one queue's hash
+  slot (keys.py), and the worker makes one script call per slot
+  (tests/redis_topologies/test_topology_cluster_slots.py). Chains and batches and
+  schedules are refused there (their keys are not per queue), and so are the
+  operator's readers for now (``CLUSTER_REFUSAL``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -60,10 +61,9 @@ class ClusterNotSupportedError(RedisURLError):
 
 
 CLUSTER_REFUSAL = (
-    "Redis Cluster is not supported for queueworker's native queues: their Lua scripts "
-    "touch keys in several hash slots (job hashes, the failed store, the worker registry, "
-    "unique and concurrency keys). Use one Redis or a master behind Sentinel "
-    "(redis+sentinel://)")
+    "Redis Cluster is not supported by the operator's readers yet (the native worker, "
+    "producer and CLI do speak redis+cluster://). Point the operator at one Redis or a "
+    "master behind Sentinel (redis+sentinel://)")
 
 
 @dataclass(frozen=True)
@@ -221,9 +221,11 @@ def sentinel_async(sentinels: SentinelSettings, **master: Any) -> aioredis.Redis
 
 
 def sync_client(url: str, **kwargs: Any) -> redis.Redis:
-    """A redis-py client for any URL form above; ``kwargs`` win over the URL's."""
+    """A redis-py client for any URL form above; ``kwargs`` win over the URL's. For a
+    cluster URL a ``RedisCluster`` (typed as ``Redis``: it speaks the same commands, and
+    what differs on a cluster asks ``is_cluster``)."""
     if is_cluster_url(url):
-        raise ClusterNotSupportedError(CLUSTER_REFUSAL)
+        return cast(redis.Redis, cluster_sync(url, **kwargs))
     if is_sentinel_url(url):
         sentinels, master = parse_sentinel_url(url)
         return sentinel_sync(sentinels, **{**master, **kwargs})
@@ -232,9 +234,10 @@ def sync_client(url: str, **kwargs: Any) -> redis.Redis:
 
 
 def async_client(url: str, **kwargs: Any) -> aioredis.Redis:
-    """A redis.asyncio client for any URL form above; ``kwargs`` win over the URL's."""
+    """A redis.asyncio client for any URL form above; ``kwargs`` win over the URL's (a
+    cluster URL: a ``RedisCluster``, as ``sync_client``)."""
     if is_cluster_url(url):
-        raise ClusterNotSupportedError(CLUSTER_REFUSAL)
+        return cast(aioredis.Redis, cluster_async(url, **kwargs))
     if is_sentinel_url(url):
         sentinels, master = parse_sentinel_url(url)
         return sentinel_async(sentinels, **{**master, **kwargs})

@@ -43,6 +43,7 @@ import redis
 
 from queueworker.common.errors import QueueworkerError
 from queueworker.worker import keys
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.flows_lua import HOOKS
 from queueworker.worker.job import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload, new_id, new_job_fields
 from queueworker.worker.producer import make_options
@@ -102,6 +103,13 @@ return batch_cancel(ARGV[2], now_s())
 
 class FlowError(QueueworkerError, ValueError):
     """A chain or batch that cannot be started (says what is wrong)."""
+
+
+# A chain's or batch's hash is not in its jobs' queue's slot, and its steps may be in
+# queues of several slots: the hooks in SETTLE would span slots (flows_lua.py).
+CLUSTER_FLOWS = ("chains and batches are not supported on a Redis Cluster: their state is "
+                 "not in one queue's hash slot, and a script cannot span slots. Run them on "
+                 "one Redis or behind Sentinel")
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,8 @@ class Flows:
 
     def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        if is_cluster(client):
+            raise FlowError(CLUSTER_FLOWS)
         self.redis = client
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
