@@ -13,6 +13,8 @@ Without the quiet step the job is cut (checked by disabling it).
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,7 +28,7 @@ from queueworker.observe import busy
 from queueworker.observe.busy import PodRef
 from queueworker.operator.api import QueueSpec
 
-from support.engine_layouts import ensure_sidekiq, sidekiq_push
+from support.engine_layouts import ensure_sidekiq
 from support.operator_cluster import Cluster, wait_for
 from support.operator_specs import fast_config, spec
 
@@ -55,6 +57,16 @@ def _sidekiq(redis_url: str, pod: str, log: Path) -> subprocess.Popen[bytes]:
             stdout=out, stderr=subprocess.STDOUT)
 
 
+def _push(client: redis.Redis, *args: object) -> None:
+    """One job as Sidekiq::Client.push writes it (tests/peers/ruby/sidekiq_push.rb does the
+    same through Ruby, a second or more to start: too slow to land between two beats)."""
+    now = time.time()
+    job = {"class": "Sleep", "queue": "default", "args": list(args), "retry": False,
+           "jid": secrets.token_hex(12), "created_at": now, "enqueued_at": now}
+    client.sadd("queues", "default")
+    client.lpush("queue:default", json.dumps(job))
+
+
 def _gone(c: Cluster, pod: str) -> bool:
     return not any(p["metadata"]["name"] == pod and not p["metadata"].get("deletionTimestamp")
                    for p in c.pods("skq"))
@@ -79,11 +91,10 @@ async def test_a_job_taken_just_before_a_scale_down_is_not_cut(redis_url: str,
         proc = _sidekiq(redis_url, a, log)
         try:
             first = await wait_for(lambda: _beat(r, a), 30, "pod a's Sidekiq beating")
-            # Just after a beat, the next one (5 s away) is the first that can say busy.
+            # Just after a beat, the next one (5 s away) is the first that can say busy:
+            # the job is taken at once (a waits in BRPOP) and the scale-down decided now.
             await wait_for(lambda: (_beat(r, a) or 0) > first, 15, "a fresh beat")
-            await asyncio.to_thread(sidekiq_push, redis_url, {
-                "class": "Sleep", "queue": "default", "args": [str(marks), "job", 5]})
-            await wait_for(lambda: (marks / "job.start").exists(), 10, "the job started on a")
+            _push(r, str(marks), "job", 5)
             await c.patch_qw("skq", {"spec": {"scaling": {"minReplicas": 1,
                                                           "maxReplicas": 1}}})
             await wait_for(lambda: _gone(c, a), 40, "pod a removed")
