@@ -15,6 +15,8 @@ settings, as docs/workers/ recommends for each:
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -115,16 +117,22 @@ def arq(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
 
 
 def bullmq(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
-    ensure_node()
+    # QW_BULLMQ_DIR: another BullMQ version, installed beside a copy of bullmq_jobs.mjs
+    node_dir = Path(os.environ.get("QW_BULLMQ_DIR", NODE_DIR))
+    if node_dir == NODE_DIR:
+        ensure_node()
+    version = json.loads((node_dir / "node_modules" / "bullmq" / "package.json").read_text(
+        encoding="utf-8"))["version"]
 
     def send(jobs: Jobs) -> None:
         subprocess.run(["node", "bullmq_jobs.mjs", "add", url, "render",
-                        *[f"{n}:{s}" for n, s in jobs]], cwd=NODE_DIR, check=True, timeout=60)
+                        *[f"{n}:{s}" for n, s in jobs]], cwd=node_dir, check=True, timeout=60)
 
     return Setup({"name": "render", "layout": "bullmq"},
-                 ["node", str(NODE_DIR / "bullmq_jobs.mjs"), "worker", url, "render", str(marks),
+                 ["node", str(node_dir / "bullmq_jobs.mjs"), "worker", url, "render", str(marks),
                   "-"], {}, 10, send,
-                 "named after the replica, worker.close() on SIGTERM (no limit), grace 10 s")
+                 f"BullMQ {version}, named after the replica, worker.close() on SIGTERM "
+                 "(no limit), grace 10 s")
 
 
 def sidekiq(tmp: Path, url: str, marks: Path, wait: int) -> Setup:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -139,6 +140,7 @@ def run_one(lib: str, args: argparse.Namespace) -> dict[str, Any]:
             path = write_manifest(tmp, server.url, lib, setup, args.max_replicas)
             output, t0, t1, code = drive(path, marks, setup, jobs, max(longs))
             (args.out / f"{lib}.log").write_text(output, encoding="utf-8")
+            shutil.copytree(marks, args.out / f"{lib}-marks", dirs_exist_ok=True)
             result = analyse(lib, setup, jobs, marks, output, t0, t1)
         finally:
             server.stop()
@@ -193,6 +195,10 @@ def analyse(lib: str, setup: Setup, jobs: Jobs, marks: Path, output: str,
             runs.append({"job": name, "seconds": seconds, "pid": pid, "replica": host.get(pid),
                          "start": began, "end": min(ends) if ends else None})
     scaled = [(t, int(f["previous"]), int(f["desired"])) for t, e, f in evs if e == "scaled"]
+    # a cut run ended when its replica did (killed), not at the end of the benchmark
+    exited = {f["name"]: t for t, e, f in evs if e == "replica.exited"}
+    for r in runs:
+        r["until"] = r["end"] or exited.get(r["replica"], t1)
     long_runs = [r for r in runs if r["job"].startswith("long")]
     busy_stops = [
         {"replica": f["name"], "at": round(t - t0, 1),
@@ -209,8 +215,8 @@ def analyse(lib: str, setup: Setup, jobs: Jobs, marks: Path, output: str,
         "unmapped_runs": sum(1 for r in runs if r["replica"] is None),
         "scale": [0, *[d for _, _, d in scaled]],
         "downs_during_long": sum(1 for t, p, d in scaled if d < p and any(
-            r["start"] < t < (r["end"] or t1) for r in long_runs)),
-        "zero_while_running": any(d == 0 and any(r["start"] < t < (r["end"] or t1)
+            r["start"] < t < r["until"] for r in long_runs)),
+        "zero_while_running": any(d == 0 and any(r["start"] < t < r["until"]
                                                   for r in runs) for t, _, d in scaled),
         "busy_stopped": busy_stops,
         "killed_past_grace": sum(1 for _, e, _ in evs if e == "replica.killed_past_grace"),
