@@ -9,6 +9,7 @@ import time
 
 import redis
 
+from queueworker.engine.quiet import Memory
 from queueworker.engine.types import Decision
 from queueworker.observe import busy
 from queueworker.observe.busy import PodRef, WorkerReport
@@ -37,7 +38,7 @@ def test_victims_are_quieted_with_sidekiqs_own_signal_key(redis_url: str) -> Non
         _report("a:1:x", "a", registry=reg), _report("a:2:y", "a", registry=reg),
         _report("b:1:z", "b", registry=reg)))
     step = busy_quiet.step(_queues("ns"), reading, [PodRef("a"), PodRef("b")], ["a", "b"],
-                           Decision(1, "test", remove_first=("a",)), 2, {}, time.time())
+                           Decision(1, "test", remove_first=("a",)), 2, Memory(), time.time())
     assert step is not None
     assert step.plan.quiet == ("a",)
     assert busy_quiet.send_sync(client, step) == ["a"]
@@ -60,14 +61,15 @@ def test_a_pod_goes_once_every_live_process_is_quiet_and_idle_ghosts_aside() -> 
         _report("b:1:z", "b", registry=reg, quiet=True, busy_=True, beat=100.0)))
     step = busy_quiet.step(_queues(), reading, [PodRef("a"), PodRef("b")], ["a", "b"],
                            Decision(0, "test", remove_first=("a", "b")), 2,
-                           {"a": 90.0, "b": 90.0}, 101.0)
+                           Memory({"a": 90.0, "b": 90.0}), 101.0)
     assert step is not None
     assert (step.plan.ready, step.plan.waiting, step.commands) == (("a",), ("b",), {})
     d = busy_quiet.outcome(Decision(0, "test", remove_first=("a", "b")), step, [])
     assert (d.desired, d.remove_first) == (1, ("a",))
-    assert busy_quiet.remember(step, []) == {"b": 90.0}
+    assert busy_quiet.remember(step, []) == Memory({"b": 90.0}, {"a": 101.0})
 
 
 def test_nothing_to_quiet_where_no_library_can_be() -> None:
     rq = [QueueSpec.model_validate({"name": "default", "layout": "rq"})]
-    assert busy_quiet.step(rq, busy.BusyReading(), [], [], Decision(0, "t"), 1, {}, 1.0) is None
+    assert busy_quiet.step(rq, busy.BusyReading(), [], [], Decision(0, "t"), 1, Memory(),
+                           1.0) is None

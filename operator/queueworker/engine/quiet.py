@@ -39,6 +39,9 @@ from dataclasses import dataclass, field
 # Sidekiq's signal list expires 60 s after the quiet is pushed (api.rb `signal`):
 # a quiet not taken by then never will be.
 SIGNAL_SECONDS = 60.0
+# How long the pod index may show a pod whose replica was given up (as the
+# operator trusts its own scale patch over a lagging index: controller/observe.py).
+RELEASE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,34 +53,47 @@ class Quietable:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """What a caller keeps from one call to the next (QuietPlan.memory)."""
+
+    quieted: dict[str, float] = field(default_factory=dict)  # pod -> when quieted
+    # pod -> when its replica was given up: the pod index shows a pod the
+    # ReplicaSet is about to delete for a while, and it must not be counted again.
+    released: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class QuietPlan:
     quiet: tuple[str, ...] = ()  # victims to quiet now
     ready: tuple[str, ...] = ()  # drained (or nothing to quiet in them): to remove now
     waiting: tuple[str, ...] = ()  # quieted, not yet seen drained
     replicas: int = 0  # the replica count to set now
-    # pod -> when it was quieted (epoch seconds): pass back next call.
-    quieted: dict[str, float] = field(default_factory=dict)
+    memory: Memory = field(default_factory=Memory)  # pass back next call
 
 
 def plan(*, desired: int, current: int, victims: Sequence[str], live: Sequence[str],
-         workers: Mapping[str, Quietable], quieted: Mapping[str, float], now: float,
+         workers: Mapping[str, Quietable], memory: Memory, now: float,
          limit: float = SIGNAL_SECONDS) -> QuietPlan:
     """What to do with the engine's scale-down (`desired` of `current` replicas,
     `victims` in the engine's order) when workers can be quieted.
 
     `live`: the pods that count as replicas (not terminating); `workers`: the
     pods whose processes the registry reports (a pod it does not report on
-    cannot be quieted and goes at once, as without quiet); `quieted`: what
+    cannot be quieted and goes at once, as without quiet); `memory`: what
     the last call returned. Pods quieted earlier come first among the
     victims (they are leaving anyway), then the engine's own, up to
     `current - desired`. A scale-up removes nothing: a Deployment's replicas
     can only remove pods when they go down (a quieted pod goes at a later
-    poll that does not scale up).
+    poll that does not scale up). A pod released less than `RELEASE_SECONDS`
+    ago is already out of `current`: it is neither counted nor released again.
     """
+    released = {p: at for p, at in memory.released.items()
+                if p in live and now - at < RELEASE_SECONDS}
+    live = [p for p in live if p not in released]
     alive = set(live)
     # A pod quieted by someone else (or before an operator restart) is quieted too.
-    known = {p: quieted.get(p, now) for p in live
-             if p in quieted or (p in workers and workers[p].quiet)}
+    known = {p: memory.quieted.get(p, now) for p in live
+             if p in memory.quieted or (p in workers and workers[p].quiet)}
     leaving = list(known)
     for name in victims:
         if len(leaving) >= current - desired:
@@ -96,7 +112,10 @@ def plan(*, desired: int, current: int, victims: Sequence[str], live: Sequence[s
         else:
             waiting.append(name)
     if desired > current:
-        return QuietPlan(waiting=tuple(ready + waiting), replicas=desired, quieted=known)
+        return QuietPlan(waiting=tuple(ready + waiting), replicas=desired,
+                         memory=Memory(known, released))
     still = {p: at for p, at in known.items() if p in waiting}
     still.update(dict.fromkeys(quiet, now))
-    return QuietPlan(tuple(quiet), tuple(ready), tuple(waiting), current - len(ready), still)
+    released.update(dict.fromkeys(ready, now))
+    return QuietPlan(tuple(quiet), tuple(ready), tuple(waiting), current - len(ready),
+                     Memory(still, released))

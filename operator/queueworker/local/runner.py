@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from queueworker.common.log import log_event
-from queueworker.engine import decide
+from queueworker.engine import decide, quiet
 from queueworker.engine.types import Decision, Observation
 from queueworker.local.metrics import LocalMetrics
 from queueworker.local.pool import ProcessPool
@@ -79,7 +79,7 @@ class LocalRunner:
         # Celery workers say whether they are busy in pub/sub events, not keys:
         # session.py listens when a queue has the celery layout.
         self.celery: CeleryHeartbeats | None = None
-        self.quieted: dict[str, float] = {}  # Sidekiq replicas quieted before a scale-down
+        self.quieted = quiet.Memory()  # Sidekiq replicas quieted before a scale-down
         self.celery_prefixes: list[str] = [""]  # each app's keyPrefix, asked before a scale-down
 
     # --------------------------------------------------------------- polling

@@ -55,7 +55,7 @@ class Ours:
         self.rng = random.Random(seed)
         self.names: dict[int, str] = {}
         self.memory: dict[str, Any] | None = None
-        self.quieted: dict[str, float] = {}  # pods quieted before a scale-down (Sidekiq)
+        self.quieted = quiet.Memory()  # pods quieted before a scale-down (Sidekiq)
         self.per, self.resource = gpu_per_replica, resource
         self.last_desired: int | None = None
         # Whether the workers' beats say how many jobs each holds prefetched
@@ -110,8 +110,8 @@ class Ours:
         workers = {self._name(p): quiet.Quietable(m.quiet_seen(p, now), m.seen_busy(p, now) > 0)
                    for p in live if p.ready_at is not None}
         q = quiet.plan(desired=d.desired, current=len(live), victims=d.remove_first,
-                       live=list(by_name), workers=workers, quieted=self.quieted, now=now)
-        self.quieted = q.quieted
+                       live=list(by_name), workers=workers, memory=self.quieted, now=now)
+        self.quieted = q.memory
         for name in q.quiet:
             m.quiet_pod(by_name[name], now)
         if q.replicas > len(live):

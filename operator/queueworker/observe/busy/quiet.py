@@ -7,7 +7,7 @@ redis-py; engine/quiet.py decides).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,7 +49,7 @@ def quietable(reports: Sequence[WorkerReport]) -> quiet.Quietable:
 
 def step(queues: Sequence[QueueSpec], reading: BusyReading, pods: Sequence[PodRef],
          live: Sequence[str], decision: Decision, current: int,
-         quieted: Mapping[str, float], now: float) -> Step | None:
+         memory: quiet.Memory, now: float) -> Step | None:
     """The plan for this poll and the commands to send; None when no queue's library
     can be quieted (the decision stands as it is)."""
     by_registry = adapters(queues)
@@ -59,7 +59,7 @@ def step(queues: Sequence[QueueSpec], reading: BusyReading, pods: Sequence[PodRe
     by_pod = group(reports, pods)
     p = quiet.plan(desired=decision.desired, current=current, victims=decision.remove_first,
                    live=live, workers={pod: quietable(rs) for pod, rs in by_pod.items()},
-                   quieted=quieted, now=now)
+                   memory=memory, now=now)
     commands = {pod: [c for r in by_pod[pod] for c in by_registry[r.registry].quiet(r) or ()]
                 for pod in p.quiet}
     return Step(p, commands)
@@ -93,11 +93,12 @@ def send_sync(client: redis.Redis, s: Step) -> list[str]:
     return sent(s, replies)
 
 
-def remember(s: Step, sent: Sequence[str]) -> dict[str, float]:
-    """The quieted pods to keep for the next poll (a pod whose quiet failed is not
-    one: it is tried again)."""
-    return {pod: at for pod, at in s.plan.quieted.items() if pod not in s.plan.quiet
-            or pod in sent}
+def remember(s: Step, sent: Sequence[str]) -> quiet.Memory:
+    """The memory to keep for the next poll (a pod whose quiet failed is not
+    quieted: it is tried again)."""
+    m = s.plan.memory
+    return quiet.Memory({pod: at for pod, at in m.quieted.items()
+                         if pod not in s.plan.quiet or pod in sent}, dict(m.released))
 
 
 def outcome(decision: Decision, s: Step, sent: Sequence[str]) -> Decision:

@@ -20,6 +20,7 @@ import redis
 import redis.asyncio
 
 from queueworker.common.log import log_event
+from queueworker.engine import quiet
 from queueworker.engine.types import Decision, PodState
 from queueworker.observe import busy as busy_reg
 from queueworker.observe.busy import quiet as busy_quiet
@@ -172,7 +173,10 @@ async def await_marks(marks: Marks, seen: PodView, *, margin: float, limit: floa
 
 
 
-async def quiet_first(quieted: dict[str, float], client: redis.asyncio.Redis,
+QuietMemory = quiet.Memory  # what a loop keeps for quiet_first
+
+
+async def quiet_first(memory: QuietMemory, client: redis.asyncio.Redis,
                       spec: api.QueueWorkerSpec, seen: Observed, decision: Decision
                       ) -> Decision:
     """The engine's ``decision`` with a scale-down held until its victims are quiet
@@ -181,14 +185,14 @@ async def quiet_first(quieted: dict[str, float], client: redis.asyncio.Redis,
 
     Sends the quiet to new victims; returns the decision with the replicas to set
     now and only the pods ready to go as ``remove_first`` (act.scale marks them).
-    ``quieted`` (pod -> when) is the loop's memory, updated in place. Unchanged
+    ``memory`` is the loop's, updated in place. Unchanged
     when no queue's library can be quieted or scaling is paused."""
     step = None if spec.scaling.paused else busy_quiet.step(
         spec.queues, seen.reading.busy, busy_reg.pod_refs(seen.pods),
         [str(e["name"]) for e in seen.pods if not e.get("terminating")], decision,
-        seen.obs.current_replicas, quieted, time.time())
+        seen.obs.current_replicas, memory, time.time())
     if step is None:
-        quieted.clear()
+        _keep(memory, QuietMemory())
         return decision
     sent: list[str] = []
     if step.commands:
@@ -201,6 +205,11 @@ async def quiet_first(quieted: dict[str, float], client: redis.asyncio.Redis,
         except (redis.RedisError, OSError, TimeoutError) as exc:
             replies = [exc]
         sent = busy_quiet.sent(step, replies)
-    quieted.clear()
-    quieted.update(busy_quiet.remember(step, sent))
+    _keep(memory, busy_quiet.remember(step, sent))
     return busy_quiet.outcome(decision, step, sent)
+
+
+def _keep(memory: QuietMemory, new: QuietMemory) -> None:
+    for mine, theirs in ((memory.quieted, new.quieted), (memory.released, new.released)):
+        mine.clear()
+        mine.update(theirs)

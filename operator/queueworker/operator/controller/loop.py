@@ -76,7 +76,7 @@ class QueueWorkerLoop:
         self.deployment = reconcile.Memory()
         self.report = report.Reporter(shared, body)
         self.pending_replicas: observe.Pending = None
-        self.quieted: dict[str, float] = {}  # Sidekiq pods quieted before a scale-down
+        self.quieted = act.QuietMemory()  # Sidekiq pods quieted before a scale-down
 
     # ----------------------------------------------------------------------- running
 
