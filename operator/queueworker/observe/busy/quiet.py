@@ -93,22 +93,22 @@ def send_sync(client: redis.Redis, s: Step) -> list[str]:
     return sent(s, replies)
 
 
-def remember(s: Step, sent: Sequence[str]) -> quiet.Memory:
+def remember(s: Step, done: Sequence[str]) -> quiet.Memory:
     """The memory to keep for the next poll (a pod whose quiet failed is not
     quieted: it is tried again)."""
     m = s.plan.memory
     return quiet.Memory({pod: at for pod, at in m.quieted.items()
-                         if pod not in s.plan.quiet or pod in sent}, dict(m.released))
+                         if pod not in s.plan.quiet or pod in done}, dict(m.released))
 
 
-def outcome(decision: Decision, s: Step, sent: Sequence[str]) -> Decision:
+def outcome(decision: Decision, s: Step, done: Sequence[str]) -> Decision:
     """The decision to act on: the replicas to set now and only the pods ready to go
     as `remove_first` (marked to go first)."""
     p = s.plan
     if p.replicas == decision.desired and p.ready == decision.remove_first:
         return decision
     why = (f"; quiet first: {len(p.ready)} pods quiet and idle go now"
-           + (f", {len(p.waiting) + len(sent)} quieted finish their jobs"
-              if p.waiting or sent else ""))
+           + (f", {len(p.waiting) + len(done)} quieted finish their jobs"
+              if p.waiting or done else ""))
     return replace(decision, desired=p.replicas, remove_first=p.ready,
                    reason=decision.reason + why)

@@ -172,7 +172,6 @@ async def await_marks(marks: Marks, seen: PodView, *, margin: float, limit: floa
     return True
 
 
-
 QuietMemory = quiet.Memory  # what a loop keeps for quiet_first
 
 
@@ -185,8 +184,8 @@ async def quiet_first(memory: QuietMemory, client: redis.asyncio.Redis,
 
     Sends the quiet to new victims; returns the decision with the replicas to set
     now and only the pods ready to go as ``remove_first`` (act.scale marks them).
-    ``memory`` is the loop's, updated in place. Unchanged
-    when no queue's library can be quieted or scaling is paused."""
+    ``memory`` is the loop's, updated in place. Unchanged when no queue's library
+    can be quieted or scaling is paused."""
     step = None if spec.scaling.paused else busy_quiet.step(
         spec.queues, seen.reading.busy, busy_reg.pod_refs(seen.pods),
         [str(e["name"]) for e in seen.pods if not e.get("terminating")], decision,
