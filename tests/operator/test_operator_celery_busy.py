@@ -7,7 +7,9 @@ Redis key at all) through the harness's process runtime, each with the node name
 `celery@<pod name>` its hostname would give it in a cluster. The grace is far shorter
 than the long tasks: a busy pod stopped by a scale-down would be SIGKILLed mid-task.
 Without the operator's subscription every pod looks idle once the queue is empty and
-the QueueWorker goes to zero while the long tasks run.
+the QueueWorker goes to zero while the long tasks run. The app has a kombu
+`global_keyprefix` (the queue's keyPrefix): its heartbeats, its pidbox and its reply
+queues all sit behind it, and the operator must hear and ask it there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 CELERY = str(Path(sys.executable).with_name("celery"))
 LONG = 9.0
+PREFIX = "reports:"
 
 
 class CeleryRuntime(ProcessRuntime):
@@ -51,6 +54,7 @@ def _template(redis_url: str) -> dict[str, Any]:
                     "--prefetch-multiplier", "1", "-O", "fair", "--loglevel", "WARNING"],
         "env": [{"name": "PYTHONPATH", "value": str(HERE)},
                 {"name": "CELERY_BROKER_URL", "value": redis_url},
+                {"name": "CELERY_KEY_PREFIX", "value": PREFIX},
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     }]}}
 
@@ -77,10 +81,11 @@ async def test_busy_celery_pods_outlive_idle_ones_none_cut(tmp_path: Path,
     body = spec(redis_url, poll=0.5, minReplicas=4, maxReplicas=4, targetBacklogPerReplica=1,
                 idleSecondsBeforeZero=2, scaleDown={"stabilizationSeconds": 4},
                 template=_template(redis_url))
-    body["queues"] = [{"name": "work", "layout": "celery"}]
+    body["queues"] = [{"name": "work", "layout": "celery", "keyPrefix": PREFIX}]
     body["drain"] = {"graceSeconds": 3, "deadlineMarginSeconds": 1}
     names = ["long0", "long1", "short0", "short1"]
     app = Celery(broker=redis_url)
+    app.conf.broker_transport_options = {"global_keyprefix": PREFIX}
     runtime = CeleryRuntime()
     async with Cluster(config=fast_config(), runtime=runtime) as c:
         await c.start_operator()
