@@ -90,10 +90,11 @@ async def read_queues(conn: Connection, spec: api.QueueWorkerSpec, now: float,
     (with ``batcher``: the one its Redis sends for every loop polling now)."""
     refs = busy_reg.pod_refs(pods or [])
     try:
-        queues, foreign = await asyncio.wait_for(
-            reading.aread_batched(batcher, spec.queues, now, refs) if batcher is not None
-            else busy_reg.aread(conn.client, spec.queues, now, refs),
-            timeout=limit_seconds)
+        if batcher is not None:  # bounded by its own wait and pipeline deadline: no task
+            queues, foreign = await reading.aread_batched(batcher, spec.queues, now, refs)
+        else:
+            queues, foreign = await asyncio.wait_for(
+                busy_reg.aread(conn.client, spec.queues, now, refs), timeout=limit_seconds)
     except reading.QueueReadError as exc:
         return QueueReading(None, redact(f"QueueReadFailed: {exc}", conn.secrets), True)
     except (redis.RedisError, OSError, TimeoutError, ValueError) as exc:
