@@ -42,6 +42,8 @@ from kmock._internal import parsing as kmock_parsing
 
 from queueworker.operator import api
 
+from support import kube_selectors
+
 QW = f"{api.GROUP}/{api.VERSION}/{api.PLURAL}"
 DEPLOYMENTS = "apps/v1/deployments"
 PODS = "v1/pods"
@@ -338,8 +340,11 @@ class Emulator(kmock.KubernetesEmulator):
             await self._buses[key[0]].put({"type": "MODIFIED", "object": self.objects[key].raw})
         return True
 
+    async def _serve_list(self, request: Any) -> Any:
+        return kube_selectors.listed(await super()._serve_list(request), request)
+
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
-        stream = super()._serve_watch(request)
+        stream = kube_selectors.watched(super()._serve_watch(request), request)
         lag = self.lag_of(request.resource)
         if not lag:
             async for item in stream:
