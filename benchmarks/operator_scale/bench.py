@@ -65,6 +65,17 @@ def start_operator(kubeconfig: str, metrics_port: int, log_path: str, source: st
             stderr=subprocess.STDOUT)
 
 
+def profile(pid: int, path: str, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy (the ``bench`` extra) samples the operator over the window into collapsed
+    stacks for profile_summary.py. Blocking (py-spy stops the process for each
+    sample): ``--nonblocking`` read torn stacks here, with trivial functions on top."""
+    return subprocess.Popen(
+        ["nice", "-n", "19", str(Path(sys.executable).parent / "py-spy"), "record",
+         "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+         "--format", "raw", "--output", path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
 def batch_counters(port: int) -> tuple[float, float]:
     """(pipelines, reads) the operator's read batchers have sent so far."""
     pipelines = reads = 0.0
@@ -156,6 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             batch0 = batch_counters(metrics_port)
             before = [redis_counters(r) for r in clients]
             churned[:] = [0] * args.redis
+            spy = profile(proc.pid, args.profile, args.measure) if args.profile else None
             cpu0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
             await asyncio.sleep(args.measure)
             cpu1, t1 = proc_cpu_seconds(proc.pid), time.monotonic()
@@ -164,6 +176,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             calls1 = api_calls(metrics_port)
             batch1 = batch_counters(metrics_port)
             task.cancel()
+            if spy is not None:
+                spy.wait(60)
             seconds = t1 - t0
             rows = per_redis(before, after, churned, seconds, busy)
             polls_s = sum(r["polls_s"] for r in rows)
@@ -215,6 +229,8 @@ def main() -> None:
     p.add_argument("--start-limit", type=float, default=600.0,
                    help="seconds the operator may take to create every Deployment")
     p.add_argument("--source", help="run the operator from this tree (a before/after pair)")
+    p.add_argument("--profile", metavar="PATH",
+                   help="py-spy the operator over the window into PATH (collapsed stacks)")
     p.add_argument("--json", help="append the result as one JSON line to this file")
     args = p.parse_args()
     result = asyncio.run(run(args))

@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from queueworker.observe import busy, depths, reading
+from queueworker.observe import batch, busy, depths, reading
 from queueworker.observe.batch import Batcher, phase_of, slot
 from queueworker.worker import keys
 
@@ -176,3 +176,42 @@ def test_the_grid_puts_one_redis_loops_together_and_spreads_redis_servers() -> N
     assert slot(on_grid - 0.004, 5.0, phase) == pytest.approx(on_grid + 5.0)
     phases = {round(phase_of(f"10.0.0.{i}:6379"), 2) for i in range(20)}
     assert len(phases) >= 15  # different servers poll at different moments
+
+
+async def test_replies_are_what_redis_pys_own_pipeline_gives(
+        client: redis.asyncio.Redis, redis_url: str) -> None:
+    # The batcher packs and reads its pipeline itself (one deadline, not a timer per
+    # reply): the bytes on the wire, the callbacks and the errors must be redis-py's.
+    sync = redis.Redis.from_url(redis_url)
+    sync.hset("h", mapping={"a": "1", "é": "2"})
+    sync.zadd("z", {"m": 1.5})
+    sync.set("s", "x")
+    commands = [("HGETALL", "h"), ("ZRANGE", "z", 0, 0, "WITHSCORES"), ("LLEN", "s"),
+                ("ZCOUNT", "z", "-inf", repr(time.time())), ("CLIENT SETNAME", "qw"),
+                ("HMGET", "h", "a", "é", "missing"), ("GET", b"s"), ("SISMEMBER", "k", 7)]
+    pipe = client.pipeline(transaction=False)
+    for args in commands:
+        pipe.execute_command(*args)
+    expected = await pipe.execute(raise_on_error=False)
+    got = await Batcher(client, window=0.0).execute(commands)
+    assert [repr(r) if isinstance(r, Exception) else r for r in got] == [
+        repr(r) if isinstance(r, Exception) else r for r in expected]
+    assert isinstance(got[2], redis.ResponseError)  # WRONGTYPE: that caller's alone
+    assert got[0] == {b"a": b"1", "é".encode(): b"2"}  # HGETALL's callback ran
+    conn = client.connection_pool.make_connection()
+    assert batch._pack(commands, conn.encoder) == b"".join(conn.pack_commands(commands))
+
+
+async def test_a_pipeline_that_takes_too_long_fails_its_callers_and_its_connection() -> None:
+    server = RedisServer().start()
+    try:
+        client = redis.asyncio.Redis.from_url(server.url)
+        batcher = Batcher(client, window=0.0, timeout=0.3)
+        with pytest.raises(TimeoutError):
+            await batcher.execute([("BLPOP", "nothing", 1)])  # blocks 1 s
+        # The connection with the unread reply was dropped: the next pipeline is clean.
+        await asyncio.sleep(1)
+        assert await batcher.execute([("ECHO", "after")]) == [b"after"]
+        await client.aclose()
+    finally:
+        server.cleanup()

@@ -29,9 +29,10 @@ polls together while different Redis servers are spread over the interval.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +65,11 @@ class Batcher:
 
     def __init__(self, client: redis.asyncio.Redis, window: float, max_wait: float = 0.25,
                  max_commands: int = MAX_COMMANDS,
-                 on_send: Callable[[int, int], None] | None = None) -> None:
-        """``on_send(requests, commands)`` is told of each pipeline as it leaves (metrics)."""
+                 on_send: Callable[[int, int], None] | None = None,
+                 timeout: float = 3.0) -> None:
+        """``on_send(requests, commands)`` is told of each pipeline as it leaves (metrics);
+        ``timeout``: seconds one pipeline may take to be sent and answered (then
+        every caller of it gets ``TimeoutError``)."""
         if window < 0 or max_wait < window:
             raise ValueError(f"batch window must be >= 0 and <= max_wait seconds, got "
                              f"window {window}, max_wait {max_wait}")
@@ -74,6 +78,7 @@ class Batcher:
         self.max_wait = max_wait
         self.max_commands = max_commands
         self.on_send = on_send
+        self.timeout = timeout
         self.stats = BatchStats()
         self._pending: list[_Request] = []
         self._size = 0
@@ -121,18 +126,14 @@ class Batcher:
         live = [r for r in batch if not r.future.done()]  # callers that gave up: not sent
         if not live:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for r in live:
-            for args in r.commands:
-                pipe.execute_command(*args)
-        commands = sum(len(r.commands) for r in live)
+        commands = [args for r in live for args in r.commands]
         self.stats.pipelines += 1
         self.stats.requests += len(live)
-        self.stats.commands += commands
+        self.stats.commands += len(commands)
         if self.on_send is not None:
-            self.on_send(len(live), commands)
+            self.on_send(len(live), len(commands))
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._execute(commands)
         except Exception as exc:  # the connection: nobody's commands were answered
             for r in live:
                 if not r.future.done():
@@ -142,8 +143,36 @@ class Batcher:
         for r in live:
             n = len(r.commands)
             if not r.future.done():
-                r.future.set_result(list(replies[i:i + n]))
+                r.future.set_result(replies[i:i + n])
             i += n
+
+    async def _execute(self, commands: list[Args]) -> list[Any]:
+        """One pipeline's replies, a failed command's as its exception object.
+
+        redis-py's pipeline reads each reply under its own socket timeout: a
+        timer armed and cancelled per command, most of a poll's CPU with a
+        native queue's 26 commands (benchmarks/operator_scale/RESULTS.md). Here
+        the pipeline is sent and read on one pooled connection under one
+        deadline for all of it; the replies go through the client's own
+        response callbacks, as its pipeline's do. A client whose pool hands out
+        no plain connection (none today) keeps redis-py's pipeline."""
+        pool = self.client.connection_pool
+        if not isinstance(pool, redis.asyncio.ConnectionPool):
+            pipe = self.client.pipeline(transaction=False)
+            for args in commands:
+                pipe.execute_command(*args)
+            return list(await pipe.execute(raise_on_error=False))
+        conn = await _connection(pool)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(_pack(commands, conn.encoder))
+                return await _replies(conn, commands, self.client.response_callbacks)
+        except BaseException:
+            # Replies may be left unread on it: never hand it out again as it is.
+            await conn.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(conn)
 
     async def close(self) -> None:
         """Wait for pipelines in flight (their callers get their replies) and stop."""
@@ -151,6 +180,65 @@ class Batcher:
             self._flush()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+async def _connection(pool: redis.asyncio.ConnectionPool) -> Any:
+    # redis-py 5.3 deprecates the command name it once required (5.2).
+    if _GET_CONNECTION_TAKES_NAME:
+        return await pool.get_connection("PIPELINE")
+    return await pool.get_connection()
+
+
+_GET_CONNECTION_TAKES_NAME = inspect.signature(
+    redis.asyncio.ConnectionPool.get_connection).parameters["command_name"].default is (
+    inspect.Parameter.empty)
+
+
+def _pack(commands: list[Args], encoder: Any) -> bytes:
+    """The RESP of ``commands``, as redis-py packs them (a command name with a space is
+    two words; numbers by ``repr``) in one pass: its packer costs more than the
+    reads it batches, one encoder call per argument."""
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    out: list[bytes] = []
+    for args in commands:
+        head = args[0]
+        words: Sequence[Any] = (*head.split(), *args[1:]) if (
+            isinstance(head, str) and " " in head) else args
+        out.append(b"*%d\r\n" % len(words))
+        for arg in words:
+            if isinstance(arg, str):
+                b = arg.encode(encoding, errors)
+            elif isinstance(arg, bytes | memoryview):
+                b = bytes(arg)
+            elif isinstance(arg, int | float) and not isinstance(arg, bool):
+                b = repr(arg).encode()
+            else:  # what redis-py refuses too (None, bool, ...): its own clear error
+                b = encoder.encode(arg)
+            out.append(b"$%d\r\n%b\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+async def _replies(conn: Any, commands: list[Args], callbacks: Mapping[Any, Any]) -> list[Any]:
+    """Read one reply per command with no timer of its own (``socket_timeout`` off for
+    the reads: the caller's deadline covers them all)."""
+    replies: list[Any] = []
+    timeout, conn.socket_timeout = conn.socket_timeout, None
+    try:
+        for args in commands:
+            try:
+                reply = await conn.read_response()
+            except redis.ResponseError as exc:
+                replies.append(exc)
+                continue
+            callback = callbacks.get(args[0])
+            if callback is not None:
+                reply = callback(reply)
+                if inspect.isawaitable(reply):
+                    reply = await reply
+            replies.append(reply)
+    finally:
+        conn.socket_timeout = timeout
+    return replies
 
 
 def phase_of(address: str) -> float:

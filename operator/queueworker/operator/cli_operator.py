@@ -11,18 +11,27 @@ Recreate strategy).
 Privileged templates are refused by default (--refuse-privileged, see
 podsecurity.py): the operator creates pods for whoever may write QueueWorkers.
 --no-refuse-privileged opts out, as the chart's operator.refusePrivileged=false.
+
+Sharding (docs/sharding.md): --shard NAME (or $QUEUEWORKER_SHARD) serves only the
+QueueWorkers labelled queueworker.dev/shard=NAME, selected by the API server,
+and elects its active replica in its own peering object
+(queueworker-operator-NAME unless --peering says otherwise); --shard-selector
+(or $QUEUEWORKER_SHARD_SELECTOR) picks them by any other label selector, e.g.
+'!queueworker.dev/shard' for the QueueWorkers no shard label names.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import random
 import sys
 
 from queueworker.common.log import log_event
+from queueworker.operator import shard as sharding
 
 DEFAULT_PEERING = "queueworker-operator"
 
@@ -48,6 +57,14 @@ def parser() -> argparse.ArgumentParser:
                    "standby takes over (default 60; keep-alives every S-10..S-5 s)")
     p.add_argument("--liveness", metavar="URL", default=None,
                    help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument("--shard", metavar="NAME", default=os.environ.get(sharding.ENV_SHARD),
+                   help="serve only the QueueWorkers labelled queueworker.dev/shard=NAME, "
+                   "with the peering object queueworker-operator-NAME "
+                   "(default $QUEUEWORKER_SHARD; none: every QueueWorker)")
+    p.add_argument("--shard-selector", metavar="SELECTOR",
+                   default=os.environ.get(sharding.ENV_SHARD_SELECTOR),
+                   help="the shard's QueueWorkers by this label selector instead, e.g. "
+                   "'!queueworker.dev/shard' (default $QUEUEWORKER_SHARD_SELECTOR)")
     p.add_argument("--status-refresh", type=float, default=10.0, metavar="S",
                    help="refresh backlog numbers in status at most this often (default 10)")
     p.add_argument("--refuse-privileged", action=argparse.BooleanOptionalAction, default=True,
@@ -58,6 +75,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     p.add_argument("--verbose", "-v", action="store_true", help="same as --log-level=debug")
     return p
+
+
+# The cyclic GC, tuned for thousands of QueueWorker loops in one process: each poll
+# leaves objects that live until the next one (the engine's memory, the reading),
+# so they outlive the young generations and pile into the old one, and Python's
+# defaults (700, 10, 10) then scan the whole heap (half a second at 3,000 loops)
+# every few seconds: a third of the CPU, and pauses that make polls late
+# (benchmarks/operator_scale/RESULTS.md). Rarer young collections let a poll's
+# garbage die first; the old generation is scanned ten times less often.
+GC_THRESHOLDS = (10_000, 10, 100)
+
+
+def tune_gc() -> None:
+    """The thresholds above, and everything imported so far (modules, kopf, the API
+    models) frozen out of every later collection: it lives as long as the process."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def main(argv: list[str]) -> int:
@@ -75,6 +110,12 @@ def main(argv: list[str]) -> int:
         print("queueworker operator: --peering-lifetime must be >= 5", file=sys.stderr)
         return 2
 
+    try:
+        shard = sharding.shard(args.shard, args.shard_selector)
+    except sharding.ShardError as exc:
+        print(f"queueworker operator: {exc}", file=sys.stderr)
+        return 2
+
     import kopf
 
     from queueworker.operator import handlers, metrics
@@ -86,8 +127,9 @@ def main(argv: list[str]) -> int:
                    else kopf.LogFormat.PLAIN)
     # What the handlers share travels in kopf's memo (handlers.operator_memo), set up
     # here the same way the test harness does it; the priority goes to kopf itself.
-    memo = handlers.operator_memo(OperatorConfig(status_refresh_seconds=args.status_refresh,
-                                                 refuse_privileged=args.refuse_privileged))
+    memo = handlers.operator_memo(OperatorConfig(
+        status_refresh_seconds=args.status_refresh, refuse_privileged=args.refuse_privileged,
+        shard_selector=shard.selector if shard else None))
     priority = args.priority if args.priority is not None else random.randint(1, 2**30)
     if args.metrics_port:
         try:
@@ -98,12 +140,15 @@ def main(argv: list[str]) -> int:
             return 1
     namespaces = list(args.namespace)
     standalone = bool(args.standalone)
-    peering = None if standalone else (args.peering or DEFAULT_PEERING)
+    own_peering = shard.peering if shard else DEFAULT_PEERING
+    peering = None if standalone else (args.peering or own_peering)
     log_event(logging.getLogger(__name__), "operator.starting",
               namespaces=",".join(namespaces) or "*", peering=peering, priority=priority,
-              pid=os.getpid())
+              shard=shard.name if shard else None,
+              shard_selector=shard.selector if shard else None, pid=os.getpid())
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = args.peering_lifetime
+    tune_gc()
     try:
         asyncio.run(kopf.operator(
             clusterwide=not namespaces,

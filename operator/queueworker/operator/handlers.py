@@ -89,6 +89,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.execution.max_workers = 4
     settings.persistence.finalizer = "queueworker.dev/finalizer"
     rt = runtime(memo)
+    if rt.config.shard_selector:
+        # Server side: the API server sends this shard its own QueueWorkers only
+        # (shard.py, docs/sharding.md), not every one for a filter here to drop.
+        settings.watching.label_selectors[api.GROUP, api.PLURAL] = rt.config.shard_selector
     rt.shared = Shared(rt.config, lambda: _client(rt))
 
 
@@ -171,4 +175,4 @@ async def wake(meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """
     loop = memo.get(_LOOP)
     if isinstance(loop, QueueWorkerLoop) and loop.spec_changed(meta):
-        loop.kick.set()
+        loop.kick()

@@ -49,6 +49,9 @@ class OperatorConfig:
     """Operator-wide knobs; the CLI and the tests set them."""
 
     status_refresh_seconds: float = 10.0
+    # The engine memory alone (nothing a person reads moved) is written at most this
+    # often: it is read back only when a loop starts (report.py).
+    memory_refresh_seconds: float = 60.0
     # After marking scale-down victims, replicas drop once our pod index shows the
     # marks, plus this margin (act.await_marks), or after the wait limit at most.
     deletion_cost_margin_seconds: float = 0.5
@@ -62,6 +65,9 @@ class OperatorConfig:
     redis_batch_window_seconds: float = 0.02
     redis_batch_max_wait_seconds: float = 0.25
     refuse_privileged: bool = False  # --refuse-privileged: see podsecurity.py
+    # --shard / --shard-selector: the QueueWorker watch's label selector (shard.py);
+    # None: every QueueWorker in the watched namespaces.
+    shard_selector: str | None = None
 
 
 # A Secret the operator may read and send to spec.redis: it must carry this label.
@@ -215,7 +221,8 @@ class Shared:
         if batcher is None:
             batcher = batch.Batcher(client, self.config.redis_batch_window_seconds,
                                     self.config.redis_batch_max_wait_seconds,
-                                    on_send=_count_pipeline)
+                                    on_send=_count_pipeline,
+                                    timeout=self.config.redis_timeout_seconds)
             self._batchers[id(client)] = batcher
         return batcher
 

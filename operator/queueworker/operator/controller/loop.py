@@ -39,7 +39,6 @@ status as report.py throttles it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -60,6 +59,11 @@ from queueworker.operator.validation import SpecError
 logger = logging.getLogger(__name__)
 
 
+def _set(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class QueueWorkerLoop:
     def __init__(self, shared: Shared, body: Any, indexes: Indexes) -> None:
         self.shared = shared
@@ -69,13 +73,14 @@ class QueueWorkerLoop:
         self.name: str = meta["name"]
         self.uid: str = meta.get("uid") or ""
         self.indexes = indexes
-        self.kick = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # the sleep a kick ends early
         memory = (body.get("status") or {}).get("engineMemory")
         self.memory: dict[str, Any] = dict(memory) if isinstance(memory, dict) else {}
         self.spec = SpecReader(shared.config.refuse_privileged)
         self.deployment = reconcile.Memory()
         self.report = report.Reporter(shared, body)
         self.pending_replicas: observe.Pending = None
+        self._connection: tuple[api.QueueWorkerSpec, observe.Connection] | None = None
         self.quieted = act.QuietMemory()  # Sidekiq pods quieted before a scale-down
 
     # ----------------------------------------------------------------------- running
@@ -94,13 +99,26 @@ class QueueWorkerLoop:
     async def sleep(self, delay: float) -> None:
         """Until the next poll or an early kick (spec changed).
 
-        A stop does not wake this sleep: kopf cancels the daemon after its
-        cancellation backoff, which is all a sleeping loop needs (no helper
-        tasks here, so nothing is left behind for kopf to find at exit).
+        A future and one timer, not ``asyncio.wait_for`` on an Event: that costs a
+        task, a second future and the task's cancellation at every poll of every
+        QueueWorker (benchmarks/operator_scale/RESULTS.md). A stop does not wake
+        this sleep: kopf cancels the daemon after its cancellation backoff, which
+        is all a sleeping loop needs (no helper tasks here, so nothing is left
+        behind for kopf to find at exit).
         """
-        self.kick.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.kick.wait(), timeout=delay)
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timer = loop.call_later(delay, _set, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
+    def kick(self) -> None:
+        """End the current sleep now (handlers.wake: the spec changed)."""
+        if self._wake is not None:
+            _set(self._wake)
 
     def spec_changed(self, meta: Mapping[str, Any]) -> bool:
         return self.spec.changed(meta)
@@ -190,9 +208,15 @@ class QueueWorkerLoop:
     async def connect(self, spec: api.QueueWorkerSpec, generation: int | None
                       ) -> observe.Connection | None:
         """Step 2: the Redis client, or None once a missing Secret or bad settings are
-        reported."""
+        reported. Kept while the spec is the same object and names no Secret (a
+        Secret's value is read again through its cache every poll: it may rotate)."""
+        if self._connection is not None and self._connection[0] is spec:
+            return self._connection[1]
         try:
-            return await observe.connect(self.shared, self.namespace, spec)
+            conn = await observe.connect(self.shared, self.namespace, spec)
+            if not redis_conn.secret_refs(spec.redis):
+                self._connection = (spec, conn)
+            return conn
         except SecretMissingError as exc:  # SecretNotFound or SecretNotOptedIn
             await self.report.invalid(exc.reason, str(exc), generation)
         except redis_conn.RedisConfigError as exc:

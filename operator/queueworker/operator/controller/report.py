@@ -1,11 +1,10 @@
 """Step 6 of a tick: conditions, Events, metrics, and the status write (throttled).
 
-Writes are few: the status only when something a person acts on changes
-(conditions, replicas, scale reason), otherwise at most every
-``status_refresh_seconds`` for the volatile numbers (backlog, ages, engine
-memory), and only when they changed. An idle QueueWorker sees the same thing
-poll after poll, so a fingerprint of what the report is made of skips the
-whole step.
+Writes are few (writes.py): the status only when something a person acts on
+changes (conditions, replicas, scale reason); the numbers a person reads and
+the engine's memory at most every refresh, and only when they changed. An idle
+QueueWorker sees the same thing poll after poll, so a fingerprint of what the
+report is made of skips the whole step.
 """
 
 from __future__ import annotations
@@ -21,30 +20,14 @@ import kopf
 from queueworker.common.log import log_event
 from queueworker.engine.types import Decision, GPUCapacity, Observation, QueueDepth
 from queueworker.operator import api, metrics, validation_warnings
-from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.cluster import status as st
 from queueworker.operator.controller.context import Shared
+from queueworker.operator.controller.writes import StatusWriter, memory_key
 
 logger = logging.getLogger(__name__)
 
 Conditions = list[dict[str, Any]]
-
-
-def shape(value: Any) -> Any:
-    """A value with its timestamps blanked: what is worth a status write.
-
-    The engine's memory stamps its entries with the poll time; an idle
-    QueueWorker's memory differs at every poll only in those stamps, and
-    writing them would cost 1,000 QueueWorkers hundreds of writes a minute.
-    """
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [shape(v) for v in value]
-    if isinstance(value, float) and value > 1e9:  # epoch seconds
-        return 0.0
-    return value
 
 
 def scale_reason(decision: Decision, obs: Observation, paused: bool) -> str:
@@ -152,9 +135,9 @@ def _scaling_condition(conds: Conditions, seen: Seen, now: str) -> Conditions:
                             generation=gen, now=now)
 
 
-def volatile_status(seen: Seen, memory: dict[str, Any]) -> dict[str, Any]:
+def volatile_status(seen: Seen) -> dict[str, Any]:
     """The numbers that move poll after poll (written at most every refresh)."""
-    volatile: dict[str, Any] = {"engineMemory": memory}
+    volatile: dict[str, Any] = {}
     queues = seen.obs.queues
     if queues is not None:
         ages = [q.oldest_age_seconds for q in queues if q.oldest_age_seconds is not None]
@@ -240,33 +223,6 @@ class Series:
                 decision.desired * gpu.per_replica)
 
 
-class StatusWriter:
-    """Writes the status when something a person acts on changed; volatile numbers at
-    most every ``status_refresh_seconds`` and only when they changed."""
-
-    def __init__(self, shared: Shared, namespace: str, name: str) -> None:
-        self.shared, self.path = shared, kube.queueworker_status_path(namespace, name)
-        self.last_written: dict[str, Any] | None = None
-        self.last_written_at = 0.0
-        self.last_backlog = 0
-        self.last_volatile: dict[str, Any] | None = None
-
-    async def write(self, important: dict[str, Any], *,
-                    volatile: dict[str, Any] | None = None, force: bool = False) -> None:
-        comparable = {**important, "conditions": st.comparable(important.get("conditions", []))}
-        volatile_changed = volatile is not None and shape(volatile) != shape(self.last_volatile)
-        due = volatile_changed and (
-            time.monotonic() - self.last_written_at >= self.shared.config.status_refresh_seconds)
-        if self.last_written == comparable and not force and not due:
-            return
-        await self.shared.kube.patch(self.path, {"status": {**important, **(volatile or {})}},
-                                     operation="patch_status")
-        self.last_written = comparable
-        self.last_volatile = volatile
-        self.last_backlog = int((volatile or {}).get("backlog") or 0)
-        self.last_written_at = time.monotonic()
-
-
 class Reporter:
     """One QueueWorker's conditions, scale history, Events, metrics and status."""
 
@@ -346,7 +302,7 @@ class Reporter:
         obs, decision = seen.obs, seen.decision
         fingerprint = (_steady(obs.queues), obs.error, decision.desired, decision.gpu_limited,
                        decision.gpu_shortfall, seen.current, seen.ready, seen.pods_now, seen.gpu,
-                       seen.paused, seen.generation, self.last_scale_time, shape(memory),
+                       seen.paused, seen.generation, self.last_scale_time, memory_key(memory),
                        seen.pods_refused, tuple(sorted((seen.busy_pods or {}).items())),
                        self.warnings)
         if fingerprint == self.last_fingerprint:
@@ -371,6 +327,9 @@ class Reporter:
         }
         self.series.export(seen)
         backlog = backlog_of(obs.queues)
-        await self.status.write(important, volatile=volatile_status(seen, memory),
-                                force=bool(backlog) != bool(self.status.last_backlog))
-        self.last_fingerprint = fingerprint  # only once written: a failed write retries
+        done = await self.status.write(important, volatile=volatile_status(seen), memory=memory,
+                                       force=bool(backlog) != bool(self.status.last_backlog))
+        # Only once all of it is written: a failed write retries, and a change that
+        # waits for its refresh is looked at again next poll (else it would wait for
+        # the next change).
+        self.last_fingerprint = fingerprint if done else None
