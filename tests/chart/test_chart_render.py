@@ -353,3 +353,25 @@ def test_empty_intervals_fall_back_to_prometheus_defaults() -> None:
     assert "interval" not in pod_endpoint
     assert [r for r in validate_monitoring(
         [d for d in docs if d["kind"] in MONITORING_KINDS]) if r["errors"]] == []
+
+
+def test_a_shard_release_selects_its_queueworkers_with_its_own_peering() -> None:
+    # One release per shard (docs/sharding.md): the shard and selector reach the CLI,
+    # and the peering object is the shard's own, so the shards are all active.
+    from queueworker.operator.cli_operator import parser
+
+    docs = render(sets=["replicaCount=2", "operator.shard=team-a",
+                        "operator.shardSelector=queueworker.dev/shard in (team-a\\,legacy)"],
+                  include_crds=True)
+    _validate_all(docs)
+    (peering,) = [d for d in docs if d["kind"] in PEERING_KINDS]
+    assert peering["metadata"]["name"] == "queueworker-operator-team-a"
+    args = parser().parse_args(_container(docs)["args"][1:])
+    assert args.shard == "team-a"
+    assert args.shard_selector == "queueworker.dev/shard in (team-a,legacy)"
+    assert args.peering == "queueworker-operator-team-a"
+    unsharded = parser().parse_args(_container(render(sets=["replicaCount=2"]))["args"][1:])
+    assert unsharded.shard is None
+    assert unsharded.peering == "queueworker-operator"
+    with pytest.raises(AssertionError, match="shard"):
+        render(sets=["operator.shard=Team_A"])  # the schema refuses a bad label value

@@ -69,8 +69,14 @@ the scope (all namespaces or a list), peering or standalone, liveness, metrics.
 {{- else }}
 - --all-namespaces
 {{- end }}
+{{- with .Values.operator.shard }}
+- --shard={{ . }}
+{{- end }}
+{{- with .Values.operator.shardSelector }}
+- --shard-selector={{ . }}
+{{- end }}
 {{- if include "queueworker-operator.peered" . }}
-- --peering={{ .Values.peering.name }}
+- --peering={{ include "queueworker-operator.peeringName" . }}
 {{- else }}
 - --standalone
 {{- end }}
@@ -86,4 +92,15 @@ the scope (all namespaces or a list), peering or standalone, liveness, metrics.
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}
 {{- end }}
+{{- end }}
+
+{{/*
+The peering object: one per shard (operator.shard), so the shards are all active.
+*/}}
+{{- define "queueworker-operator.peeringName" -}}
+{{- if .Values.operator.shard -}}
+{{- printf "%s-%s" .Values.peering.name .Values.operator.shard -}}
+{{- else -}}
+{{- .Values.peering.name -}}
+{{- end -}}
 {{- end }}
