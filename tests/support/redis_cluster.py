@@ -65,24 +65,76 @@ class ClusterSetup:
         return self
 
     def wait_ok(self, seconds: float = 30.0) -> None:
-        """Until every node says cluster_state:ok and sees all the others."""
+        """Until every node says cluster_state:ok and sees all the others, and every replica
+        has synced with its master (a replica that never synced does not fail over)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if all(self._node_ok(s) for s in self.servers):
+            live = [s for s in self.servers if s.proc is not None]
+            if all(self._node_ok(s, len(self.servers)) and self._synced(s) for s in live):
                 return
             time.sleep(0.1)
-        raise RuntimeError("the cluster did not reach cluster_state:ok")
+        raise RuntimeError("the cluster did not reach cluster_state:ok with synced replicas")
 
-    def _node_ok(self, server: RedisServer) -> bool:
+    @staticmethod
+    def _synced(server: RedisServer) -> bool:
         r = redis.Redis(port=server.port, socket_timeout=1, decode_responses=True)
         try:
-            info = r.cluster("info")
-            return bool(info.get("cluster_state") == "ok"
-                        and int(info.get("cluster_known_nodes", 0)) == len(self.servers))
+            info = r.info("replication")
+            return info.get("role") == "master" or info.get("master_link_status") == "up"
         except (redis.ConnectionError, redis.ResponseError):
             return False
         finally:
             r.close()
+
+    @staticmethod
+    def _node_ok(server: RedisServer, nodes: int) -> bool:
+        r = redis.Redis(port=server.port, socket_timeout=1, decode_responses=True)
+        try:
+            info = r.cluster("info")
+            return bool(info.get("cluster_state") == "ok"
+                        and int(info.get("cluster_known_nodes", 0)) == nodes)
+        except (redis.ConnectionError, redis.ResponseError):
+            return False
+        finally:
+            r.close()
+
+    def node_id(self, server: RedisServer) -> str:
+        r = redis.Redis(port=server.port, decode_responses=True)
+        try:
+            return str(r.execute_command("CLUSTER", "MYID"))
+        finally:
+            r.close()
+
+    def migrate_slot(self, slot: int, source: RedisServer, target: RedisServer,
+                     batch: int = 10, pause: float = 0.0) -> int:
+        """Move one hash slot, keys and all, as ``redis-cli --cluster reshard`` does
+        (IMPORTING / MIGRATING, MIGRATE ``batch`` keys a call, ``pause`` seconds between
+        calls: a slot with many keys takes that long, then SETSLOT NODE on every master);
+        returns the keys moved."""
+        src = redis.Redis(port=source.port, decode_responses=True)
+        dst = redis.Redis(port=target.port, decode_responses=True)
+        src_id, dst_id = self.node_id(source), self.node_id(target)
+        moved = 0
+        try:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while names := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                                    "KEYS", *names)
+                moved += len(names)
+                time.sleep(pause)
+            for s in self.servers:
+                if s.proc is not None:
+                    r = redis.Redis(port=s.port, decode_responses=True)
+                    try:
+                        if r.info("replication")["role"] == "master":
+                            r.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+                    finally:
+                        r.close()
+        finally:
+            src.close()
+            dst.close()
+        return moved
 
     def cleanup(self) -> None:
         for s in self.servers:

@@ -143,7 +143,7 @@ class AsyncFailedStore:
         return job_info(job_id, await self.r.hgetall(keys.job(job_id, self.prefix)))  # type: ignore[misc]
 
     async def retry(self, job_id: str) -> bool:
-        route = [keys.job(job_id, self.prefix)] if self.cluster else []
+        route = keys.script_keys(keys.queue_of_id(job_id) or "", self.cluster, self.prefix)
         return int(await self._retry(keys=route, args=[self.prefix, job_id])) == 1
 
     async def forget(self, job_id: str) -> bool:

@@ -115,9 +115,8 @@ class Broker:
         return keys.slot_groups(queues, self.cluster, self.prefix)
 
     def route(self, queue: str) -> list[str]:
-        """The KEYS of a script call about ``queue``: on a cluster a key of its slot (which
-        also tells the script that other slots are out of reach), else none."""
-        return [keys.stats(queue, self.prefix)] if self.cluster else []
+        """The KEYS of a script call about ``queue`` (``keys.script_keys``)."""
+        return keys.script_keys(queue, self.cluster, self.prefix)
 
     async def fetch(self, queues: Sequence[str], want: int, lease: float, worker_id: str,
                     rate_limits: dict[str, RateLimit] | None = None,

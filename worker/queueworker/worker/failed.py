@@ -153,7 +153,7 @@ class FailedStore:
         store is left out)."""
         put: list[str] = []
         for group in by_slot(ids, self.prefix) if self.cluster else [list(ids)]:
-            route = [keys.job(group[0], self.prefix)] if self.cluster else []
+            route = keys.script_keys(keys.queue_of_id(group[0]) or "", self.cluster, self.prefix)
             for start in range(0, len(group), 500):
                 put += [_text(x) for x in self._retry(
                     keys=route, args=[self.prefix, *group[start:start + 500]])]

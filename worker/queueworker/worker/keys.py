@@ -250,6 +250,21 @@ def progress_channel(job_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{job(job_id, prefix)}:progress"
 
 
+def fence(queue: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """A key of the queue's slot that never exists. Declared beside ``stats`` as a script's
+    KEYS on a cluster (``script_keys``): while the slot migrates, a command naming a key
+    that exists and one that does not is refused with TRYAGAIN (on the source and on the
+    target alike), so no script runs half on a slot whose keys are on two nodes."""
+    return f"{prefix}:{{{queue}}}:fence"
+
+
+def script_keys(queue: str, cluster: bool, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The KEYS of a script call about ``queue``: on a cluster ``stats`` (it routes the
+    call; its presence tells the script that other slots are out of reach) and ``fence``;
+    on one Redis none."""
+    return [stats(queue, prefix), fence(queue, prefix)] if cluster else []
+
+
 def slot(queue: str, prefix: str = DEFAULT_PREFIX) -> int:
     """The Redis Cluster hash slot of every key of ``queue``."""
     return key_slot(stats(queue, prefix).encode())

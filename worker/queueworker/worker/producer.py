@@ -133,8 +133,8 @@ class _Base:
         return args
 
     def _keys(self, queue: str) -> list[str]:
-        """ENQUEUE's KEYS: on a Redis Cluster a key of the queue's slot (it routes the call)."""
-        return [keys.stats(queue, self.prefix)] if self.cluster else []
+        """ENQUEUE's KEYS (``keys.script_keys``: on a cluster they route the call)."""
+        return keys.script_keys(queue, self.cluster, self.prefix)
 
     def _job(self, job_id: str, raw: dict[Any, Any]) -> dict[str, Any] | None:
         if not raw:
