@@ -28,9 +28,10 @@ plus one BEAT per interval. A stream worker needs XREADGROUP + HGETALL(s) +
 XACK + XDEL per batch: no fewer round trips, and no lease.
 
 Keys follow ``keys.py``. The scripts build the per-job and per-queue key names
-from the prefix (they must match ``keys.py``; a test checks it), which is fine
-on a single Redis or a replicated one, not on Redis Cluster (the scripts touch
-several queues' keys and job hashes that have no common hash tag).
+from the prefix (they must match ``keys.py``; a test checks it). Every key a call
+touches is of the queues it names, and on a Redis Cluster a call names the queues
+of one hash slot (``broker.Broker``), with ``keys.script_keys`` as its KEYS
+(tests/redis_topologies/test_topology_cluster_slots.py checks the slots).
 
 Times in the in-flight and delayed ZSETs come from the Redis server's clock
 (``TIME`` inside the scripts), so workers with skewed clocks agree on leases.
