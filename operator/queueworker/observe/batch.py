@@ -155,8 +155,9 @@ class Batcher:
         the pipeline is sent and read on one pooled connection under one
         deadline for all of it; the replies go through the client's own
         response callbacks, as its pipeline's do. A client whose pool hands out
-        no plain connection (none today) keeps redis-py's pipeline."""
-        pool = self.client.connection_pool
+        no plain connection (a RedisCluster has none) keeps redis-py's pipeline: one
+        per node."""
+        pool = getattr(self.client, "connection_pool", None)
         if not isinstance(pool, redis.asyncio.ConnectionPool):
             pipe = self.client.pipeline(transaction=False)
             for args in commands:
