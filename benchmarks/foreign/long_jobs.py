@@ -226,19 +226,29 @@ def analyse(lib: str, setup: Setup, jobs: Jobs, marks: Path, output: str,
     }
 
 
-HEADER = ("| library | stop settings | enqueued | finished | lost | run twice | cut "
+HEADER = ("| library | run | stop settings | enqueued | finished | lost | run twice | cut "
           "| scale events | scale-downs while a long job ran | busy replica stopped "
-          "| SIGKILL at grace | wall |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| SIGKILL at grace | wall |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def row(r: dict[str, Any]) -> str:
     busy = "; ".join(f"{b['replica']} at +{b['at']} s ({', '.join(b['running'])})"
                      for b in r["busy_stopped"]) or "no"
-    return (f"| {r['library']} | {r['stop']} | {r['enqueued']} | {r['finished']} "
+    return (f"| {r['library']} | {r.get('run', 1)} | {r['stop']} | {r['enqueued']} "
+            f"| {r['finished']} "
             f"| {len(r['lost'])} | {len(r['run_twice'])} | {len(r['cut'])} "
             f"| {len(r['scale']) - 1}: {' → '.join(map(str, r['scale']))} "
             f"| {r['downs_during_long']} | {busy} | {r['killed_past_grace']} "
             f"| {r['wall_s']:.0f} s |")
+
+
+def table(files: list[Path]) -> str:
+    """One row per library and run (a run: one file, unless its lines say `run`)."""
+    results = [{"run": i, **json.loads(line)} for i, f in enumerate(files, 1)
+               for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    order = list(LIBRARIES)
+    results.sort(key=lambda r: (order.index(r["library"]), r["run"]))
+    return "\n".join([HEADER, *map(row, results)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,12 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--short", type=float, default=1.0, help="short jobs' seconds")
     ap.add_argument("--max-replicas", type=int, default=4)
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "qw-long-jobs")
-    ap.add_argument("--table", type=Path, help="print the table of a results.jsonl and exit")
+    ap.add_argument("--table", type=Path, nargs="+",
+                    help="print the table of results.jsonl files (one a run) and exit")
     args = ap.parse_args(argv)
     if args.table:
-        print(HEADER)
-        for line in args.table.read_text(encoding="utf-8").splitlines():
-            print(row(json.loads(line)))
+        print(table(args.table))
         return 0
     unknown = set(args.libs.split(",")) - set(LIBRARIES)
     if unknown:
