@@ -87,5 +87,6 @@ def test_a_task_taken_since_the_last_heartbeat_keeps_its_replica(
         assert (tmp_path / "long.done").exists(), "the replica stopped only after its task"
     app.close()
     probe.close()
+    # Run once, to its end. (The idle worker's own warm shutdown may outlast the 2 s grace
+    # on a loaded machine: a SIGKILL then is no cut task, so it is not asserted on.)
     assert len((tmp_path / "long.start").read_text().splitlines()) == 1, "the task was cut"
-    assert runner.pool.stats.killed_after_grace == 0
