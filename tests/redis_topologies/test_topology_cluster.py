@@ -4,6 +4,7 @@ redis+cluster:// clients; where a queue's keys land."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,10 @@ from typing import Any
 import pytest
 import redis
 
+from queueworker.observe import connections as redis_conn
+from queueworker.observe import heartbeats, reading, reading_sync
+from queueworker.observe.batch import Batcher
+from queueworker.operator.validation import SpecError, parse_spec
 from queueworker.worker import connection, keys
 from queueworker.worker.broker import REDIS_ERRORS
 from queueworker.worker.failed import FailedStore
@@ -97,6 +102,46 @@ async def test_a_native_worker_serves_queues_of_several_slots(cluster: ClusterSe
     assert {d.queue: d.failed for d in depths(r, "qw", list(QUEUES))} == dict.fromkeys(QUEUES, 0)
     with pytest.raises(FlowError, match="Redis Cluster"):
         Flows(r)
+    r.close()
+
+
+async def test_the_operators_readers_read_a_cluster(cluster: ClusterSetup) -> None:
+    """Depths of native queues in three slots and the native heartbeats, as the operator
+    (one batched pipeline: one per node) and local mode read them; the spec through
+    observe/connections.py. Other layouts are refused with the reason (SpecValid)."""
+    spec = parse_spec({"redis": {"url": cluster.url()},
+                       "queues": [{"name": q} for q in QUEUES],
+                       "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
+    target = redis_conn.target_from_spec(spec.redis)
+    r = target.sync_client(decode_responses=True)
+    producer = Producer(r, keyring=None)
+    for i, q in enumerate(QUEUES):
+        producer.enqueue_many(q, [{"n": n} for n in range(i + 2)])
+    beat = {"id": "w1", "pod": "pod-1", "queues": list(QUEUES), "state": "busy",
+            "in_flight": [{"id": "j", "queue": "emails", "started_at": time.time()}]}
+    r.set(keys.worker("w1"), json.dumps(beat), ex=30)
+    r.zadd(keys.workers(), {"w1": time.time()})
+    before = {q: keys.slot(q) for q in QUEUES}
+    client = target.async_client()
+    try:
+        batcher = Batcher(client, 0.0)
+        got, _ = await reading.aread_batched(batcher, spec.queues, time.time(), [])
+        beats = await heartbeats.aread(client, keys.DEFAULT_PREFIX)
+    finally:
+        await client.aclose()
+    waiting = {d.name: d.waiting for d in got}
+    queued = {q: int(r.llen(keys.waiting(q))) for q in QUEUES}
+    assert waiting == queued
+    assert beats["pod-1"].busy
+    local, why = reading_sync.read_queues(r, spec, time.time())
+    assert why is None
+    assert {d.name: d.waiting for d in local or ()} == waiting
+    assert {q: keys.slot(q) for q in QUEUES} == before
+    for layout in ("rq", "bullmq"):
+        with pytest.raises(SpecError, match="only native queues"):
+            parse_spec({"redis": {"url": cluster.url()},
+                        "queues": [{"name": "q", "layout": layout, "keyPrefix": "{b}"}],
+                        "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
     r.close()
 
 

@@ -38,12 +38,25 @@ def test_the_cli_says_an_unreachable_cluster_in_one_line() -> None:
     assert "\n" not in message
 
 
-def test_a_spec_naming_a_cluster_is_invalid_with_the_reason() -> None:
-    with pytest.raises(SpecError, match="Redis Cluster is not supported"):
-        parse_spec({"redis": {"url": "redis+cluster://r:7000"}, "queues": [{"name": "q"}],
-                    "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
-    # a cluster URL kept in a Secret: InvalidRedis with the same reason
-    spec = api.RedisSpec(url_secret_ref=api.SecretKeyRef(name="s", key="url"))
-    with pytest.raises(connections.RedisConfigError,
-                       match=r"spec.redis.urlSecretRef: Redis Cluster is not supported"):
-        connections.target_from_spec(spec, lambda *_: "rediss+cluster://r:7000")
+TEMPLATE = {"spec": {"containers": [{"name": "w", "image": "i"}]}}
+
+
+def test_a_cluster_spec_takes_native_queues_and_refuses_others_with_the_reason() -> None:
+    spec = parse_spec({"redis": {"url": "redis+cluster://r1:7000,r2:7001"},
+                       "queues": [{"name": "a"}, {"name": "b", "layout": "native"}],
+                       "template": TEMPLATE})
+    target = connections.target_from_spec(spec.redis)
+    assert target.url == "redis+cluster://r1:7000,r2:7001"
+    with pytest.raises(SpecError, match="on a Redis Cluster only native queues"):
+        parse_spec({"redis": {"url": "redis+cluster://r:7000"},
+                    "queues": [{"name": "a"}, {"name": "b", "layout": "sidekiq"}],
+                    "template": TEMPLATE})
+    # a cluster URL kept in a Secret: its credentials kept out of the URL, TLS by the spec
+    ref = api.RedisSpec(url_secret_ref=api.SecretKeyRef(name="s", key="url"),
+                        tls=api.RedisTLS(enabled=True))
+    target = connections.target_from_spec(ref, lambda *_: "redis+cluster://:pw@r:7000,r:7001")
+    assert (target.url, target.password, target.ssl) == (
+        "rediss+cluster://r:7000,r:7001", "pw", True)
+    assert connections.url_with_credentials(target) == "rediss+cluster://:pw@r:7000,r:7001"
+    with pytest.raises(connections.RedisConfigError, match="only db 0"):
+        connections.target_from_spec(api.RedisSpec(url="redis+cluster://r:7000", db=2))

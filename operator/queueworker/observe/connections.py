@@ -61,7 +61,8 @@ class RedisTarget:
         if self.password is not None:
             out["password"] = self.password
         if self.ssl:
-            if self.sentinel is not None:  # redis-py's Sentinel pool picks SSL by this flag
+            # redis-py's Sentinel pool and RedisCluster pick SSL by this flag
+            if self.sentinel is not None or connection.is_cluster_url(self.url):
                 out["ssl"] = True
             out["ssl_cert_reqs"] = "required" if self.ssl_verify else "none"
             if self.ssl_ca_data:
@@ -132,11 +133,16 @@ def _url(spec: api.RedisSpec, resolver: SecretResolver | None
     else:  # the model's CEL rule makes this unreachable for validated specs
         raise RedisConfigError("spec.redis: set url, urlSecretRef or sentinel")
     scheme = urlsplit(url).scheme
-    if scheme in connection.CLUSTER_SCHEMES:
-        raise RedisConfigError(f"spec.redis.{what}: {connection.CLUSTER_REFUSAL}")
-    if scheme not in ("redis", "rediss", "unix", *connection.SENTINEL_SCHEMES):
+    if scheme not in ("redis", "rediss", "unix", *connection.SENTINEL_SCHEMES,
+                      *connection.CLUSTER_SCHEMES):
         raise RedisConfigError(f"spec.redis.{what}: scheme must be redis, rediss, unix, "
-                               f"redis+sentinel or rediss+sentinel, got {scheme!r}")
+                               f"redis+sentinel, rediss+sentinel, redis+cluster or "
+                               f"rediss+cluster, got {scheme!r}")
+    if scheme in connection.CLUSTER_SCHEMES:
+        try:
+            connection.parse_cluster_url(url)
+        except connection.RedisURLError as exc:
+            raise RedisConfigError(f"spec.redis.{what}: {exc}") from None
     if scheme not in connection.SENTINEL_SCHEMES:
         return url, None
     try:
@@ -162,7 +168,11 @@ def target_from_spec(spec: api.RedisSpec, resolver: SecretResolver | None = None
     # Credentials travel as connection kwargs, never inside the URL we keep.
     path = parts.path
     query = parts.query
-    if sentinels is None:
+    if connection.is_cluster_url(url):  # host:port,host:port...; a cluster has only db 0
+        netloc = parts.netloc.rpartition("@")[2]
+        if spec.db:
+            raise RedisConfigError("spec.redis.db: a Redis Cluster has only db 0")
+    elif sentinels is None:
         host = parts.hostname or ""
         netloc = f"[{host}]" if ":" in host else host
         if parts.port:
@@ -176,7 +186,7 @@ def target_from_spec(spec: api.RedisSpec, resolver: SecretResolver | None = None
         query = urlencode([(k, v) for k, v in parse_qsl(query) if k != "sentinel_password"])
     use_tls = spec.tls.enabled or parts.scheme.startswith("rediss")
     scheme = parts.scheme
-    if use_tls and scheme in ("redis", "redis+sentinel"):
+    if use_tls and scheme in ("redis", "redis+sentinel", "redis+cluster"):
         scheme = scheme.replace("redis", "rediss", 1)
     clean = urlunsplit((scheme, netloc, path, query, ""))
     ca = None

@@ -6,7 +6,7 @@ Part of the API in api.py, which re-exports these names: import them from there.
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -82,9 +82,10 @@ class RedisSpec(Model):
             max_length=2048,
             pattern=r"^(redis|rediss|unix|redis\+sentinel|rediss\+sentinel|redis\+cluster"
                     r"|rediss\+cluster)://",
-            description="redis://host:6379/0 (or rediss:// for TLS), or "
+            description="redis://host:6379/0 (or rediss:// for TLS), "
             "redis+sentinel://sentinel1:26379,sentinel2:26379/MASTER_NAME/0 for a master "
-            "behind Sentinel. Put passwords in passwordSecretRef, not here.",
+            "behind Sentinel, or redis+cluster://node1:6379,node2:6379 for a Redis Cluster "
+            "(native queues only). Put passwords in passwordSecretRef, not here.",
         ),
     ] = None
     url_secret_ref: Annotated[
@@ -117,15 +118,6 @@ class RedisSpec(Model):
             "set exactly one of url, urlSecretRef and sentinel",
             "url",
             lambda s: [s.url, s.url_secret_ref, s.sentinel].count(None) == 2,
-        ),
-        CelRule(
-            "!has(self.url) || !self.url.matches('^rediss?[+]cluster://')",
-            "Redis Cluster is not supported: the native layout's scripts and several layouts' "
-            "readers touch keys in more than one hash slot; use one Redis or a master behind "
-            "Sentinel (redis+sentinel:// or sentinel)",
-            "url",
-            lambda s: s.url is None or not s.url.startswith(("redis+cluster://",
-                                                             "rediss+cluster://")),
         ),
     )
 
@@ -204,3 +196,34 @@ class QueueSpec(Model):
             lambda s: s.layout != QueueLayout.arq or s.key_prefix is None,
         ),
     )
+
+
+def _field(obj: Any, name: str, alias: str) -> Any:
+    """A field of a model, or of its raw dict (validation_schema evaluates rules on both)."""
+    return obj.get(alias) if isinstance(obj, dict) else getattr(obj, name)
+
+
+def _cluster_readable(spec: Any) -> bool:
+    url = _field(spec.redis, "url", "url")
+    if url is None or not url.startswith(("redis+cluster://", "rediss+cluster://")):
+        return True
+    for q in spec.queues:
+        layout = getattr(_field(q, "layout", "layout"), "value", None) or _field(
+            q, "layout", "layout") or QueueLayout.native.value
+        if layout != QueueLayout.native.value:
+            return False
+    return True
+
+
+# On QueueWorkerSpec (it sees the Redis and the queues). A URL kept in a Secret is checked
+# when it is read (observe/connections.py reads no layout: a reader that spans slots fails
+# its reading, which names the queue).
+CLUSTER_RULE = CelRule(
+    "!has(self.redis.url) || !self.redis.url.matches('^rediss?[+]cluster://')"
+    " || self.queues.all(q, q.layout == 'native')",
+    "on a Redis Cluster only native queues can be read: the other layouts' readers touch "
+    "keys of several hash slots in one script, or ask one node for its clients (CLIENT "
+    "LIST: BullMQ, Laravel); use one Redis or Sentinel for them",
+    "redis.url",
+    _cluster_readable,
+)

@@ -25,9 +25,9 @@ URL forms:
   ``async_client`` (``cluster_sync`` / ``cluster_async``) give a ``RedisCluster``
   client: the native layout keeps every key a script touches in one queue's hash
   slot (keys.py), and the worker makes one script call per slot
-  (tests/redis_topologies/test_topology_cluster_slots.py). Chains and batches and
-  schedules are refused there (their keys are not per queue), and so are the
-  operator's readers for now (``CLUSTER_REFUSAL``).
+  (tests/redis_topologies/test_topology_cluster_slots.py). The operator reads its
+  native queues there (a QueueWorker with other layouts is refused: api_queues.py
+  ``CLUSTER_RULE``); chains and batches are refused (their keys are not per queue).
 """
 
 from __future__ import annotations
@@ -54,16 +54,6 @@ _TRUE = ("1", "true", "yes", "on")
 
 class RedisURLError(QueueworkerError, ValueError):
     """A Redis URL that cannot be used (says which part is wrong)."""
-
-
-class ClusterNotSupportedError(RedisURLError):
-    """A Redis Cluster URL where one Redis (or a Sentinel-managed master) is needed."""
-
-
-CLUSTER_REFUSAL = (
-    "Redis Cluster is not supported by the operator's readers yet (the native worker, "
-    "producer and CLI do speak redis+cluster://). Point the operator at one Redis or a "
-    "master behind Sentinel (redis+sentinel://)")
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ its score in ``keys.workers()`` on every beat (see ``runtime.Worker``). Readers:
 
 Both return ``list[Heartbeat]`` of the live workers only (a worker whose key
 expired is left out, even while its id lingers in the ZSET), in one round trip
-(a small Lua script). To read heartbeats inside your own pipeline with other
-reads, queue ``pipe.eval(HEARTBEATS_LUA, 0, prefix)`` and pass its result to
-``parse_heartbeats``.
+(a small Lua script). On a Redis Cluster the registry and the beats are in
+several slots: a ZRANGE, then the beats read per slot (``mget_nonatomic``).
+To read heartbeats inside your own pipeline with other reads (one Redis), queue
+``pipe.eval(HEARTBEATS_LUA, 0, prefix)`` and pass its result to ``parse_heartbeats``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 from queueworker.worker import keys
+from queueworker.worker.connection import is_cluster
 
 # no-writes: runs on read-only replicas too (the operator may read from one).
 HEARTBEATS_LUA = """#!lua flags=no-writes
@@ -98,13 +100,25 @@ def parse_heartbeats(raw: Sequence[Any] | None) -> list[Heartbeat]:
     return out
 
 
+def _names(ids: Sequence[Any], prefix: str) -> list[str]:
+    return [keys.worker(i.decode() if isinstance(i, bytes) else str(i), prefix) for i in ids]
+
+
 def read_heartbeats(client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX) -> list[Heartbeat]:
-    """The live workers' heartbeats (redis-py, one round trip)."""
+    """The live workers' heartbeats (redis-py, one round trip; two on a cluster)."""
+    if is_cluster(client):
+        names = _names(client.zrange(keys.workers(prefix), 0, -1), prefix)
+        return parse_heartbeats(client.mget_nonatomic(names) if names  # type: ignore[attr-defined]
+                                else [])
     return parse_heartbeats(client.eval(HEARTBEATS_LUA, 0, prefix))  # type: ignore[arg-type]
 
 
 async def aread_heartbeats(client: aioredis.Redis, prefix: str = keys.DEFAULT_PREFIX
                            ) -> list[Heartbeat]:
-    """The live workers' heartbeats (redis.asyncio, one round trip)."""
+    """The live workers' heartbeats (redis.asyncio, one round trip; two on a cluster)."""
+    if is_cluster(client):
+        names = _names(await client.zrange(keys.workers(prefix), 0, -1), prefix)
+        return parse_heartbeats(await client.mget_nonatomic(names)  # type: ignore[attr-defined]
+                                if names else [])
     raw = await client.eval(HEARTBEATS_LUA, 0, prefix)  # type: ignore[misc]
     return parse_heartbeats(raw)
