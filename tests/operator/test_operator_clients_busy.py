@@ -60,10 +60,10 @@ async def test_blocked_connection_from_a_pod_ip_makes_it_known_idle(redis_url: s
         await c.start_operator()
         await c.create_qw("lv", body)
         r.rpush("queues:jobs", *[f'{{"id":"j{i}"}}' for i in range(6)])
-        await wait_for(lambda: c.replicas("lv") == 6, 10, "6 replicas")
+        await wait_for(lambda: c.replicas("lv") == 6, 30, "6 replicas")
         pods = await wait_for(lambda: len(c.pods("lv")) == 6 and all(
             (p.get("status") or {}).get("podIP") for p in c.pods("lv")) and c.pods("lv"),
-            15, "6 pods with their IPs")
+            30, "6 pods with their IPs")
         ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
         assert len(set(ips.values())) == 6, ips
         names = sorted(ips)
@@ -79,14 +79,14 @@ async def test_blocked_connection_from_a_pod_ip_makes_it_known_idle(redis_url: s
                     socks.append(_connect_from(ips[pod], port, "BLPOP", "queues:jobs:notify",
                                                "0"))
             await wait_for(lambda: _busy_pods(c, "lv").get("idle") == 4
-                           and _busy_pods(c, "lv").get("unknown") == 2, 15,
+                           and _busy_pods(c, "lv").get("unknown") == 2, 30,
                            "4 pods known idle from CLIENT LIST, 2 unknown")
             # The queue drains; two jobs are in flight (the busy pods').
             expires = time.time() + 90
             r.zadd("queues:jobs:reserved", {'{"id":"j0"}': expires, '{"id":"j1"}': expires})
             r.delete("queues:jobs")
-            await wait_for(lambda: c.replicas("lv") == 2, 15, "2 replicas (the jobs in flight)")
-            await wait_for(lambda: {p["metadata"]["name"] for p in c.pods("lv")} == busy, 20,
+            await wait_for(lambda: c.replicas("lv") == 2, 30, "2 replicas (the jobs in flight)")
+            await wait_for(lambda: {p["metadata"]["name"] for p in c.pods("lv")} == busy, 30,
                            "only the pods that were not blocked are left")
         finally:
             for sock in socks:
