@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +25,10 @@ from queueworker.worker.producer import AsyncProducer, Producer
 from queueworker.worker.queues import depths
 from queueworker.worker.runtime import Worker
 
+from support.local_proc import LocalProc, local_cmd, write_manifest
 from support.redis_cluster import ClusterSetup
 from support.worker_inproc import fast_settings, run_until, table
+from support.worker_proc import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -142,6 +145,33 @@ async def test_the_operators_readers_read_a_cluster(cluster: ClusterSetup) -> No
             parse_spec({"redis": {"url": cluster.url()},
                         "queues": [{"name": "q", "layout": layout, "keyPrefix": "{b}"}],
                         "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
+    r.delete(*(keys.waiting(q) for q in QUEUES))  # the next tests count their own jobs
+    r.close()
+
+
+def test_local_mode_scales_native_workers_on_a_cluster(cluster: ClusterSetup,
+                                                      tmp_path: Path) -> None:
+    """`queueworker local` on a redis+cluster:// spec: it reads the queues of three slots,
+    starts workers (which get the cluster URL), every job runs, and it goes back to zero."""
+    url = cluster.url()
+    r = connection.sync_client(url, decode_responses=True)
+    queues = ("mail", "thumbs", "scans")
+    assert len({keys.slot(q) for q in queues}) == 3
+    manifest = write_manifest(tmp_path, url, queues=queues, max_replicas=2, target=4)
+    local = LocalProc(local_cmd(manifest))
+    try:
+        local.wait_for("status ")
+        producer = Producer(r, keyring=None)
+        for n in range(24):
+            producer.enqueue(queues[n % 3], {"n": n, "seconds": 0.05})
+        local.wait_for(" -> 2: ", timeout=30)
+        wait_until(lambda: r.scard("t:done") == 24, 60, 0.2, "every job done")
+        local.wait_for(" -> 0: ", timeout=60)
+        code = local.interrupt(timeout=60)
+    finally:
+        local.kill()
+    assert code == 0, local.output
+    assert r.hvals("t:runs") == ["1"] * 24  # none twice
     r.close()
 
 

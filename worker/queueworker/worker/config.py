@@ -116,7 +116,8 @@ def redis_url_from(url: str, env: Mapping[str, str]) -> str:
     password = env.get(ENV_REDIS_PASSWORD) or (
         unquote(parts.password) if parts.password else None)
     scheme = parts.scheme
-    if env.get(ENV_REDIS_TLS, "").lower() == "true" and scheme in ("redis", "redis+sentinel"):
+    if env.get(ENV_REDIS_TLS, "").lower() == "true" and scheme in (
+            "redis", "redis+sentinel", "redis+cluster"):
         scheme = scheme.replace("redis", "rediss", 1)
     host = parts.netloc.rsplit("@", 1)[-1]
     auth = ""
