@@ -49,7 +49,7 @@ async def aread_batched(batcher: Batcher, queues: Sequence[QueueSpec], now: floa
     in the Redis's shared pipeline of this poll tick; the replies are this
     QueueWorker's alone. Connection errors raise as they are."""
     depth_plan = layouts_read.plan(queues, now)
-    busy_plan = busy.plan(queues)
+    busy_plan = busy.plan(queues, pods)
     cmds = [c.args for _, _, cs in depth_plan for c in cs] + [c.args for _, c in busy_plan]
     replies = await batcher.execute(cmds)
     n = len(cmds) - len(busy_plan)

@@ -52,6 +52,8 @@ class Adapter(ABC):
     layout: ClassVar[QueueLayout]
     label: ClassVar[str | None] = None  # how errors name it; "<layout> workers" if None
     can_quiet: ClassVar[bool] = False  # `quiet` gives commands (a scale-down quiets first)
+    # Reads one key per pod (arq's per-pod health records): no command without pods.
+    per_pod: ClassVar[bool] = False
 
     @abstractmethod
     def registry(self, q: QueueSpec) -> str:
@@ -60,6 +62,10 @@ class Adapter(ABC):
     @abstractmethod
     def command(self, q: QueueSpec) -> Command:
         """The one command that reads the whole registry."""
+
+    def command_for(self, q: QueueSpec, pods: Sequence[PodRef]) -> Command:
+        """`command`, for an adapter that reads the pods' own keys (`per_pod`)."""
+        return self.command(q)
 
     @abstractmethod
     def parse(self, reply: Any, key: str) -> list[WorkerReport]:
