@@ -45,10 +45,12 @@ def test_status_counts_busy_idle_unknown_and_says_why() -> None:
     pods = [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d", "terminating": True}]
     beats = {"b": PodBeat("b", "idle", 0), "c": PodBeat("c", "busy", 1)}
     reading = busy.BusyReading(beats)
-    got = busy_pods(_spec("dramatiq"), pods, beats, reading)
+    got = busy_pods(_spec("list"), pods, beats, reading)
     assert {k: got[k] for k in ("busy", "idle", "unknown")} == {"busy": 1, "idle": 1,
                                                                 "unknown": 1}
-    assert "no busy adapter for layout dramatiq" in got["source"]
+    assert "no busy adapter for layout list" in got["source"]
+    dramatiq = busy_pods(_spec("dramatiq"), pods, beats, reading)["source"]
+    assert "dramatiq: known only for workers named after their pod (opt-in" in dramatiq
     laravel = busy_pods(_spec("laravel"), pods, beats, reading)["source"]
     assert "laravel: idle only when blocked waiting (CLIENT LIST)" in laravel
     assert "source" not in busy_pods(_spec("native"), pods, beats, reading)
@@ -61,7 +63,7 @@ def test_status_and_local_view_show_unknown() -> None:
     decision = Decision(desired=3, reason="r")
     seen = Seen.of(obs, decision, {}, 3, None, False, 1,
                    busy_pods={"busy": 1, "idle": 0, "unknown": 2})
-    assert volatile_status(seen, {})["busyPods"]["unknown"] == 2
+    assert volatile_status(seen)["busyPods"]["unknown"] == 2
     snap = Snapshot(name="x", redis="r", started_at=0.0, busy=1, unknown=2,
                     decisions=deque())
     assert " busy=1 unknown=2 " in status_line(snap)

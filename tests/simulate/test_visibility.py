@@ -50,6 +50,9 @@ def test_busy_column_is_what_observe_busy_reads() -> None:
     assert QueueLayout.bullmq in busy.clients.LAYOUTS
     assert TABLE["bullmq-unnamed"].busy == BLOCKED
     assert TABLE["laravel-polling"].busy == UNKNOWN
+    # Dramatiq and arq workers not named after their pod (the opt-in) report nothing.
+    assert set(busy.OPT_IN) == {QueueLayout.dramatiq, QueueLayout.arq}
+    assert TABLE["dramatiq-unnamed"].busy == TABLE["arq-unnamed"].busy == UNKNOWN
     assert [v.name for v in TABLE.values() if v.running == HIDDEN] == ["list"]
     assert sum(v.confirmed for v in TABLE.values()) == len(busy.LISTENED)
 
@@ -94,7 +97,8 @@ def _run(layout: str, seed: int = 1) -> tuple[int, int]:
 # Sidekiq's busy threads are as old as its last beat (10 s), so a pod that took a
 # job since looks idle; it is quieted first and removed once a beat says it is quiet
 # and idle (engine/quiet.py), so no job is cut there either.
-@pytest.mark.parametrize("layout", ["native", "rq", "celery", "bullmq", "laravel", "sidekiq"])
+@pytest.mark.parametrize("layout", ["native", "rq", "celery", "bullmq", "laravel", "sidekiq",
+                                    "dramatiq", "arq"])
 def test_no_job_is_cut_where_busy_pods_are_known(layout: str) -> None:
     for seed in (1, 2):
         assert _run(layout, seed) == (0, len(JOBS))
@@ -107,9 +111,9 @@ def test_blind_layouts_cut_long_jobs() -> None:
     assert done < len(JOBS)  # one is cut at every try and never finishes
     # Busy unknown, running counted: never below the pods the in-flight count
     # needs, but which pod goes is a guess (by name): some seed cuts a job.
-    assert max(_run("dramatiq", seed)[0] for seed in (1, 2, 3, 4)) > 0
+    assert max(_run("dramatiq-unnamed", seed)[0] for seed in (1, 2, 3, 4)) > 0
     # arq cancels a stopped pod's jobs at once, whatever the grace.
-    assert _run("arq")[0] > 0
+    assert _run("arq-unnamed")[0] > 0
 
 
 def test_cli_layouts_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -232,10 +232,15 @@ def _note_busy_source(spec: api.QueueWorkerSpec, view: View) -> None:
                   "waiting for work (CLIENT LIST, connection named after POD_NAME); "
                   "otherwise unknown")
         blind = [v for v in blind if v not in partial]
+    opt_in = sorted({q.layout.value for q in spec.queues if q.layout in busy.OPT_IN})
+    if opt_in:  # Dramatiq, arq: only workers named after their replica (HOSTNAME) report
+        view.note(f"busy replicas: unknown for layout {', '.join(opt_in)} unless its workers "
+                  "are named after their replica (HOSTNAME; opt-in, docs/workers/); "
+                  "unknown replicas are stopped after idle ones")
     if blind:
         view.note(f"busy replicas: unknown for layout {', '.join(blind)} (no busy adapter): "
                   "replicas are stopped newest first; the in-flight count keeps enough of them")
-    elif not partial:
+    elif not partial and not opt_in:
         view.note(f"busy replicas: read from the {', '.join(layouts)} workers' own reports "
                   "(idle replicas are stopped first)")
 

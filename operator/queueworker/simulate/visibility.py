@@ -9,14 +9,17 @@ Two things decide how safe a scale-down is (docs/workers/README.md):
   sees only waiting jobs and may scale to zero while jobs run);
 - **busy pods**: which pods run a job (observe/busy/): `exact` (a registry
   written when a job starts: RQ's worker hash, BullMQ's `pb` field of a named
-  worker), `beats` (as fresh as the last heartbeat: the native worker's 5 s,
-  Sidekiq's 10 s from 7.0, Celery's 2 s events, which the operator confirms
-  with `inspect active` right before a scale-down: `confirmed`), `blocked`
+  worker, Dramatiq's ack sets of a broker named after its pod), `beats` (as
+  fresh as the last heartbeat: the native worker's 5 s, arq's per-pod health
+  record at its `health_check_interval`, Sidekiq's 10 s from 7.0, Celery's
+  2 s events, which the operator confirms with `inspect active` right before
+  a scale-down: `confirmed`), `blocked`
   (CLIENT LIST, observe/busy/clients.py: a connection blocked waiting for work
   is a free slot, so a pod with a free slot reads idle and a full one
-  unknown) or `unknown` (Dramatiq, arq, plain lists and streams, Laravel
-  without `block_for`): observe/heartbeats.pod_state counts an unknown pod as
-  not busy and last among idle ones, and the engine's victims among unknown
+  unknown) or `unknown` (Dramatiq and arq workers not named after their pod,
+  plain lists and streams, Laravel without `block_for`):
+  observe/heartbeats.pod_state counts an unknown pod as not busy and last
+  among idle ones, and the engine's victims among unknown
   pods are picked by name, which for a Deployment's pods is a random suffix,
   so a busy pod is as likely to go as an idle one.
 
@@ -82,10 +85,18 @@ TABLE: dict[str, Visibility] = {v.name: v for v in (
                "finishes its job"),
     Visibility("laravel-polling", L.laravel, EXACT, UNKNOWN,
                how=":reserved; no block_for: never blocked, busy unknown"),
-    Visibility("dramatiq", L.dramatiq, EXACT, UNKNOWN, stop_seconds=600.0,
-               how="__acks__ sets; polls (busy unknown); --worker-shutdown-timeout 600 s"),
-    Visibility("arq", L.arq, EXACT, UNKNOWN, stop_seconds=0.0,
-               how="in-progress keys; polls (busy unknown); SIGTERM cancels running jobs"),
+    Visibility("dramatiq", L.dramatiq, EXACT, EXACT, stop_seconds=600.0,
+               how="__acks__ sets; broker_id named after the pod (opt-in): its acks; "
+               "--worker-shutdown-timeout 600 s"),
+    Visibility("dramatiq-unnamed", L.dramatiq, EXACT, UNKNOWN, stop_seconds=600.0,
+               how="__acks__ sets; random broker ids (busy unknown); "
+               "--worker-shutdown-timeout 600 s"),
+    Visibility("arq", L.arq, EXACT, BEATS, 2.0, stop_seconds=0.0,
+               how="in-progress keys; health record per pod (opt-in), j_ongoing every 2 s; "
+               "SIGTERM cancels running jobs"),
+    Visibility("arq-unnamed", L.arq, EXACT, UNKNOWN, stop_seconds=0.0,
+               how="in-progress keys; one shared health key (busy unknown); "
+               "SIGTERM cancels running jobs"),
     Visibility("stream", L.stream, EXACT, UNKNOWN,
                how="consumer group pending entries; no worker registry"),
     Visibility("list", L.list, HIDDEN, UNKNOWN,

@@ -38,6 +38,7 @@ from queueworker.operator.api import QueueLayout, QueueSpec
 LAYOUTS: frozenset[QueueLayout] = frozenset({QueueLayout.laravel, QueueLayout.bullmq})
 WAITING = frozenset({"blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin",
                      "bzpopmax", "bzmpop"})
+NAMED_BULLMQ = "bullmq named connection"  # the `registry` of a named worker's report
 _BULLMQ_NAMED = re.compile(r"^[^:\s]+:[A-Za-z0-9+/=]+:w:(?P<name>\S+)$")
 
 
@@ -87,7 +88,7 @@ def reports(clients: Iterable[Client]) -> list[WorkerReport]:
         named = _BULLMQ_NAMED.match(c.name)
         if named is not None:
             out.append(WorkerReport(worker=f"client {c.id}", hostname=named["name"], pid=None,
-                                    busy=False, running=0, ip=None))
+                                    busy=False, running=0, ip=None, registry=NAMED_BULLMQ))
         elif c.blocked and c.cmd in WAITING:
             out.append(WorkerReport(worker=f"client {c.id}", hostname=c.name or None,
                                     pid=None, busy=False, running=0, ip=c.ip))
