@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from queueworker.cli import main as qw
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import heartbeats, reading, reading_sync
 from queueworker.observe.batch import Batcher
@@ -21,9 +22,12 @@ from queueworker.worker import connection, keys
 from queueworker.worker.broker import REDIS_ERRORS
 from queueworker.worker.failed import FailedStore
 from queueworker.worker.flows import FlowError, Flows
+from queueworker.worker.job import Job
 from queueworker.worker.producer import AsyncProducer, Producer
 from queueworker.worker.queues import depths
 from queueworker.worker.runtime import Worker
+from queueworker.worker.scheduler import Scheduler
+from queueworker.worker.schedules import Schedule, ScheduleError
 
 from support.local_proc import LocalProc, local_cmd, write_manifest
 from support.redis_cluster import ClusterSetup
@@ -87,11 +91,14 @@ async def test_a_native_worker_serves_queues_of_several_slots(cluster: ClusterSe
     bad = producer.enqueue("audio", {"fail": True}, max_tries=1)
     seen: list[int] = []
 
-    async def handler(payload: dict[str, Any]) -> None:
+    async def handler(payload: dict[str, Any], job: Job) -> int:
         if payload.get("fail"):
             raise RuntimeError("planned")
         seen.append(payload["n"])
-        await asyncio.sleep(0)
+        if payload["n"] in (10, 11, 12):  # queues of three slots: one script each
+            job.progress(0.5, {"n": payload["n"]})
+            await asyncio.sleep(0.5)  # still running when the report is written
+        return int(payload["n"]) * 10
 
     async def settled() -> bool:
         return (all(producer.job(i)["state"] == "done" for i in [*ids, first.id])  # type: ignore[index]
@@ -100,11 +107,45 @@ async def test_a_native_worker_serves_queues_of_several_slots(cluster: ClusterSe
     worker = Worker(fast_settings(url, queues=list(QUEUES)), table(handler))
     assert await run_until(worker, settled, 30) == 0
     assert sorted(seen) == [*range(40), 100, 101]
+    assert producer.result(first.id) == 1010  # results (WAIT_CHECK in the job's slot)
+    assert producer.wait(ids[-1], timeout=5) == 1000
+    for i in ids[10:13]:  # progress reports, one script per slot
+        assert (producer.job(i) or {}).get("progress") == 0.5, producer.job(i)
+    with pytest.raises(ScheduleError, match="Redis Cluster"):
+        Scheduler(connection.async_client(url), [Schedule("s", every=5)])
     assert FailedStore(r).retry_ids([bad]) == [bad]
     assert r.lrange(keys.waiting("audio"), 0, -1) == [bad]
     assert {d.queue: d.failed for d in depths(r, "qw", list(QUEUES))} == dict.fromkeys(QUEUES, 0)
     with pytest.raises(FlowError, match="Redis Cluster"):
         Flows(r)
+    r.close()
+
+
+def test_the_cli_on_a_cluster(cluster: ClusterSetup, capsys: pytest.CaptureFixture[str]
+                              ) -> None:
+    """enqueue, job, queues, failed list / retry / flush, pause and clear through
+    --redis-url redis+cluster://."""
+    url = cluster.url()
+    r = connection.sync_client(url, decode_responses=True)
+    base = ["--redis-url", url]
+    assert qw(["enqueue", *base, "cli-a", '{"x": 1}']) == 0
+    job_id = capsys.readouterr().out.strip().split()[-1]
+    assert keys.queue_of_id(job_id) == "cli-a"
+    assert qw(["job", *base, job_id]) == 0
+    assert '"state": "waiting"' in capsys.readouterr().out
+    r.hset(keys.job(job_id), mapping={"state": "failed", "error": "E: x"})
+    r.lrem(keys.waiting("cli-a"), 0, job_id)
+    r.zadd(keys.failed("cli-a"), {job_id: 1})
+    assert qw(["queues", *base, "--json"]) == 0
+    rows = {d["queue"]: d for d in json.loads(capsys.readouterr().out)}
+    assert rows["cli-a"]["failed"] == 1
+    assert qw(["failed", "list", *base]) == 0
+    assert job_id in capsys.readouterr().out
+    assert qw(["failed", "retry", *base, job_id]) == 0
+    assert r.lrange(keys.waiting("cli-a"), 0, -1) == [job_id]
+    assert qw(["queue", "pause", *base, "cli-a"]) == 0
+    assert qw(["queue", "clear", *base, "cli-a", "--yes"]) == 0
+    assert r.llen(keys.waiting("cli-a")) == 0
     r.close()
 
 

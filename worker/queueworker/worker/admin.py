@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from queueworker.worker import keys
 from queueworker.worker.broker import REDIS_ERRORS
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.flows_lua import HOOKS
 from queueworker.worker.log import event
 from queueworker.worker.scripts import PRELUDE
@@ -88,9 +89,10 @@ def clear_queue(client: redis.Redis, queue: str, prefix: str = keys.DEFAULT_PREF
     blocked for long); returns how many."""
     _check_queue(queue)
     script = client.register_script(CLEAR)
+    route = keys.script_keys(queue, is_cluster(client), prefix)
     total = 0
     while True:
-        n = int(script(args=[prefix, queue, batch]))
+        n = int(script(keys=route, args=[prefix, queue, batch]))
         total += n
         if n < batch:
             return total

@@ -22,8 +22,9 @@ import redis
 from queueworker.worker import config, handlers, log, sidecar
 from queueworker.worker.broker import RateLimit
 from queueworker.worker.cli_common import add_redis_options, connection_error, fail
+from queueworker.worker.connection import is_cluster_url
 from queueworker.worker.runtime import Worker
-from queueworker.worker.schedules import Schedule, ScheduleError
+from queueworker.worker.schedules import CLUSTER_SCHEDULES, Schedule, ScheduleError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,6 +116,8 @@ def main(argv: list[str]) -> int:
         schedules = sidecar.load_schedules(specs)
     except (handlers.HandlerError, ScheduleError) as exc:
         return fail(str(exc), 2)
+    if schedules and is_cluster_url(settings.redis_url):
+        return fail(CLUSTER_SCHEDULES, 2)
     try:
         code = asyncio.run(_run(settings, table, schedules))
     except (redis.RedisError, OSError, ValueError) as exc:

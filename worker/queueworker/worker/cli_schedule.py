@@ -63,6 +63,8 @@ def main(argv: list[str]) -> int:
         store = ScheduleStore(connect(args), prefix(args))
     except CliError as exc:
         return fail(str(exc), 3)
+    except ScheduleError as exc:
+        return fail(str(exc), 2)
     if args.action == "list":
         return _list(store, args.json)
     name = args.name

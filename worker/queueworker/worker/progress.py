@@ -23,8 +23,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from queueworker.worker import crypto
+from queueworker.worker import crypto, keys
 from queueworker.worker.broker import REDIS_ERRORS
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.job import Job
 from queueworker.worker.log import event
 from queueworker.worker.scripts import PRELUDE
@@ -83,6 +84,7 @@ class ProgressReporter:
         self.prefix = prefix
         self.keyring = keyring
         self._script = client.register_script(PROGRESS)
+        self.cluster = is_cluster(client)
         self._pending: dict[str, tuple[float, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -110,11 +112,16 @@ class ProgressReporter:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
-            args: list[Any] = [self.prefix]
+            # one call per queue on a cluster (its jobs' hashes are in its slot)
+            calls: dict[str, list[Any]] = {}
             for job_id, (fraction, text) in batch.items():
-                args += [job_id, repr(fraction), text, message(fraction, text)]
+                q = (keys.queue_of_id(job_id) or "") if self.cluster else ""
+                calls.setdefault(q, [self.prefix]).extend(
+                    [job_id, repr(fraction), text, message(fraction, text)])
             try:
-                await self._script(args=args)
+                for q, args in calls.items():
+                    await self._script(keys=keys.script_keys(q, self.cluster, self.prefix),
+                                       args=args)
             except REDIS_ERRORS as exc:
                 event("job.progress_lost", logging.WARNING, jobs=len(batch),
                       error=f"{type(exc).__name__}: {exc}")

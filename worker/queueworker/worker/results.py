@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ import redis.asyncio as aioredis
 
 from queueworker.common.errors import QueueworkerError
 from queueworker.worker import crypto, keys
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.scripts import PRELUDE
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
@@ -202,6 +203,16 @@ def outcome_from(job_id: str, raw: Any, keyring: crypto.Keyring | None) -> Outco
     )
 
 
+def _router(client: object, prefix: str) -> Callable[[str], list[str]]:
+    """WAIT_CHECK's KEYS for a job id: on a cluster its queue's (keys.script_keys)."""
+    cluster = is_cluster(client)
+
+    def route(job_id: str) -> list[str]:
+        return keys.script_keys(keys.queue_of_id(job_id) or "", cluster, prefix)
+
+    return route
+
+
 class SyncResults:
     """``result`` / ``outcome`` / ``wait`` over redis-py (used by ``Producer``)."""
 
@@ -210,9 +221,11 @@ class SyncResults:
         self.prefix = prefix
         self.keyring = keyring
         self._check = client.register_script(WAIT_CHECK)
+        self._route = _router(client, prefix)
 
     def outcome(self, job_id: str, *, register: bool = False) -> Outcome | None:
-        raw = self._check(args=[self.prefix, job_id, "1" if register else "0"])
+        raw = self._check(keys=self._route(job_id),
+                          args=[self.prefix, job_id, "1" if register else "0"])
         return outcome_from(job_id, raw, self.keyring)
 
     def wait(self, job_id: str, timeout: float | None) -> Any:
@@ -245,9 +258,11 @@ class AsyncResults:
         self.prefix = prefix
         self.keyring = keyring
         self._check = client.register_script(WAIT_CHECK)
+        self._route = _router(client, prefix)
 
     async def outcome(self, job_id: str, *, register: bool = False) -> Outcome | None:
-        raw = await self._check(args=[self.prefix, job_id, "1" if register else "0"])
+        raw = await self._check(keys=self._route(job_id),
+                                args=[self.prefix, job_id, "1" if register else "0"])
         return outcome_from(job_id, raw, self.keyring)
 
     async def wait(self, job_id: str, timeout: float | None) -> Any:  # noqa: ASYNC109

@@ -20,8 +20,15 @@ from typing import Any
 import redis
 
 from queueworker.worker import keys
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.producer import Producer
-from queueworker.worker.schedules import Schedule, ScheduleError, schedule_key, schedules_index
+from queueworker.worker.schedules import (
+    CLUSTER_SCHEDULES,
+    Schedule,
+    ScheduleError,
+    schedule_key,
+    schedules_index,
+)
 from queueworker.worker.scripts import PRELUDE
 
 _SCHED = """
@@ -153,6 +160,8 @@ class ScheduleStore:
     """The CLI's view (redis-py, sync): list, show, pause, resume, trigger, remove."""
 
     def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX) -> None:
+        if is_cluster(client):
+            raise ScheduleError(CLUSTER_SCHEDULES)
         self.redis = client
         self.prefix = prefix
         self._set_paused = client.register_script(SET_PAUSED)

@@ -23,11 +23,13 @@ import redis.asyncio as aioredis
 
 from queueworker.worker import keys
 from queueworker.worker.broker import REDIS_ERRORS
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.job import encode_payload, new_job_fields
 from queueworker.worker.log import event
 from queueworker.worker.producer import make_options
 from queueworker.worker.schedule_store import REGISTER, TICK
 from queueworker.worker.schedules import (
+    CLUSTER_SCHEDULES,
     MAX_CATCH_UP,
     Schedule,
     ScheduleError,
@@ -48,6 +50,8 @@ class Scheduler:
     def __init__(self, client: aioredis.Redis, schedules: Sequence[Schedule] = (),
                  prefix: str = keys.DEFAULT_PREFIX, *, clock: Clock | None = None,
                  interval: float = 1.0) -> None:
+        if schedules and is_cluster(client):
+            raise ScheduleError(CLUSTER_SCHEDULES)
         self.redis = client
         self.prefix = prefix
         self.schedules = list(schedules)

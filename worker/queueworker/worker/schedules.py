@@ -63,6 +63,12 @@ class ScheduleError(QueueworkerError, ValueError):
     """A schedule definition that cannot be used (names the schedule and what is wrong)."""
 
 
+# A schedule's hash and the index of all schedules are not per queue: TICK would span slots.
+CLUSTER_SCHEDULES = ("schedules are not supported on a Redis Cluster yet: a schedule's state "
+                     "is not in its queue's hash slot. Run the scheduling worker on one Redis "
+                     "or behind Sentinel, or enqueue from your own cron")
+
+
 def schedule_key(name: str, prefix: str = keys.DEFAULT_PREFIX) -> str:
     """HASH: ``spec`` (JSON), ``digest``, ``queue``, ``next_due`` (ms), ``last_due``,
     ``last_job``, ``paused`` ("1"), ``ticks``, ``skipped``."""
