@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
+from queueworker.api.app import create_app
 from queueworker.cli import main as qw
 from queueworker.observe import connections as redis_conn
 from queueworker.observe import heartbeats, reading, reading_sync
@@ -29,6 +31,7 @@ from queueworker.worker.runtime import Worker
 from queueworker.worker.scheduler import Scheduler
 from queueworker.worker.schedules import Schedule, ScheduleError
 
+from support.api_client import bearer, make_token, settings_for
 from support.local_proc import LocalProc, local_cmd, write_manifest
 from support.redis_cluster import ClusterSetup
 from support.worker_inproc import fast_settings, run_until, table
@@ -147,6 +150,37 @@ def test_the_cli_on_a_cluster(cluster: ClusterSetup, capsys: pytest.CaptureFixtu
     assert qw(["queue", "clear", *base, "cli-a", "--yes"]) == 0
     assert r.llen(keys.waiting("cli-a")) == 0
     r.close()
+
+
+async def test_the_http_api_on_a_cluster(cluster: ClusterSetup) -> None:
+    """`queueworker api` over redis+cluster://: enqueue, a job's status (its id names its
+    queue), queue depths, failed list / retry / forget, workers."""
+    app = create_app(settings_for(cluster.url()))
+    h = bearer(make_token(scope="admin"))
+    r = connection.sync_client(cluster.url(), decode_responses=True)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+            made = await c.post("/v1/queues/api-a/jobs", headers=h, json={"payload": {"x": 1}})
+            assert made.status_code == 201, made.text
+            job_id = made.json()["id"]
+            got = await c.get(f"/v1/jobs/{job_id}", headers=h)
+            assert got.json()["state"] == "waiting"
+            assert (await c.get("/v1/queues/api-a", headers=h)).json()["waiting"] == 1
+            r.lrem(keys.waiting("api-a"), 0, job_id)
+            r.hset(keys.job(job_id), mapping={"state": "failed", "error": "E: x"})
+            r.zadd(keys.failed("api-a"), {job_id: time.time()})
+            rows = (await c.get("/v1/failed", headers=h)).json()["failed"]
+            assert job_id in {x["id"] for x in rows}
+            assert (await c.post(f"/v1/failed/{job_id}/retry", headers=h)).json() == {
+                "count": 1}
+            assert r.lrange(keys.waiting("api-a"), 0, -1) == [job_id]
+            r.zadd(keys.failed("api-a"), {job_id: time.time()})
+            assert (await c.delete(f"/v1/failed/{job_id}", headers=h)).json() == {"count": 1}
+            assert (await c.get("/v1/workers", headers=h)).status_code == 200
+    finally:
+        await app.state.qw.redis.aclose()
+        r.close()
 
 
 async def test_the_operators_readers_read_a_cluster(cluster: ClusterSetup) -> None:
