@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from queueworker.engine import Decision, PodState, decide
 
 from support.engine_specs import feed, obs, spec
@@ -39,6 +41,22 @@ def test_counters_without_a_baseline_are_not_activity() -> None:
     s = spec({"idleSecondsBeforeZero": 0, "scaleDown": {"stabilizationSeconds": 0}})
     d = decide(s, obs(0, current=1, enqueued=50, completed=50), {"v": 1, "active": -100.0})
     assert d.desired == 0
+
+
+@pytest.mark.parametrize("idle_before_zero", [0, 30])
+def test_a_busy_pod_whose_job_is_in_no_count_keeps_it_from_zero(idle_before_zero: int) -> None:
+    # Celery's early ack: the task left the queue and is in no count, but the
+    # worker's beat says busy. Going to zero would cut it, whatever the idle setting.
+    s = spec({"idleSecondsBeforeZero": idle_before_zero,
+              "scaleDown": {"stabilizationSeconds": 0}})
+    pods = (PodState("a", busy=True), PodState("b", busy=False))
+    d = decide(s, obs(100, current=2, pods=pods), {"v": 1, "active": 0.0})
+    assert d.desired == 1, d.reason
+    assert d.remove_first == ("b",)
+    idle = decide(s, obs(100, current=2, pods=(PodState("a", busy=False),
+                                               PodState("b", busy=False))),
+                  {"v": 1, "active": 0.0})
+    assert idle.desired == 0, idle.reason  # the same poll without the busy pod does go
 
 
 # ------------------------------------------------------------- demand in seconds of work

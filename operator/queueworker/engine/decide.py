@@ -76,7 +76,7 @@ def decide(
     if moved and demand.jobs == 0 and busy == 0:
         reason += "; jobs came and went since the last poll (counters): idle clock reset"
 
-    want, to_zero, why = _activation_and_idle(s, current, demand, want, now - active_at)
+    want, to_zero, why = _activation_and_idle(s, current, demand, want, now - active_at, busy)
     want, to_zero, wake_why = queue_admin.wake(tick, horizon.start_seconds, want, to_zero)
     reason += why + wake_why
     bounded, why = _bounds(s, want)
@@ -279,9 +279,10 @@ def _last_active(
 
 
 def _activation_and_idle(
-    s: ScalingSpec, current: int, demand: Demand, want: int, idle_for: float
+    s: ScalingSpec, current: int, demand: Demand, want: int, idle_for: float, busy: int
 ) -> tuple[int, bool, str]:
-    """From zero only above activationBacklog; to zero only after idleSecondsBeforeZero.
+    """From zero only above activationBacklog; to zero only after idleSecondsBeforeZero,
+    and never under a busy pod (its job may be in no count: Celery's early ack).
 
     Returns (want, going to zero, reason part).
     """
@@ -298,7 +299,7 @@ def _activation_and_idle(
         )
         return 0, False, why
     if want == 0 and current > 0:
-        if idle_for >= s.idle_seconds_before_zero:
+        if idle_for >= s.idle_seconds_before_zero and not busy:
             return 0, True, (
                 f"; no jobs for {idle_for:.0f}s >= {s.idle_seconds_before_zero}s -> 0"
             )
