@@ -178,6 +178,9 @@ async def test_the_http_api_on_a_cluster(cluster: ClusterSetup) -> None:
             r.zadd(keys.failed("api-a"), {job_id: time.time()})
             assert (await c.delete(f"/v1/failed/{job_id}", headers=h)).json() == {"count": 1}
             assert (await c.get("/v1/workers", headers=h)).status_code == 200
+            cancel = await c.post("/v1/batches/0123456789abcdef/cancel", headers=h)
+            assert cancel.status_code == 404
+            assert "Redis Cluster" in cancel.text
     finally:
         await app.state.qw.redis.aclose()
         r.close()

@@ -11,8 +11,10 @@ from pydantic import BaseModel
 from queueworker.api.auth import SCOPE_ADMIN, SCOPE_READ, Principal
 from queueworker.api.context import context, require
 from queueworker.api.models import Count
+from queueworker.worker.connection import is_cluster
 from queueworker.worker.flows import (
     BATCH_CANCEL,
+    CLUSTER_FLOWS,
     batch_key,
     batch_status,
     batches_key,
@@ -128,6 +130,8 @@ async def batch(batch_id: FlowId, request: Request, _: Principal = Read) -> Batc
              summary="cancel a batch: pending jobs skipped (count), running ones finish")
 async def batch_cancel(batch_id: FlowId, request: Request, _: Principal = Admin) -> Count:
     ctx = context(request)
+    if is_cluster(ctx.redis):  # no batch can be there (flows.CLUSTER_FLOWS)
+        raise HTTPException(404, f"no running batch {batch_id!r} ({CLUSTER_FLOWS})")
     n = int(await ctx.redis.register_script(BATCH_CANCEL)(args=[ctx.settings.prefix, batch_id]))
     if n < 0:
         raise HTTPException(404, f"no running batch {batch_id!r} (finished or unknown)")
