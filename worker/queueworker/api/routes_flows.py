@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from queueworker.api.auth import SCOPE_ADMIN, SCOPE_READ, Principal
 from queueworker.api.context import context, require
 from queueworker.api.models import Count
+from queueworker.worker import keys
 from queueworker.worker.connection import is_cluster
 from queueworker.worker.flows import (
     BATCH_CANCEL,
-    CLUSTER_FLOWS,
     batch_key,
     batch_status,
     batches_key,
@@ -27,7 +27,8 @@ from queueworker.worker.schedules import Schedule, ScheduleError, schedule_key, 
 router = APIRouter(tags=["flows"])
 Read = Depends(require(SCOPE_READ))
 Admin = Depends(require(SCOPE_ADMIN))
-FlowId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="as flows.py returns it")]
+FlowId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}(@[A-Za-z0-9_.:~-]{1,200})?$",
+                            description="as flows.py returns it")]
 ScheduleName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 
 
@@ -130,9 +131,12 @@ async def batch(batch_id: FlowId, request: Request, _: Principal = Read) -> Batc
              summary="cancel a batch: pending jobs skipped (count), running ones finish")
 async def batch_cancel(batch_id: FlowId, request: Request, _: Principal = Admin) -> Count:
     ctx = context(request)
-    if is_cluster(ctx.redis):  # no batch can be there (flows.CLUSTER_FLOWS)
-        raise HTTPException(404, f"no running batch {batch_id!r} ({CLUSTER_FLOWS})")
-    n = int(await ctx.redis.register_script(BATCH_CANCEL)(args=[ctx.settings.prefix, batch_id]))
+    home, cluster = keys.queue_of_id(batch_id), is_cluster(ctx.redis)
+    if cluster and home is None:  # an id of the old form: no such batch on a cluster
+        raise HTTPException(404, f"no running batch {batch_id!r} (finished or unknown)")
+    route = keys.script_keys(home or "", cluster, ctx.settings.prefix)
+    n = int(await ctx.redis.register_script(BATCH_CANCEL)(keys=route,
+                                                          args=[ctx.settings.prefix, batch_id]))
     if n < 0:
         raise HTTPException(404, f"no running batch {batch_id!r} (finished or unknown)")
     return Count(count=n)

@@ -27,7 +27,8 @@ URL forms:
   slot (keys.py), and the worker makes one script call per slot
   (tests/redis_topologies/test_topology_cluster_slots.py). The operator reads its
   native queues there (a QueueWorker with other layouts is refused: api_queues.py
-  ``CLUSTER_RULE``); chains and batches are refused (their keys are not per queue).
+  ``CLUSTER_RULE``); chains and batches run when their queues share a slot (flows.py),
+  schedules are refused (their keys are not per queue).
 """
 
 from __future__ import annotations

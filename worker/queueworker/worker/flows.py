@@ -54,7 +54,7 @@ _REFUSED = ("delay", "unique_key", "unique_for")
 # ARGV: prefix, chain id, with_result, catch JSON, step JSON, ... -> the first job's id
 CHAIN_START = PRELUDE + HOOKS + """
 local cid, now = ARGV[2], now_s()
-local ck = P .. ':chain:' .. cid
+local ck = fkey('chain', cid)
 if redis.call('EXISTS', ck) == 1 then return redis.error_reply('chain exists: ' .. cid) end
 local n = #ARGV - 4
 redis.call('HSET', ck, 'n', n, 'pos', 0, 'state', 'running', 'with_result', ARGV[3],
@@ -71,14 +71,13 @@ return id
 # job JSON, ... -> jobs added | -1 (exists) | -2 (not running, or cancelled)
 BATCH_ADD = PRELUDE + HOOKS + """
 local bid, now = ARGV[2], now_s()
-local bk = P .. ':batch:' .. bid
+local bk = fkey('batch', bid)
 if ARGV[3] == '1' then
   if redis.call('EXISTS', bk) == 1 then return -1 end
   redis.call('HSET', bk, 'state', 'running', 'total', 0, 'pending', 0, 'processed', 0,
              'failed', 0, 'cancelled', '', 'then', ARGV[4], 'catch', ARGV[5],
              'finally', ARGV[6], 'allow_failures', ARGV[7], 'name', ARGV[8],
              'created_at', tostring(now))
-  redis.call('ZADD', P .. ':batches', now, bid)
 else
   local b = redis.call('HMGET', bk, 'state', 'cancelled')
   if b[1] ~= 'running' or (b[2] or '') ~= '' then return -2 end
@@ -105,10 +104,11 @@ class FlowError(QueueworkerError, ValueError):
     """A chain or batch that cannot be started (says what is wrong)."""
 
 
-# A chain's or batch's hash is not in its jobs' queue's slot, and its steps may be in
-# queues of several slots: the hooks in SETTLE would span slots (flows_lua.py).
-CLUSTER_FLOWS = ("chains and batches are not supported on a Redis Cluster: their state is "
-                 "not in one queue's hash slot, and a script cannot span slots. Run them on "
+# On a Redis Cluster the hooks in SETTLE move a chain or batch on inside one script
+# (flows_lua.py): every queue of it, callbacks too, must share its hash slot.
+CLUSTER_FLOWS = ("on a Redis Cluster a chain's or batch's steps and callbacks must all be in "
+                 "queues of one hash slot (a script cannot span slots): put them in one "
+                 "queue and route them to their handlers with handler=..., or run them on "
                  "one Redis or behind Sentinel")
 
 
@@ -153,12 +153,20 @@ def _int(h: Mapping[str, str], name: str) -> int:
         return 0
 
 
+def _flow_key(kind: str, flow_id: str, prefix: str) -> str:
+    """As flows_lua's ``fkey``: in the slot of the queue the id names (ids of the old form,
+    with no queue, keep their old key)."""
+    queue = keys.queue_of_id(flow_id)
+    return f"{prefix}:{kind}:{flow_id}" if queue is None else (
+        f"{prefix}:{{{queue}}}:{kind}:{flow_id}")
+
+
 def chain_key(chain_id: str, prefix: str = keys.DEFAULT_PREFIX) -> str:
-    return f"{prefix}:chain:{chain_id}"
+    return _flow_key("chain", chain_id, prefix)
 
 
 def batch_key(batch_id: str, prefix: str = keys.DEFAULT_PREFIX) -> str:
-    return f"{prefix}:batch:{batch_id}"
+    return _flow_key("batch", batch_id, prefix)
 
 
 def batches_key(prefix: str = keys.DEFAULT_PREFIX) -> str:
@@ -198,8 +206,7 @@ class Flows:
 
     def __init__(self, client: redis.Redis, prefix: str = keys.DEFAULT_PREFIX,
                  max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
-        if is_cluster(client):
-            raise FlowError(CLUSTER_FLOWS)
+        self.cluster = is_cluster(client)
         self.redis = client
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
@@ -210,21 +217,43 @@ class Flows:
     def _cb(self, s: Step | None) -> str:
         return s.prepared(self.max_payload_bytes) if s is not None else ""
 
+    def _place(self, what: str, home: str, steps: Sequence[Step | None]) -> list[str]:
+        """The KEYS of a script call about a flow of queue ``home``; on a cluster a
+        FlowError naming the queues when they are not all in ``home``'s slot."""
+        if not self.cluster:
+            return []
+        queues = sorted({s.queue for s in steps if s is not None} | {home})
+        slots = {q: keys.slot(q, self.prefix) for q in queues}
+        if len(set(slots.values())) > 1:
+            named = ", ".join(f"{q} (slot {n})" for q, n in slots.items())
+            raise FlowError(f"{what} over queues {named}: {CLUSTER_FLOWS}")
+        return keys.script_keys(home, True, self.prefix)
+
     def chain(self, steps: Sequence[Step], *, catch: Step | None = None,
               with_result: bool = False) -> str:
         """Start a chain; returns its id (``queueworker chain ID``)."""
         if not steps:
             raise FlowError("a chain needs at least one step")
-        cid = secrets.token_hex(8)
-        self._chain(args=[self.prefix, cid, "1" if with_result else "", self._cb(catch),
-                          *(s.prepared(self.max_payload_bytes) for s in steps)])
+        route = self._place("a chain", steps[0].queue, [*steps, catch])
+        cid = secrets.token_hex(8) + keys.id_suffix(steps[0].queue)  # its hash: that slot
+        self._chain(keys=route, args=[self.prefix, cid, "1" if with_result else "",
+                                      self._cb(catch),
+                                      *(s.prepared(self.max_payload_bytes) for s in steps)])
         return cid
 
     def batch(self, jobs: Sequence[Step], *, then: Step | None = None,
               catch: Step | None = None, finally_: Step | None = None,
               allow_failures: bool = False, name: str = "") -> str:
         """Start a batch; returns its id (``queueworker batch ID``)."""
-        bid = secrets.token_hex(8)
+        home = next((s.queue for s in [*jobs, then, catch, finally_] if s is not None), None)
+        if home is None and self.cluster:
+            raise FlowError("a batch on a Redis Cluster needs a job or a callback (its queue "
+                            "places the batch)")
+        self._place("a batch", home or "", [*jobs, then, catch, finally_])
+        # its hash in that queue's slot (an empty batch with no callback: the old key)
+        bid = secrets.token_hex(8) + (keys.id_suffix(home) if home else "")
+        # The index first: a batch whose script failed is listed as unknown, never lost.
+        self.redis.zadd(batches_key(self.prefix), {bid: time.time()})
         self._send(bid, jobs, ["1", self._cb(then), self._cb(catch), self._cb(finally_),
                                "1" if allow_failures else "", name])
         return bid
@@ -234,8 +263,9 @@ class Flows:
         return self._send(batch_id, jobs, ["", "", "", "", "", ""])
 
     def _send(self, bid: str, jobs: Sequence[Step], head: list[str]) -> int:
+        route = self._place("a batch", keys.queue_of_id(bid) or "", jobs)
         prepared = [j.prepared(self.max_payload_bytes, new_id(queue=j.queue)) for j in jobs]
-        n = int(self._add(args=[self.prefix, bid, *head, *prepared]))
+        n = int(self._add(keys=route, args=[self.prefix, bid, *head, *prepared]))
         if n == -1:
             raise FlowError(f"batch {bid!r} exists")
         if n == -2:
@@ -245,7 +275,11 @@ class Flows:
     def cancel(self, batch_id: str) -> int:
         """Cancel a batch: its pending jobs leave their queues (returns how many), running
         ones finish; ``finally`` runs once all are done, ``then`` does not."""
-        n = int(self._cancel(args=[self.prefix, batch_id]))
+        home = keys.queue_of_id(batch_id)
+        if home is None and self.cluster:  # an id of the old form cannot be on a cluster
+            raise FlowError(f"batch {batch_id!r} is not running (finished or unknown)")
+        route = keys.script_keys(home or "", self.cluster, self.prefix)
+        n = int(self._cancel(keys=route, args=[self.prefix, batch_id]))
         if n < 0:
             raise FlowError(f"batch {batch_id!r} is not running (finished or unknown)")
         return n

@@ -8,19 +8,30 @@ batch happen in one script: a worker killed at any point leaves both or
 neither, and every callback job is enqueued once (its id is fixed by the
 chain's step or the batch, and never written twice).
 
-Keys: ``{p}:chain:{id}`` HASH (``n``, ``pos``, ``state`` running | done |
+Keys (a chain's or batch's id ends in ``@`` + the queue of its first step, as a job
+id does, so its hash is in that queue's slot: ``{p}:{Q}:chain:{id}``; ids without it
+keep ``{p}:chain:{id}``; on a Redis Cluster all its queues must share that slot,
+flows.py checks it): ``{p}:chain:{id}`` HASH (``n``, ``pos``, ``state`` running | done |
 failed, ``step:<i>`` and ``catch`` as prepared jobs (JSON: queue, fields),
 ``with_result``, ``current_job``, ``failed_job``); ``{p}:batch:{id}`` HASH
 (``total``, ``pending``, ``processed``, ``failed``, ``cancelled``, ``state``
 running | finished, ``allow_failures``, ``then`` / ``catch`` / ``finally``);
 ``{p}:batch:{id}:jobs`` SET of its jobs not settled yet, ``{p}:batch:{id}:failed``
-SET of its failed jobs, ``{p}:batches`` ZSET id -> created at.
+SET of its failed jobs, ``{p}:batches`` ZSET id -> created at (written before the
+batch, outside its script: it is in no queue's slot).
 """
 
 from __future__ import annotations
 
-# Uses PRELUDE's qkey, jkey, wkey, level.
+# Uses PRELUDE's qkey, jkey, wkey, level, id_queue.
 HOOKS = """
+-- A chain's or batch's hash: in its queue's slot when its id names the queue (flows.py),
+-- the old key otherwise (as jkey).
+local function fkey(kind, fid)
+  local q = id_queue(fid)
+  if q then return P .. ':{' .. q .. '}:' .. kind .. ':' .. fid end
+  return P .. ':' .. kind .. ':' .. fid
+end
 local function flow_push(s, id, now, extra, previous)
   local jk = jkey(id)
   if redis.call('EXISTS', jk) == 1 then return id end
@@ -91,7 +102,7 @@ local function batch_drop_pending(bid, bk)
   return dropped
 end
 local function batch_cancel(bid, now)
-  local bk = P .. ':batch:' .. bid
+  local bk = fkey('batch', bid)
   if redis.call('HGET', bk, 'state') ~= 'running' then return -1 end
   if (redis.call('HGET', bk, 'cancelled') or '') == '' then
     redis.call('HSET', bk, 'cancelled', tostring(now))
@@ -101,7 +112,7 @@ local function batch_cancel(bid, now)
   return dropped
 end
 local function batch_settled(bid, id, ok, now)
-  local bk = P .. ':batch:' .. bid
+  local bk = fkey('batch', bid)
   if redis.call('SREM', bk .. ':jobs', id) == 0 then return end  -- counted already
   redis.call('HINCRBY', bk, 'pending', -1)
   if ok then
@@ -117,7 +128,7 @@ local function batch_settled(bid, id, ok, now)
   if tonumber(redis.call('HGET', bk, 'pending')) <= 0 then batch_finish(bid, bk, now) end
 end
 local function chain_step(cid, pos, ok, id, result, now)
-  local ck = P .. ':chain:' .. cid
+  local ck = fkey('chain', cid)
   local c = redis.call('HMGET', ck, 'pos', 'n', 'state', 'with_result', 'catch')
   if c[3] ~= 'running' or tonumber(c[1]) ~= pos then return end  -- applied already
   if not ok then
@@ -146,14 +157,14 @@ end
 local function flow_dropped(jk, id, now)
   local f = redis.call('HMGET', jk, 'chain', 'chain_pos', 'batch')
   if f[1] and f[1] ~= '' then
-    local ck = P .. ':chain:' .. f[1]
+    local ck = fkey('chain', f[1])
     local c = redis.call('HMGET', ck, 'pos', 'state')
     if c[2] == 'running' and c[1] == f[2] then
       redis.call('HSET', ck, 'state', 'cancelled', 'finished_at', tostring(now))
     end
   end
   if f[3] and f[3] ~= '' then
-    local bk = P .. ':batch:' .. f[3]
+    local bk = fkey('batch', f[3])
     if redis.call('SREM', bk .. ':jobs', id) == 1 then
       redis.call('HINCRBY', bk, 'skipped', 1)
       if redis.call('HINCRBY', bk, 'pending', -1) <= 0 then batch_finish(f[3], bk, now) end

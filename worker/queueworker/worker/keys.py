@@ -14,7 +14,8 @@ lock. A worker serving queues of several slots makes one script call per slot
 before). The worker registry (``workers`` / ``worker``) is written by plain
 commands beside the scripts (REGISTER, scripts.py, alone scores the ZSET with the
 server's time). Not per queue, so not for scripts: ``{p}:paused``, ``{p}:restart``
-(plain commands), schedules and chains/batches (refused on a cluster). On a
+(plain commands), schedules (refused on a cluster); a chain's or batch's hash is
+in the slot of the queue its id names (flows_lua.py: all its queues must share it). On a
 cluster a script call declares ``stats`` (it routes the call) and ``fence``, a key
 that never exists: while the slot migrates Redis answers TRYAGAIN, so no script
 runs half on a slot split over two nodes (``script_keys``).
