@@ -11,6 +11,8 @@ import redis
 from redis.cluster import key_slot
 
 from queueworker.worker import keys
+from queueworker.worker.flows import batch_key, chain_key
+from queueworker.worker.flows_lua import HOOKS
 from queueworker.worker.job import new_id
 from queueworker.worker.producer import Producer
 from queueworker.worker.runtime import Worker
@@ -80,3 +82,13 @@ async def test_jobs_queued_before_the_upgrade_still_run_and_fail(redis_url: str)
     assert sorted(seen) == [1, 3]
     assert r.exists(keys.legacy_job("1732400000000-00000000000000a1"))  # done, result kept
     assert not r.exists(keys.legacy_job(new))
+
+
+def test_flow_ids_place_their_hash_as_job_ids_do(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    script = r.register_script(PRELUDE + HOOKS + "return {fkey('chain', ARGV[2]), "
+                               "fkey('batch', ARGV[2])}")
+    for fid in ("0123456789abcdef", "0123456789abcdef" + keys.id_suffix("a b")):
+        assert script(args=["qw", fid]) == [chain_key(fid), batch_key(fid)]
+    assert chain_key("0123456789abcdef") == "qw:chain:0123456789abcdef"  # the old key
+    assert key_slot(batch_key("0123456789abcdef@mail").encode()) == keys.slot("mail")
