@@ -93,9 +93,13 @@ async def test_beat_renews_leases_and_reports_lost_ones(r: aioredis.Redis,
     producer.enqueue("q", {})
     b = Broker(r)
     [job] = await b.fetch(["q"], 1, 0.2, "w")
-    for _ in range(4):
+    for i in range(4):
         await asyncio.sleep(0.1)
+        if i == 2:
+            await r.script_flush()  # a Redis restart forgets scripts: the beat loads them
         assert await b.beat("w", '{"id": "w"}', 5, 0.2, [job]) == []
+    assert await r.zscore(keys.workers(), "w") is not None  # the registry (REGISTER)
+    assert await r.get(keys.worker("w")) == '{"id": "w"}'
     assert await reap(b, ["q"]) == (0, 0, 0, 0)  # still leased after 0.4 s
     await asyncio.sleep(0.3)
     await reap(b, ["q"])

@@ -254,12 +254,8 @@ class Broker:
             await self._register(keys=[registry], args=[worker_id, 0])
             replies = await asyncio.gather(*(self._beat(keys=k, args=a) for _, k, a in calls))
         else:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(keys.worker(worker_id, self.prefix), heartbeat_json, ex=ttl)
-                await self._register(keys=[registry], args=[worker_id, 0], client=pipe)
-                for _, k, a in calls:
-                    await self._beat(keys=k, args=a, client=pipe)
-                replies = (await pipe.execute())[2:]
+            replies = await self._beat_pipeline(
+                worker_id, heartbeat_json, ttl, registry, [(k, a) for _, k, a in calls])
         n = len(keys.PRIORITIES)
         gone: list[str] = []
         depths: dict[str, dict[int, int]] = {}
@@ -269,6 +265,27 @@ class Broker:
                 depths[q] = dict(zip(keys.PRIORITIES, (int(x) for x in flat[i * n:(i + 1) * n]),
                                      strict=True))
         return gone, {q: depths[q] for q in queues}
+
+    async def _beat_pipeline(self, worker_id: str, heartbeat_json: str, ttl: int,
+                             registry: str, calls: Sequence[tuple[list[str], list[Any]]]
+                             ) -> list[Any]:
+        """SET, REGISTER and the BEAT(s) in one round trip: EVALSHA by hand (a Script in a
+        redis-py pipeline costs a SCRIPT EXISTS round trip per execute); every command is
+        idempotent, so after a NOSCRIPT (a restart, SCRIPT FLUSH) all are sent again."""
+        for attempt in (1, 2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.worker(worker_id, self.prefix), heartbeat_json, ex=ttl)
+                pipe.execute_command("EVALSHA", self._register.sha, 1, registry, worker_id, 0)
+                for k, a in calls:
+                    pipe.execute_command("EVALSHA", self._beat.sha, len(k), *k, *a)
+                try:
+                    return list((await pipe.execute())[2:])
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._register.sha = await self.redis.script_load(REGISTER)
+                    self._beat.sha = await self.redis.script_load(BEAT)
+        raise AssertionError("unreachable")
 
     async def reap(self, queues: Sequence[str], holder: str, interval: float, *,
                    max_lost: int, failed_max_age: float, failed_max_count: int,
