@@ -1,5 +1,8 @@
 """A real 6-node Redis Cluster (tests/support/redis_cluster.py) through the factory's
-redis+cluster:// clients; where a queue's keys land."""
+redis+cluster:// clients: where a queue's keys land; a native worker over queues of three
+hash slots (jobs, delays, unique, failed, retry, results, progress); chains and batches in
+one slot; the CLI, the HTTP API, the operator's and local mode's readers, local mode.
+Faults under load: test_topology_cluster_faults.py."""
 
 from __future__ import annotations
 
