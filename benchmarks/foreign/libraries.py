@@ -9,7 +9,12 @@ settings, as docs/workers/ recommends for each:
   Sidekiq, have its job pushed back after `-t`) and its job cut;
 - busy replicas unknown (Dramatiq, arq, Laravel): the library's own stop
   timeout above the longest job and the grace above that timeout, since a
-  scale-down may stop a busy replica and only the library's stop path saves it.
+  scale-down may stop a busy replica and only the library's stop path saves it;
+- Dramatiq and arq with their opt-ins (`dramatiq-named`, `arq-named`: the
+  broker id / health key named after the replica, docs/workers/): busy
+  replicas known, and a grace far below the long jobs with nothing else to
+  save a busy replica (Dramatiq's 600 s default shutdown timeout: SIGKILL at
+  the grace; arq `job_completion_wait` 0: cancelled at SIGTERM).
 """
 
 from __future__ import annotations
@@ -116,6 +121,22 @@ def arq(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
                  f"job_completion_wait {wait} s, grace {wait + 15} s")
 
 
+def dramatiq_named(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
+    setup = dramatiq(tmp, url, marks, wait)
+    return Setup(setup.queue, [str(BIN / "dramatiq"), "dramatiq_named_jobs", "--processes", "1",
+                               "--threads", "1"], setup.env, 10, setup.send,
+                 "broker_id named after the replica, --worker-shutdown-timeout 600 s "
+                 "(default), grace 10 s")
+
+
+def arq_named(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
+    setup = arq(tmp, url, marks, wait)
+    return Setup(setup.queue, [str(BIN / "arq"), "arq_named_jobs.WorkerSettings"],
+                 {**setup.env, "ARQ_JOB_COMPLETION_WAIT": "0"}, 10, setup.send,
+                 "health_check_key per replica (1 s), job_completion_wait 0 (cancel at "
+                 "SIGTERM), grace 10 s")
+
+
 def bullmq(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
     # QW_BULLMQ_DIR: another BullMQ version, installed beside a copy of bullmq_jobs.mjs
     node_dir = Path(os.environ.get("QW_BULLMQ_DIR", NODE_DIR))
@@ -165,6 +186,7 @@ def laravel(tmp: Path, url: str, marks: Path, wait: int) -> Setup:
 
 
 LIBRARIES: dict[str, Callable[[Path, str, Path, int], Setup]] = {
-    "rq": rq, "celery": celery, "dramatiq": dramatiq, "arq": arq, "bullmq": bullmq,
-    "sidekiq": sidekiq, "laravel": laravel,
+    "rq": rq, "celery": celery, "dramatiq": dramatiq, "dramatiq-named": dramatiq_named,
+    "arq": arq, "arq-named": arq_named, "bullmq": bullmq, "sidekiq": sidekiq,
+    "laravel": laravel,
 }
