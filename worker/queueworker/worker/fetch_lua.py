@@ -41,7 +41,7 @@ local function take_one(q, wk, lvl, id)
     return 0
   end
   local jk = jkey(id)
-  local h = jget(id, 'queue', 'payload', 'tries', 'max_tries', 'backoff', 'timeout',
+  local h = jgetk(jk, 'queue', 'payload', 'tries', 'max_tries', 'backoff', 'timeout',
     'retry_until', 'enqueued_at', 'handler', 'concurrency_key', 'concurrency_limit',
     'deliveries')
   if not h then

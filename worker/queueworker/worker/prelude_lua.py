@@ -59,11 +59,12 @@ local function wkey(q, p)
 end
 -- HMGET that answers nil when the job key is not a hash (a hand-written key must not
 -- abort a script half way: Lua scripts are not rolled back, popped ids would vanish).
-local function jget(id, ...)
-  local h = redis.pcall('HMGET', jkey(id), ...)
+local function jgetk(jk, ...)  -- (the key given: a hot script builds it once per job)
+  local h = redis.pcall('HMGET', jk, ...)
   if h.err then return nil end
   return h
 end
+local function jget(id, ...) return jgetk(jkey(id), ...) end
 -- The waiting list an id goes (back) to: its job's level (no hash: the default).
 local function wkey_of(q, id)
   local h = jget(id, 'priority')

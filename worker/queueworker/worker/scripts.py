@@ -145,7 +145,7 @@ while i <= #ARGV do
   local ok = 0
   -- Still in flight under this delivery: in the ZSET and the count matches (an expired
   -- lease was reaped: not in flight; taken again: another count).
-  local m = live[q][id] and jget(id, 'deliveries', 'concurrency_key', 'unique_key',
+  local m = live[q][id] and jgetk(jk, 'deliveries', 'concurrency_key', 'unique_key',
                                  'result_ttl', 'waited', 'chain', 'batch')
   if m and m[1] == dl then
     live[q][id] = nil  -- the same job twice in one batch: the second finds it settled
