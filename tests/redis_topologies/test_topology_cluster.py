@@ -246,10 +246,10 @@ async def test_the_operators_readers_read_a_cluster(cluster: ClusterSetup) -> No
     assert why is None
     assert {d.name: d.waiting for d in local or ()} == waiting
     assert {q: keys.slot(q) for q in QUEUES} == before
-    for layout in ("rq", "bullmq"):
-        with pytest.raises(SpecError, match="only native queues"):
+    for layout, why in (("rq", "RQ, Celery"), ("bullmq", "bullmq queue needs a hash tag")):
+        with pytest.raises(SpecError, match=why):
             parse_spec({"redis": {"url": cluster.url()},
-                        "queues": [{"name": "q", "layout": layout, "keyPrefix": "{b}"}],
+                        "queues": [{"name": "q", "layout": layout, "keyPrefix": "b"}],
                         "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}})
     r.delete(*(keys.waiting(q) for q in QUEUES))  # the next tests count their own jobs
     r.close()

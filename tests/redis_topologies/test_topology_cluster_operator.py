@@ -52,4 +52,4 @@ async def test_the_operator_scales_native_queues_of_a_cluster(cluster: ClusterSe
         cond = await wait_for(
             lambda: (c.condition("bad", "SpecValid") or {}).get("status") == "False"
             and c.condition("bad", "SpecValid"), 15, "SpecValid=False")
-        assert "only native queues" in cond["message"]
+        assert "RQ, Celery (kombu), Sidekiq, Dramatiq and arq do not support" in cond["message"]

@@ -1,5 +1,6 @@
 """Redis Cluster URLs, without a server: parsed for RedisCluster clients, refused with
-one clear message wherever the native layout would run on them."""
+one clear message wherever the native layout would run on them; which foreign layouts a
+cluster spec takes (bullmq and laravel with a hash tag, list, stream)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import pytest
 
 from queueworker.observe import connections
-from queueworker.operator import api
+from queueworker.operator import api, api_queues
 from queueworker.operator.validation import SpecError, parse_spec
 from queueworker.worker import cli_common, connection
 
@@ -47,7 +48,7 @@ def test_a_cluster_spec_takes_native_queues_and_refuses_others_with_the_reason()
                        "template": TEMPLATE})
     target = connections.target_from_spec(spec.redis)
     assert target.url == "redis+cluster://r1:7000,r2:7001"
-    with pytest.raises(SpecError, match="on a Redis Cluster only native queues"):
+    with pytest.raises(SpecError, match="Sidekiq, Dramatiq and arq do not support Redis Cluster"):
         parse_spec({"redis": {"url": "redis+cluster://r:7000"},
                     "queues": [{"name": "a"}, {"name": "b", "layout": "sidekiq"}],
                     "template": TEMPLATE})
@@ -60,3 +61,46 @@ def test_a_cluster_spec_takes_native_queues_and_refuses_others_with_the_reason()
     assert connections.url_with_credentials(target) == "rediss+cluster://:pw@r:7000,r:7001"
     with pytest.raises(connections.RedisConfigError, match="only db 0"):
         connections.target_from_spec(api.RedisSpec(url="redis+cluster://r:7000", db=2))
+
+
+def _cluster_spec(*queues: dict[str, str]) -> api.QueueWorkerSpec:
+    return parse_spec({"redis": {"url": "redis+cluster://r:7000"}, "queues": list(queues),
+                       "template": TEMPLATE})
+
+
+@pytest.mark.parametrize("queue", [
+    {"name": "render", "layout": "bullmq", "keyPrefix": "{bull}"},
+    {"name": "{render}", "layout": "bullmq"},  # BullMQ's docs: the tag in the name works too
+    {"name": "{default}", "layout": "laravel"},
+    {"name": "default", "layout": "laravel", "keyPrefix": "{app}:"},
+    {"name": "jobs", "layout": "list"},
+    {"name": "events", "layout": "stream", "consumerGroup": "g"},
+])
+def test_a_cluster_spec_takes_foreign_queues_whose_keys_share_a_slot(
+        queue: dict[str, str]) -> None:
+    assert _cluster_spec(queue).queues[0].name == queue["name"]
+
+
+@pytest.mark.parametrize(("queue", "why"), [
+    ({"name": "render", "layout": "bullmq"}, "bullmq queue needs a hash tag in keyPrefix"),
+    ({"name": "render", "layout": "bullmq", "keyPrefix": "{}"}, "bullmq queue needs a hash"),
+    ({"name": "default", "layout": "laravel"}, "laravel queue needs a hash tag in its name"),
+    ({"name": "default", "layout": "rq"}, "RQ, Celery [(]kombu[)], Sidekiq, Dramatiq and arq"),
+    ({"name": "celery", "layout": "celery"}, "do not support Redis Cluster"),
+    ({"name": "default", "layout": "dramatiq"}, "do not support Redis Cluster"),
+    ({"name": "arq:queue", "layout": "arq"}, "do not support Redis Cluster"),
+])
+def test_a_cluster_spec_refuses_what_its_library_cannot_run_with_the_reason(
+        queue: dict[str, str], why: str) -> None:
+    with pytest.raises(SpecError, match=why):
+        _cluster_spec({"name": "n"}, queue)
+    # the same queue on one Redis is fine
+    parse_spec({"redis": {"url": "redis://r:6379"}, "queues": [queue], "template": TEMPLATE})
+
+
+def test_the_python_hash_tag_rule_is_redis_clusters() -> None:
+    # Redis hashes the text between the first { and the first } after it, if not empty.
+    tagged = ["{a}", "x{a}y", "{{a}", "x{a}{b}", "{a:b}:c"]
+    untagged = ["a", "{}", "x{}{a}", "{a", "a}"]
+    assert all(api_queues.has_hash_tag(k) for k in tagged)
+    assert not any(api_queues.has_hash_tag(k) for k in untagged)

@@ -38,6 +38,8 @@ from typing import Any
 
 import redis.asyncio
 
+from queueworker.observe import pipeline
+
 Args = Sequence[Any]  # one command: name and arguments, as execute_command takes them
 
 # Commands in one pipeline at most: a larger batch leaves at once, so a reply
@@ -156,13 +158,10 @@ class Batcher:
         deadline for all of it; the replies go through the client's own
         response callbacks, as its pipeline's do. A client whose pool hands out
         no plain connection (a RedisCluster has none) keeps redis-py's pipeline: one
-        per node."""
+        per node (observe/pipeline.py)."""
         pool = getattr(self.client, "connection_pool", None)
-        if not isinstance(pool, redis.asyncio.ConnectionPool):
-            pipe = self.client.pipeline(transaction=False)
-            for args in commands:
-                pipe.execute_command(*args)
-            return list(await pipe.execute(raise_on_error=False))
+        if not isinstance(pool, redis.asyncio.ConnectionPool):  # CLIENT LIST per primary
+            return await pipeline.aexecute(self.client, commands)
         conn = await _connection(pool)
         try:
             async with asyncio.timeout(self.timeout):

@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from queueworker.operator.api_model import CelRule as CelRule
 from queueworker.operator.api_model import Model as Model
 from queueworker.operator.api_model import model_types as model_types
-from queueworker.operator.api_queues import CLUSTER_RULE
+from queueworker.operator.api_queues import CLUSTER_RULES
 from queueworker.operator.api_queues import QueueLayout as QueueLayout
 from queueworker.operator.api_queues import QueueSpec as QueueSpec
 from queueworker.operator.api_queues import RedisSentinel as RedisSentinel
@@ -293,7 +293,7 @@ class QueueWorkerSpec(Model):
             description="Queues to watch; the order is the priority order for native workers.",
         ),
     ]
-    CEL_RULES = (CLUSTER_RULE,)  # the queues a Redis Cluster can serve (api_queues.py)
+    CEL_RULES = CLUSTER_RULES  # the queues a Redis Cluster can serve (api_queues.py)
     template: Annotated[PodTemplate, Field(description="Pod template of the workers.")]
     replicas: Annotated[
         int | None,

@@ -6,6 +6,7 @@ Part of the API in api.py, which re-exports these names: import them from there.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -85,7 +86,8 @@ class RedisSpec(Model):
             description="redis://host:6379/0 (or rediss:// for TLS), "
             "redis+sentinel://sentinel1:26379,sentinel2:26379/MASTER_NAME/0 for a master "
             "behind Sentinel, or redis+cluster://node1:6379,node2:6379 for a Redis Cluster "
-            "(native queues only). Put passwords in passwordSecretRef, not here.",
+            "(native, list, stream, and bullmq / laravel with a hash tag). Put passwords "
+            "in passwordSecretRef, not here.",
         ),
     ] = None
     url_secret_ref: Annotated[
@@ -203,27 +205,89 @@ def _field(obj: Any, name: str, alias: str) -> Any:
     return obj.get(alias) if isinstance(obj, dict) else getattr(obj, name)
 
 
-def _cluster_readable(spec: Any) -> bool:
+def _layout(q: Any) -> str:
+    layout = _field(q, "layout", "layout") or QueueLayout.native
+    return str(getattr(layout, "value", layout))
+
+
+def _on_cluster(spec: Any) -> bool:
     url = _field(spec.redis, "url", "url")
-    if url is None or not url.startswith(("redis+cluster://", "rediss+cluster://")):
-        return True
-    for q in spec.queues:
-        layout = getattr(_field(q, "layout", "layout"), "value", None) or _field(
-            q, "layout", "layout") or QueueLayout.native.value
-        if layout != QueueLayout.native.value:
-            return False
-    return True
+    return url is not None and url.startswith(("redis+cluster://", "rediss+cluster://"))
 
 
-# On QueueWorkerSpec (it sees the Redis and the queues). A URL kept in a Secret is checked
+def _queues(spec: Any) -> list[Any]:
+    return list(spec.queues or [])
+
+
+# A key's hash tag as Redis Cluster finds it: the text between its first `{` and the first
+# `}` after it, when not empty (then the tag alone decides the slot).
+HASH_TAG = r"^[^{]*[{][^}]+[}]"
+_HASH_TAG = re.compile(HASH_TAG)
+# Layouts whose library keeps every key of a queue in one slot when the keys carry a hash
+# tag (docs/workers/bullmq.md, laravel.md); their keys' common beginning, in CEL and Python.
+TAGGED_CEL = {
+    "bullmq": "(has(q.keyPrefix) ? q.keyPrefix : 'bull') + ':' + q.name + ':'",
+    "laravel": "(has(q.keyPrefix) ? q.keyPrefix : '') + 'queues:' + q.name",
+}
+# Layouts read on a cluster as they are: a single key (list, stream) or native.
+CLUSTER_PLAIN = ("native", "list", "stream")
+
+
+def key_head(q: Any) -> str:
+    """The text every key of a bullmq / laravel queue begins with (TAGGED_CEL)."""
+    prefix, name = _field(q, "key_prefix", "keyPrefix"), _field(q, "name", "name")
+    if _layout(q) == QueueLayout.bullmq.value:
+        return f"{prefix if prefix is not None else 'bull'}:{name}:"
+    return f"{prefix or ''}queues:{name}"
+
+
+def has_hash_tag(key: str) -> bool:
+    return _HASH_TAG.match(key) is not None
+
+
+def _cluster_libraries(spec: Any) -> bool:
+    return not _on_cluster(spec) or all(
+        _layout(q) in (*CLUSTER_PLAIN, *TAGGED_CEL) for q in _queues(spec))
+
+
+def _cluster_tagged(layout: str) -> Any:
+    def check(spec: Any) -> bool:
+        return not _on_cluster(spec) or all(
+            has_hash_tag(key_head(q)) for q in _queues(spec) if _layout(q) == layout)
+    return check
+
+
+_ON_CLUSTER = "!has(self.redis.url) || !self.redis.url.matches('^rediss?[+]cluster://')"
+_PLAIN = " || ".join(f"q.layout == '{x}'" for x in (*CLUSTER_PLAIN, *TAGGED_CEL))
+
+# On QueueWorkerSpec (they see the Redis and the queues). A URL kept in a Secret is checked
 # when it is read (observe/connections.py reads no layout: a reader that spans slots fails
 # its reading, which names the queue).
-CLUSTER_RULE = CelRule(
-    "!has(self.redis.url) || !self.redis.url.matches('^rediss?[+]cluster://')"
-    " || self.queues.all(q, q.layout == 'native')",
-    "on a Redis Cluster only native queues can be read: the other layouts' readers touch "
-    "keys of several hash slots in one script, or ask one node for its clients (CLIENT "
-    "LIST: BullMQ, Laravel); use one Redis or Sentinel for them",
-    "redis.url",
-    _cluster_readable,
+CLUSTER_RULES = (
+    CelRule(
+        f"{_ON_CLUSTER} || self.queues.all(q, {_PLAIN})",
+        "on a Redis Cluster only native, list, stream, bullmq and laravel queues can be "
+        "read: RQ, Celery (kombu), Sidekiq, Dramatiq and arq do not support Redis Cluster "
+        "(their commands and scripts span hash slots); use one Redis or Sentinel for them",
+        "redis.url",
+        _cluster_libraries,
+    ),
+    CelRule(
+        f"{_ON_CLUSTER} || self.queues.all(q, q.layout != 'bullmq' || "
+        f"({TAGGED_CEL['bullmq']}).matches('{HASH_TAG}'))",
+        "on a Redis Cluster a bullmq queue needs a hash tag in keyPrefix (keyPrefix: "
+        "'{bull}') or in its name, as BullMQ itself does: without one its scripts fail "
+        "with CROSSSLOT",
+        "redis.url",
+        _cluster_tagged(QueueLayout.bullmq.value),
+    ),
+    CelRule(
+        f"{_ON_CLUSTER} || self.queues.all(q, q.layout != 'laravel' || "
+        f"({TAGGED_CEL['laravel']}).matches('{HASH_TAG}'))",
+        "on a Redis Cluster a laravel queue needs a hash tag in its name (name: "
+        "'{default}', as Laravel's docs say) or in keyPrefix: without one Laravel's "
+        "scripts fail with CROSSSLOT",
+        "redis.url",
+        _cluster_tagged(QueueLayout.laravel.value),
+    ),
 )

@@ -26,7 +26,7 @@ import redis
 import redis.asyncio
 
 from queueworker.engine.types import QueueDepth
-from queueworker.observe import depths
+from queueworker.observe import depths, pipeline
 from queueworker.observe.busy import clients
 from queueworker.observe.busy.arq import ArqAdapter
 from queueworker.observe.busy.base import Adapter, PodRef, WorkerReport, assign
@@ -156,10 +156,7 @@ def read_sync(client: redis.Redis, queues: Sequence[QueueSpec], now: float,
     """Queue depths (depths.whole: QueueReadError when a queue fails) and busy pods,
     in one round trip. Connection errors raise as they are."""
     depth_plan, busy_plan, cmds = _split(queues, now, pods)
-    pipe = client.pipeline(transaction=False)
-    for c in cmds:
-        pipe.execute_command(*c.args)  # type: ignore[no-untyped-call]
-    replies = pipe.execute(raise_on_error=False)
+    replies = pipeline.execute(client, [c.args for c in cmds])
     n = len(cmds) - len(busy_plan)
     reading = collect(busy_plan, replies[n:], pods)
     return depths.whole(layouts_read.collect(depth_plan, replies[:n], now)), reading
@@ -169,10 +166,7 @@ async def aread(client: redis.asyncio.Redis, queues: Sequence[QueueSpec], now: f
                 pods: Sequence[PodRef]) -> tuple[tuple[QueueDepth, ...], BusyReading]:
     """The same as `read_sync`, for redis.asyncio (the operator's observe step)."""
     depth_plan, busy_plan, cmds = _split(queues, now, pods)
-    pipe = client.pipeline(transaction=False)
-    for c in cmds:
-        pipe.execute_command(*c.args)
-    replies = await pipe.execute(raise_on_error=False)
+    replies = await pipeline.aexecute(client, [c.args for c in cmds])
     n = len(cmds) - len(busy_plan)
     reading = collect(busy_plan, replies[n:], pods)
     return depths.whole(layouts_read.collect(depth_plan, replies[:n], now)), reading
