@@ -26,6 +26,7 @@ from queueworker.operator.api import QueueLayout, QueueSpec
 from queueworker.worker import connection
 
 from support.engine_layouts import NODE_DIR, ensure_node
+from support.laravel_app import PREFIX, make_app
 from support.redis_cluster import ClusterSetup
 from support.worker_proc import wait_until
 
@@ -168,3 +169,36 @@ def _blpop(client: redis.Redis, key: str) -> threading.Thread:
     t = threading.Thread(target=client.blpop, args=([key], 30), daemon=True)
     t.start()
     return t
+
+
+def test_a_real_laravel_worker_on_a_cluster(cluster: ClusterSetup, tmp_path: Path) -> None:
+    # Debian's Laravel 8.83 on phpredis's RedisCluster (`redis.clusters`), the queue named
+    # '{default}' as Laravel's docs ask; the worker's connection is matched by its IP.
+    app = make_app(tmp_path, "redis://unused:1", REDIS_CLUSTER=_nodes(cluster),
+                   QUEUE_NAME="{default}")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    q = QueueSpec(name="{default}", layout=QueueLayout.laravel, key_prefix=PREFIX)
+    pods = [PodRef("pod-l", ip="127.0.0.1")]
+    r = connection.cluster_sync(cluster.url())
+    app.dispatch(marks, "later:0:600")
+    worker = app.popen("--sleep=0", "--timeout=60")
+    try:
+        wait_until(lambda: _states(_read(r, [q], pods)[1], pods) == {"pod-l": "idle"}, 30,
+                   0.2, "the idle queue:work blocked in BLPOP on its queue's primary")
+        app.dispatch(marks, "long:6", "next:0")
+        wait_until(lambda: (marks / "long.start").exists(), 30, 0.1, "the long job started")
+        depths, found = _read(r, [q], pods)
+        assert _states(found, pods) == {"pod-l": "unknown"}  # running: not blocked
+        assert (depths[q.name].waiting, depths[q.name].in_flight, depths[q.name].delayed) == (
+            1, 1, 1)
+        wait_until(lambda: (marks / "next.done").exists(), 30, 0.2, "both jobs done")
+        wait_until(lambda: _states(_read(r, [q], pods)[1], pods) == {"pod-l": "idle"}, 30,
+                   0.2, "idle again")
+        depths, _ = _read(r, [q], pods)
+        assert (depths[q.name].waiting, depths[q.name].in_flight, depths[q.name].delayed) == (
+            0, 0, 1)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        r.close()
