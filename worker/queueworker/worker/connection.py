@@ -26,9 +26,10 @@ URL forms:
   client: the native layout keeps every key a script touches in one queue's hash
   slot (keys.py), and the worker makes one script call per slot
   (tests/redis_topologies/test_topology_cluster_slots.py). The operator reads its
-  native queues there (a QueueWorker with other layouts is refused: api_queues.py
-  ``CLUSTER_RULE``); chains and batches run when their queues share a slot (flows.py),
-  schedules are refused (their keys are not per queue).
+  native, list and stream queues there, and BullMQ / Laravel ones whose keys carry a hash
+  tag (other layouts are refused: api_queues.py ``CLUSTER_RULES``); chains and batches
+  run when their queues share a slot (flows.py), schedules are refused (their keys are not
+  per queue).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ or be between two polls, so its pod stays *unknown*; Dramatiq and arq poll
 nothing about them; a worker with concurrency above 1 may block while it
 runs jobs (a free slot is not an idle pod: name the BullMQ workers). Managed
 Redis services may refuse CLIENT (an error: the pods stay unknown).
+
+On a Redis Cluster CLIENT LIST answers for one node's connections: the poll asks
+every primary and reads their lists as one (observe/pipeline.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ oldest is at -1), `bull:Q:paused` LIST (pre-v6 pause), `bull:Q:prioritized`
 ZSET, `bull:Q:active` LIST (in flight), `bull:Q:delayed` ZSET with score
 timestamp_ms * 0x1000 + counter (due when timestamp <= now). Job hash
 `bull:Q:ID` has `timestamp` (ms) of creation. keyPrefix replaces `bull`.
+Every key read is `<prefix>:Q:*`: on a Redis Cluster, with the hash tag BullMQ
+needs there (`{bull}`), one slot, so the oldest job's script runs on one node.
 """
 
 from __future__ import annotations
