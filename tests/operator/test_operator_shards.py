@@ -82,7 +82,7 @@ async def test_two_shards_each_reconcile_only_their_own(redis_url: str, tmp_path
         procs = [start(kubeconfig, name, port, tmp_path / f"{name}.log")
                  for name, port in ports.items()]
         try:
-            await wait_for(lambda: c.deployment("qa") and c.deployment("qb"), 30,
+            await wait_for(lambda: c.deployment("qa") and c.deployment("qb"), 60,
                            "each shard's Deployment")
             await wait_for(lambda: series("qa") in scrape(ports["a"])
                            and series("qb") in scrape(ports["b"]), 15, "both shards polling")
