@@ -61,7 +61,8 @@ def test_stop_limits_are_the_libraries_defaults() -> None:
     defaults = {t.layout: t.default for t in STOP_TIMEOUTS}
     assert TABLE["sidekiq"].stop_seconds == defaults[QueueLayout.sidekiq]
     assert TABLE["dramatiq"].stop_seconds == defaults[QueueLayout.dramatiq]
-    assert TABLE["arq"].stop_seconds == 0  # SIGTERM cancels running jobs
+    assert TABLE["arq-cancel"].stop_seconds == 0  # SIGTERM cancels running jobs
+    assert TABLE["arq"].stop_seconds is None  # job_completion_wait covers the job (docs)
     s = spec({"maxReplicas": 4})
     assert visibility.grace(TABLE["native"], s) == s.drain.worker_deadline_seconds
     assert visibility.grace(TABLE["rq"], s) == s.drain.grace_seconds

@@ -28,7 +28,8 @@ it finishes its jobs within the grace (`drain.graceSeconds`, the pod's
 terminationGracePeriodSeconds; for native workers their drain deadline,
 graceSeconds - deadlineMarginSeconds) unless the library stops sooner:
 Sidekiq pushes unfinished jobs back after `-t` (25 s), Dramatiq after
-`--worker-shutdown-timeout` (600 s), arq cancels running jobs at SIGTERM.
+`--worker-shutdown-timeout` (600 s), arq cancels running jobs at SIGTERM unless its
+`job_completion_wait` lets them finish.
 What is still running then is cut (interrupted) and run again.
 
 tests/simulate/test_visibility.py checks this table against observe/busy/
@@ -91,9 +92,14 @@ TABLE: dict[str, Visibility] = {v.name: v for v in (
     Visibility("dramatiq-unnamed", L.dramatiq, EXACT, UNKNOWN, stop_seconds=600.0,
                how="__acks__ sets; random broker ids (busy unknown); "
                "--worker-shutdown-timeout 600 s"),
-    Visibility("arq", L.arq, EXACT, BEATS, 2.0, stop_seconds=0.0,
+    # As docs/workers/arq.md recommends: job_completion_wait above the longest job,
+    # so a pod stopped within a beat of taking a job finishes it (inside the grace).
+    Visibility("arq", L.arq, EXACT, BEATS, 2.0,
                how="in-progress keys; health record per pod (opt-in), j_ongoing every 2 s; "
-               "SIGTERM cancels running jobs"),
+               "job_completion_wait above the longest job"),
+    Visibility("arq-cancel", L.arq, EXACT, BEATS, 2.0, stop_seconds=0.0,
+               how="as arq, with arq's default job_completion_wait 0: SIGTERM cancels "
+               "running jobs"),
     Visibility("arq-unnamed", L.arq, EXACT, UNKNOWN, stop_seconds=0.0,
                how="in-progress keys; one shared health key (busy unknown); "
                "SIGTERM cancels running jobs"),
