@@ -11,7 +11,7 @@ import redis
 import redis.asyncio as aioredis
 
 from queueworker.worker import keys
-from queueworker.worker.fetcher import HAND_BACK_AFTER, Buffer, Prefetch
+from queueworker.worker.fetcher import HAND_BACK_AFTER, SHORT_JOBS_PREFETCH, Buffer, Prefetch
 from queueworker.worker.job import Job
 from queueworker.worker.producer import Producer
 from queueworker.worker.runtime import Worker
@@ -27,16 +27,16 @@ def producer(redis_url: str) -> Producer:
 def test_adaptive_prefetch_only_for_jobs_of_a_few_ms() -> None:
     p = Prefetch(concurrency=10)
     assert p.allowance() == 0  # nothing measured: take only what free slots start
-    p.observe(0.00005)  # a no-op job: a batch of 100 ahead (SHORT_JOBS_PREFETCH)
-    assert p.allowance() == 100
-    assert p.allowance(oldest_running=0.0001) == 100
+    p.observe(0.00005)  # a no-op job: a batch of SHORT_JOBS_PREFETCH ahead
+    assert p.allowance() == SHORT_JOBS_PREFETCH
+    assert p.allowance(oldest_running=0.0001) == SHORT_JOBS_PREFETCH
     assert p.allowance(oldest_running=0.001) == 50
     assert p.allowance(oldest_running=2.0) == 0  # a running job is already long
     p.observe(3.0)  # a long job counts at once
     assert p.allowance() == 0
     for _ in range(200):  # short ones again: it comes back, slowly
         p.observe(0.0001)
-    assert p.allowance() == 100
+    assert p.allowance() == SHORT_JOBS_PREFETCH
     assert Prefetch(concurrency=10, fixed=3).allowance(oldest_running=60) == 3
 
 
