@@ -163,7 +163,7 @@ def systems(url: str) -> list[System]:
     return [
         System("queueworker", "queueworker (async handler)",
                [*qw, "--handler", "qw_tasks:noop"], fill_queueworker, remaining_queueworker,
-               settings="defaults: concurrency 10, prefetch adaptive (100 for no-op jobs), "
+               settings="defaults: concurrency 10, prefetch adaptive (300 for no-op jobs), "
                         "lease 30 s renewed, reaper on"),
         System("queueworker-sync", "queueworker (sync handler, thread pool)",
                [*qw, "--handler", "qw_tasks:noop_sync"], fill_queueworker,

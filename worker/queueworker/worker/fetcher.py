@@ -50,10 +50,11 @@ if TYPE_CHECKING:
 
 HORIZON = 0.005  # seconds a prefetched job may expect to wait for a slot
 # Jobs of microseconds (whose time the worker's own overhead sets, ~20 µs a job): up to
-# this many taken ahead, so a FETCH brings ~100 jobs, not 20 (a round trip and a script
-# call per batch are most of what a no-op job costs); 100 of them are run in ~2 ms, well
-# inside HORIZON. Never less than ``concurrency``.
-SHORT_JOBS_PREFETCH = 100
+# this many taken ahead, so a FETCH brings ~150 jobs, not 20: a round trip and a script
+# call per batch cost both processes CPU (cpu_split.py: 300 against 100 took 26.5 -> 23.0
+# µs of worker + Redis CPU per job, benchmarks/throughput/RESULTS.md); 300 of them are run
+# in ~5 ms on a loaded machine, about HORIZON. Never less than ``concurrency``.
+SHORT_JOBS_PREFETCH = 300
 HAND_BACK_AFTER = 0.05  # a job buffered this long goes back to Redis (adaptive mode)
 EXIT_STUCK_THREADS = 75
 
