@@ -24,7 +24,8 @@ from queueworker.operator.api import QueueWorkerSpec
 from queueworker.simulate.cli import Result, load_spec, simulate
 from queueworker.simulate.visibility import BEATS, TABLE
 
-LAYOUTS = ("native", "rq", "celery", "sidekiq", "bullmq-unnamed", "dramatiq", "arq", "list")
+LAYOUTS = ("native", "rq", "celery", "sidekiq", "bullmq-unnamed", "dramatiq",
+           "dramatiq-unnamed", "arq", "arq-cancel", "arq-unnamed", "list")
 CASES: list[tuple[Run, int | None]] = [  # a run of run_simulations, and a grace override
     (next(r for r in RUNS if (r.trace, r.spec) == ("steady", "cpu-worker.yaml")), None),
     (next(r for r in RUNS if r.trace == "gpu" and r.gpus == 16), None),
