@@ -11,7 +11,8 @@ Tasks (all on one loop, one redis.asyncio client):
 - slots (``concurrency`` of them): each runs one job at a time from the buffer
   and hands the outcome (done / retry / fail / back) to the settler.
 - settler (settle.py): sends everything pending in one SETTLE script, while
-  the slots go on (group commit: the busier the worker, the bigger the batch).
+  the slots go on (group commit: the busier the worker, the bigger the batch);
+  slots that never wait yield to it while ``SETTLE_EVERY`` outcomes are pending.
 - housekeeper (housekeeping.py): every tick one BEAT script (heartbeat + lease
   renewal of every taken job); every ``reap_interval`` one REAP script (expired
   leases and due delayed jobs back to waiting; guarded by a lock so one worker
