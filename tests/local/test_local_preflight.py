@@ -69,6 +69,28 @@ def test_check_passes_a_working_native_worker_and_names_a_bad_attribute() -> Non
     assert "has no 'nope'" in why
 
 
+def test_a_check_killed_from_outside_is_checked_again(tmp_path: Path) -> None:
+    # The chaos harness (or the OOM killer) may SIGKILL the check itself: exit -9
+    # says nothing about the command, so it must neither stop local mode nor pass
+    # a broken handler unchecked.
+    python = tmp_path / "python-killed-once"
+    python.write_text(f"""#!/bin/sh
+if [ ! -e "$QW_MARK" ]; then touch "$QW_MARK"; kill -9 $$; fi
+exec {sys.executable} "$@"
+""")
+    python.chmod(0o755)
+    args = ["-m", "queueworker.cli", "worker", "--redis-url", "redis://127.0.0.1:1/0",
+            "--queue", "q", "--handler"]
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "QW_MARK": str(tmp_path / "killed")}
+    why = preflight.check([str(python), *args, "support.local_jobs:nope"], env)
+    assert (tmp_path / "killed").exists()
+    assert why is not None
+    assert "has no 'nope'" in why  # the second check ran and gave the real verdict
+    (tmp_path / "killed").unlink()
+    assert preflight.check([str(python), *args, "support.local_jobs:handle"], env) is None
+
+
 def test_ctrl_c_warns_with_a_count_before_discarding_a_temporary_embedded_redis(
         tmp_path: Path) -> None:
     doc = manifest_doc(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there

@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Mapping
 
 CHECK_TIMEOUT = 60.0  # seconds: a handler module may import heavy libraries
+KILLED_TRIES = 3  # checks killed by a signal before the replicas are let start anyway
 
 # Exit 2 and one line on stderr for anything that would stop a replica at start.
 _NATIVE_CHECK = """\
@@ -51,13 +52,18 @@ def check(argv: list[str], env: Mapping[str, str]) -> str | None:
     args = native_args(argv)
     if args is None:
         return None
-    try:
-        done = subprocess.run([argv[0], "-c", _NATIVE_CHECK, *args], env=full_env,
-                              stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=CHECK_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return f"loading the worker's handler took over {CHECK_TIMEOUT:.0f}s"
-    if done.returncode == 0:
+    for _ in range(KILLED_TRIES):
+        try:
+            done = subprocess.run([argv[0], "-c", _NATIVE_CHECK, *args], env=full_env,
+                                  stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=CHECK_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            return f"loading the worker's handler took over {CHECK_TIMEOUT:.0f}s"
+        # Killed by a signal from outside (the OOM killer, a supervisor, the chaos
+        # harness): that says nothing about the command, so check again.
+        if done.returncode >= 0:
+            break
+    if done.returncode <= 0:  # passed, or killed every time: let replicas show it
         return None
     lines = [ln for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     why = lines[-1] if lines else f"exit code {done.returncode}"
