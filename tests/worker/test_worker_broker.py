@@ -237,6 +237,18 @@ async def test_failed_store_is_trimmed_by_count_and_age(r: aioredis.Redis,
     assert await r.zcard(keys.failed("q")) == 0
 
 
+async def test_the_old_layouts_failed_store_is_trimmed_too(r: aioredis.Redis) -> None:
+    # Failed jobs left by the layout before ids named their queue: one global store.
+    old = [f"170000000000{i}-{i:016x}" for i in range(3)]
+    for i, job_id in enumerate(old):
+        await r.hset(keys.legacy_job(job_id), mapping={"queue": "q", "state": "failed"})
+        await r.zadd(keys.legacy_failed(), {job_id: 100 + i})
+    b = Broker(r)
+    assert await reap(b, ["q"], max_count=1) == (0, 0, 0, 2)
+    assert await r.zrange(keys.legacy_failed(), 0, -1) == [old[2]]
+    assert await r.exists(*(keys.legacy_job(i) for i in old)) == 1
+
+
 async def test_heartbeats_are_readable_sync_and_async(r: aioredis.Redis, redis_url: str) -> None:
     b = Broker(r)
     await b.beat("w1", '{"id": "w1", "pod": "p1", "state": "idle", "pid": 7}', 5, 30, [])

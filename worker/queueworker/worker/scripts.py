@@ -257,12 +257,10 @@ return 1
 # queue, ...  -> {recovered, promoted, failed, trimmed} or {-1} (another worker holds
 # the reaper lock of every queue this interval). One lock per queue (keys.reaper_lock):
 # workers serving different sets of queues agree on who reaps which queue.
-REAP = PRELUDE + ON_DONE + """
-local now = now_s()
-local max_lost, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
-local max_age, max_count = tonumber(ARGV[6]), tonumber(ARGV[7])
-local recovered, promoted, failed, trimmed, locked = 0, 0, 0, 0, 0
-local function trim(fk)
+# A failed store trimmed by age, then by count, at most `batch` ids a call (job hashes
+# with them): REAP's per-queue stores and TRIM_LEGACY's old global one.
+TRIM_FAILED = """
+local function trim_failed(fk, now, max_age, max_count, batch)
   local old = {}
   if max_age > 0 then
     old = redis.call('ZRANGEBYSCORE', fk, '-inf', now - max_age, 'LIMIT', 0, batch)
@@ -274,9 +272,16 @@ local function trim(fk)
   for _, id in ipairs(old) do
     redis.call('DEL', jkey(id))
     redis.call('ZREM', fk, id)
-    trimmed = trimmed + 1
   end
+  return #old
 end
+"""
+
+REAP = PRELUDE + ON_DONE + TRIM_FAILED + """
+local now = now_s()
+local max_lost, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_age, max_count = tonumber(ARGV[6]), tonumber(ARGV[7])
+local recovered, promoted, failed, trimmed, locked = 0, 0, 0, 0, 0
 for i = 8, #ARGV do
   local q = ARGV[i]
   if redis.call('SET', qkey(q, 'reaper'), ARGV[2], 'NX', 'PX', ARGV[3]) then
@@ -318,7 +323,7 @@ for i = 8, #ARGV do
     end
   end
   promoted = promoted + promote_due(q, now, batch)
-  trim(qkey(q, 'failed'))
+  trimmed = trimmed + trim_failed(qkey(q, 'failed'), now, max_age, max_count, batch)
   end
 end
 if locked == 0 then return {-1} end
@@ -327,19 +332,7 @@ return {recovered, promoted, failed, trimmed}
 
 # The old layout's one failed store (keys.legacy_failed), trimmed as REAP trims a queue's,
 # while it exists (one Redis only: Broker.reap). ARGV: prefix, max_age, max_count, batch.
-TRIM_LEGACY = PRELUDE + """
-local now, max_age, max_count = now_s(), tonumber(ARGV[2]), tonumber(ARGV[3])
-local fk, batch, old = P .. ':failed', tonumber(ARGV[4]), {}
-if max_age > 0 then
-  old = redis.call('ZRANGEBYSCORE', fk, '-inf', now - max_age, 'LIMIT', 0, batch)
-end
-if max_count > 0 and #old == 0 then
-  local n = redis.call('ZCARD', fk)
-  if n > max_count then old = redis.call('ZRANGE', fk, 0, math.min(n - max_count, batch) - 1) end
-end
-for _, id in ipairs(old) do
-  redis.call('DEL', jkey(id))
-  redis.call('ZREM', fk, id)
-end
-return #old
+TRIM_LEGACY = PRELUDE + TRIM_FAILED + """
+return trim_failed(P .. ':failed', now_s(), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]))
 """
