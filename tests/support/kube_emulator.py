@@ -164,6 +164,8 @@ class Emulator(kmock.KubernetesEmulator):
         self._journal: dict[tuple[Any, str | None, str], list[tuple[float, Any]]] = {}
         # (resource, namespace, name) -> field manager -> the fields its last apply set
         self._applied: dict[tuple[Any, str | None, str], dict[str, set[Path]]] = {}
+        # (resource, labelSelector) of every list and watch served (sharded operators)
+        self.asked: kube_selectors.Asked = set()
 
     def lag_of(self, resource: Any) -> float:
         return next((s for res, s in self.lags if res == resource), 0.0)
@@ -341,10 +343,11 @@ class Emulator(kmock.KubernetesEmulator):
         return True
 
     async def _serve_list(self, request: Any) -> Any:
-        return kube_selectors.listed(await super()._serve_list(request), request)
+        return kube_selectors.listed(await super()._serve_list(request), request,
+                                     self.asked)
 
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
-        stream = kube_selectors.watched(super()._serve_watch(request), request)
+        stream = kube_selectors.watched(super()._serve_watch(request), request, self.asked)
         lag = self.lag_of(request.resource)
         if not lag:
             async for item in stream:

@@ -13,9 +13,14 @@ from typing import Any
 
 from queueworker.operator import shard
 
+# (resource, labelSelector or None) of a list or watch request, as the emulator keeps them.
+Asked = set[tuple[Any, str | None]]
 
-def selector_of(request: Any) -> tuple[shard.Requirement, ...] | None:
+
+def selector_of(request: Any, asked: Asked | None = None) -> tuple[shard.Requirement, ...] | None:
     text = (getattr(request, "params", None) or {}).get("labelSelector")
+    if asked is not None:
+        asked.add((getattr(request, "resource", None), text or None))
     return shard.parse(text) if text else None
 
 
@@ -23,18 +28,19 @@ def labels_of(obj: Any) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
-def listed(payload: Any, request: Any) -> Any:
+def listed(payload: Any, request: Any, asked: Asked | None = None) -> Any:
     """A list response with only the items the request's selector picks."""
-    wanted = selector_of(request)
+    wanted = selector_of(request, asked)
     if wanted is None or not isinstance(payload, dict):
         return payload
     return {**payload, "items": [o for o in payload.get("items") or []
                                  if shard.matches(wanted, labels_of(o))]}
 
 
-async def watched(stream: AsyncIterator[Any], request: Any) -> AsyncIterator[Any]:
+async def watched(stream: AsyncIterator[Any], request: Any, asked: Asked | None = None
+                  ) -> AsyncIterator[Any]:
     """A watch stream with only the events of objects the request's selector picks."""
-    wanted = selector_of(request)
+    wanted = selector_of(request, asked)
     if wanted is None:
         async for item in stream:
             yield item

@@ -17,7 +17,9 @@ QueueWorkers labelled queueworker.dev/shard=NAME, selected by the API server,
 and elects its active replica in its own peering object
 (queueworker-operator-NAME unless --peering says otherwise); --shard-selector
 (or $QUEUEWORKER_SHARD_SELECTOR) picks them by any other label selector, e.g.
-'!queueworker.dev/shard' for the QueueWorkers no shard label names.
+'!queueworker.dev/shard' for the QueueWorkers no shard label names. A shard
+watches only the Deployments and pods labelled queueworker.dev/shard=NAME (it
+stamps them so); --shard-all-pods keeps every pod in view for GPU QueueWorkers.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
                    default=os.environ.get(sharding.ENV_SHARD_SELECTOR),
                    help="the shard's QueueWorkers by this label selector instead, e.g. "
                    "'!queueworker.dev/shard' (default $QUEUEWORKER_SHARD_SELECTOR)")
+    p.add_argument("--shard-all-pods", action="store_true",
+                   default=os.environ.get(sharding.ENV_SHARD_ALL_PODS, "") in ("1", "true"),
+                   help="a shard with GPU QueueWorkers: watch every pod, not only the "
+                   "shard's own (free GPUs count every pod on a node; default "
+                   "$QUEUEWORKER_SHARD_ALL_PODS)")
     p.add_argument("--status-refresh", type=float, default=10.0, metavar="S",
                    help="refresh backlog numbers in status at most this often (default 10)")
     p.add_argument("--refuse-privileged", action=argparse.BooleanOptionalAction, default=True,
@@ -129,7 +136,8 @@ def main(argv: list[str]) -> int:
     # here the same way the test harness does it; the priority goes to kopf itself.
     memo = handlers.operator_memo(OperatorConfig(
         status_refresh_seconds=args.status_refresh, refuse_privileged=args.refuse_privileged,
-        shard_selector=shard.selector if shard else None))
+        shard_selector=shard.selector if shard else None, shard=shard.name if shard else None,
+        shard_all_pods=args.shard_all_pods))
     priority = args.priority if args.priority is not None else random.randint(1, 2**30)
     if args.metrics_port:
         try:

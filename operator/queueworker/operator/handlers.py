@@ -21,12 +21,13 @@ of the same QueueWorker.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import kopf
 
-from queueworker.operator import api, metrics
+from queueworker.operator import api, metrics, shard
 from queueworker.operator.cluster import client as kube
 from queueworker.operator.cluster import deployment as dep
 from queueworker.operator.cluster import index as kube_index
@@ -93,6 +94,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # Server side: the API server sends this shard its own QueueWorkers only
         # (shard.py, docs/sharding.md), not every one for a filter here to drop.
         settings.watching.label_selectors[api.GROUP, api.PLURAL] = rt.config.shard_selector
+    if rt.config.shard:
+        # Only the Deployments and pods this shard built: the builder stamps its name
+        # on them (deployment.object_labels); a QueueWorker moved here gets the label
+        # at its first reconcile (the plan's create meets the existing Deployment).
+        own = f"{dep.LABEL_SHARD}={rt.config.shard}"
+        settings.watching.label_selectors["apps", "deployments"] = (
+            f"{dep.LABEL_MANAGED_BY}={dep.MANAGED_BY},{own}")
+        if not rt.config.shard_all_pods:  # GPU shards count every pod on a node
+            settings.watching.label_selectors["v1", "pods"] = own
     rt.shared = Shared(rt.config, lambda: _client(rt))
 
 
@@ -146,7 +156,24 @@ async def qw_deployments(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec
 # ------------------------------------------------------------------------ QueueWorkers
 
 
-@kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, id="autoscale",
+@functools.lru_cache(maxsize=4)
+def _requirements(selector: str) -> tuple[shard.Requirement, ...]:
+    return shard.parse(selector)
+
+
+def in_shard(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> bool:
+    """Whether this operator's shard selects the QueueWorker (always, unsharded).
+
+    The watch's selector alone does not stop a daemon: a QueueWorker relabelled out
+    of the shard leaves the watch as a DELETED event without a deletion timestamp,
+    and kopf stops daemons on a deletion or a filter that no longer matches, not on
+    that event. This filter is what stops the loop here, so the new shard's is the
+    only one left (docs/sharding.md, "Moving a QueueWorker between shards")."""
+    selector = runtime(memo).config.shard_selector
+    return selector is None or shard.matches(_requirements(selector), labels)
+
+
+@kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, id="autoscale", when=in_shard,
              cancellation_backoff=0.5, cancellation_timeout=10.0)
 async def autoscale(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
                     **kwargs: Any) -> None:

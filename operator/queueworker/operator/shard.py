@@ -6,7 +6,9 @@ e.g. ``!queueworker.dev/shard`` for those with no shard label) and elects its
 active replica in its own peering object (``queueworker-operator-NAME``). The
 selector goes to the API server with the QueueWorker watch
 (``settings.watching.label_selectors``, handlers.startup), so a shard never
-receives another shard's QueueWorkers: docs/sharding.md.
+receives another shard's QueueWorkers: docs/sharding.md. The Deployments and
+pods it builds carry ``queueworker.dev/shard=NAME`` (cluster/deployment.py), and
+its Deployment and pod watches select on that label, server side too.
 
 The selector grammar is the API server's equality- and set-based one;
 ``parse`` checks it here so a typo is one clear error at start, not a watch that
@@ -25,6 +27,7 @@ from queueworker.common.errors import QueueworkerError
 SHARD_LABEL = "queueworker.dev/shard"
 ENV_SHARD = "QUEUEWORKER_SHARD"
 ENV_SHARD_SELECTOR = "QUEUEWORKER_SHARD_SELECTOR"
+ENV_SHARD_ALL_PODS = "QUEUEWORKER_SHARD_ALL_PODS"
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS label: a label value
 # and a peering object's name suffix alike

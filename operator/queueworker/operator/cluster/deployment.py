@@ -20,6 +20,10 @@ Choices, and why:
   maxUnavailable 0; without, it falls back to maxSurge 0 / maxUnavailable 1,
   trading one replica of capacity for the rollout's duration against a
   rollout that cannot finish or GPUs booked twice.
+- A sharded operator (``--shard NAME``) stamps ``queueworker.dev/shard=NAME`` on
+  the Deployment and its pod template, the shard serving it (not the
+  QueueWorker's own labels, so any ``--shard-selector`` works), and watches its
+  Deployments and pods by that label: docs/sharding.md. Unsharded, no label.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_SHARD = "queueworker.dev/shard"  # shard.SHARD_LABEL; the serving shard's name
 
 # The CA Secret of spec.redis.tls.caSecretRef is mounted here, read-only.
 CA_MOUNT_PATH = "/etc/queueworker/redis-ca"
@@ -78,12 +83,15 @@ def selector_string(name: str) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(name).items()))
 
 
-def object_labels(name: str) -> dict[str, str]:
+def object_labels(name: str, shard: str | None = None) -> dict[str, str]:
+    """Labels of the Deployment and its pods; ``shard``: the name of the operator shard
+    serving them (its Deployment and pod watches select on it), None unsharded."""
     return {
         **selector_labels(name),
         LABEL_COMPONENT: "worker",
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_PART_OF: "queueworker",
+        **({LABEL_SHARD: shard} if shard else {}),
     }
 
 
@@ -167,10 +175,11 @@ def _env_for(spec: api.QueueWorkerSpec) -> list[dict[str, Any]]:
     return env
 
 
-def build_pod_template(name: str, spec: api.QueueWorkerSpec) -> dict[str, Any]:
+def build_pod_template(name: str, spec: api.QueueWorkerSpec, shard: str | None = None
+                       ) -> dict[str, Any]:
     template = spec.template.to_wire()
     meta = dict(template.get("metadata") or {})
-    meta["labels"] = {**(meta.get("labels") or {}), **object_labels(name)}
+    meta["labels"] = {**(meta.get("labels") or {}), **object_labels(name, shard)}
     template["metadata"] = meta
     pod_spec = dict(template["spec"])
     ours = _env_for(spec)
@@ -209,11 +218,13 @@ def build_deployment(
     *,
     replicas: int | None = None,
     gpu_surge: bool = True,
+    shard: str | None = None,
 ) -> dict[str, Any]:
-    """The desired Deployment; ``replicas`` is set only when creating it."""
+    """The desired Deployment; ``replicas`` is set only when creating it; ``shard``: the
+    serving operator's ``--shard`` (a label on the Deployment and its pods)."""
     body_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(name)},
-        "template": build_pod_template(name, spec),
+        "template": build_pod_template(name, spec, shard),
         "strategy": rolling_strategy(gpu_surge),
         "revisionHistoryLimit": 3,
     }
@@ -226,7 +237,7 @@ def build_deployment(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": object_labels(name),
+            "labels": object_labels(name, shard),
             "annotations": {SPEC_HASH_ANNOTATION: digest},
             "ownerReferences": [owner_reference(name, uid)],
         },

@@ -68,6 +68,12 @@ class OperatorConfig:
     # --shard / --shard-selector: the QueueWorker watch's label selector (shard.py);
     # None: every QueueWorker in the watched namespaces.
     shard_selector: str | None = None
+    # --shard NAME: stamped on the Deployments and pods this operator builds, and the
+    # label selector of its Deployment and pod watches (docs/sharding.md).
+    shard: str | None = None
+    # --shard-all-pods: the pod watch stays unfiltered (GPU QueueWorkers in the shard:
+    # free GPUs count every pod on a node, cluster/index.py GPU_PODS).
+    shard_all_pods: bool = False
 
 
 # A Secret the operator may read and send to spec.redis: it must carry this label.

@@ -236,7 +236,8 @@ class QueueWorkerLoop:
     async def _reconcile(self, spec: api.QueueWorkerSpec, generation: int | None
                          ) -> dict[str, Any] | None:
         kc, memory = self.shared.kube, self.deployment
-        desired = memory.desired(self.name, self.namespace, self.uid, spec)
+        desired = memory.desired(self.name, self.namespace, self.uid, spec,
+                                 self.shared.config.shard)
         live = memory.live(self.indexes.values(self.indexes.deployments,
                                                (self.namespace, self.name)))
         plan = self.plan(desired, live)

@@ -77,8 +77,10 @@ Plan = Create | Conflict | Patch | InSync | NeedFreeGPUs
 class Desired:
     """The desired Deployment of one parsed spec, built once per rollout strategy."""
 
-    def __init__(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec) -> None:
+    def __init__(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec,
+                 shard: str | None = None) -> None:
         self.name, self.namespace, self.uid, self.spec = name, namespace, uid, spec
+        self.shard = shard  # the operator's --shard, a label on the Deployment and pods
         gpu = dep.gpu_request(spec)
         self.gpu_resource = gpu[0] if gpu is not None else None
         self.gpu_worker = gpu is not None
@@ -88,13 +90,14 @@ class Desired:
         built = self._built.get(gpu_surge)
         if built is None:
             built = dep.build_deployment(self.name, self.namespace, self.uid, self.spec,
-                                         gpu_surge=gpu_surge)
+                                         gpu_surge=gpu_surge, shard=self.shard)
             self._built[gpu_surge] = built
         return built
 
     def create_body(self, replicas: int, gpu_surge: bool) -> dict[str, Any]:
         return dep.build_deployment(self.name, self.namespace, self.uid, self.spec,
-                                    replicas=replicas, gpu_surge=gpu_surge)
+                                    replicas=replicas, gpu_surge=gpu_surge,
+                                    shard=self.shard)
 
 
 class Memory:
@@ -109,12 +112,12 @@ class Memory:
         self.checked: CheckKey | None = None
         self._desired: Desired | None = None
 
-    def desired(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec
-                ) -> Desired:
+    def desired(self, name: str, namespace: str, uid: str, spec: api.QueueWorkerSpec,
+                shard: str | None = None) -> Desired:
         """The ``Desired`` of ``spec`` (the spec reader hands out the same object until
-        the spec changes, so identity is the cache key)."""
+        the spec changes, so identity is the cache key; ``shard`` is the process's)."""
         if self._desired is None or self._desired.spec is not spec:
-            self._desired = Desired(name, namespace, uid, spec)
+            self._desired = Desired(name, namespace, uid, spec, shard)
         return self._desired
 
     def live(self, entries: list[Entry]) -> Entry | None:
