@@ -370,6 +370,9 @@ def test_a_shard_release_selects_its_queueworkers_with_its_own_peering() -> None
     assert args.shard == "team-a"
     assert args.shard_selector == "queueworker.dev/shard in (team-a,legacy)"
     assert args.peering == "queueworker-operator-team-a"
+    assert not args.shard_all_pods
+    gpu = render(sets=["operator.shard=gpus", "operator.shardAllPods=true"])
+    assert parser().parse_args(_container(gpu)["args"][1:]).shard_all_pods
     unsharded = parser().parse_args(_container(render(sets=["replicaCount=2"]))["args"][1:])
     assert unsharded.shard is None
     assert unsharded.peering == "queueworker-operator"

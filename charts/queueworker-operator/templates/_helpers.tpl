@@ -75,6 +75,9 @@ the scope (all namespaces or a list), peering or standalone, liveness, metrics.
 {{- with .Values.operator.shardSelector }}
 - --shard-selector={{ . }}
 {{- end }}
+{{- if .Values.operator.shardAllPods }}
+- --shard-all-pods
+{{- end }}
 {{- if include "queueworker-operator.peered" . }}
 - --peering={{ include "queueworker-operator.peeringName" . }}
 {{- else }}
